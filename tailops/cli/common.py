@@ -1,0 +1,65 @@
+"""What every CLI command shares: config loading and the error boundary.
+
+Commands raise :class:`~tailops.errors.TailopsError`; :func:`run_command` prints
+one line to stderr and exits 2 for configuration/input problems, 1 for
+everything else. No traceback reaches the user (it is logged at DEBUG).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from tailops.config import Settings, load_config
+from tailops.errors import ConfigError, InvalidInput, TailopsError
+
+__all__ = ["ConfigOption", "cli_errors", "console_err", "load"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger("tailops.cli")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: $TAILOPS_CONFIG, else /etc/tailops/config.yaml if present).",
+        show_default=False,
+    ),
+]
+
+
+def console_err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+
+
+def exit_code_for(exc: TailopsError) -> int:
+    return 2 if isinstance(exc, ConfigError | InvalidInput) else 1
+
+
+def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn TailopsError into one stderr line and an exit code (2 usage/config, 1 other)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except TailopsError as exc:
+            log.debug("command failed", exc_info=True)
+            console_err(f"error: {exc.public_message()}")
+            raise typer.Exit(exit_code_for(exc)) from None
+
+    return wrapper
+
+
+def load(config: Path | None, **overrides: Any) -> Settings:
+    clean = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in overrides.items()}
+    return load_config(config, **{k: v for k, v in clean.items() if v})

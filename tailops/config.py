@@ -1,0 +1,353 @@
+"""The one configuration model of tailops.
+
+Sources, strongest first: ``TAILOPS_*`` environment variables (nested keys with
+``__``, e.g. ``TAILOPS_SERVER__PORT=9000``), then the YAML file (``--config``,
+``TAILOPS_CONFIG``, else ``/etc/tailops/config.yaml`` if it exists), then the
+defaults below. Every key has a safe default, so ``tailops serve`` runs with no
+file at all; every key has a description, and ``tests/unit/test_config_docs.py``
+fails when one is missing from the README's config reference.
+
+A bad file or value never produces a traceback: :func:`load_config` raises one
+:class:`~tailops.errors.ConfigError` naming the key and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tailops.durations import parse_duration
+from tailops.errors import ConfigError
+
+__all__ = [
+    "SCOPES",
+    "TOOL_GROUPS",
+    "Settings",
+    "default_config_path",
+    "load_config",
+]
+
+SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
+
+TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
+
+# DESIGN.md "Security model": every tool and playbook declares one of these.
+SCOPES: tuple[str, ...] = (
+    "readonly",
+    "file:read",
+    "network:diag",
+    "container:write",
+    "container:admin",
+    "system:admin",
+    "changes:approve",
+    "admin",
+)
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Scope = Literal[
+    "readonly",
+    "file:read",
+    "network:diag",
+    "container:write",
+    "container:admin",
+    "system:admin",
+    "changes:approve",
+    "admin",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    transport: Literal["http", "stdio"] = Field(
+        "http", description="Transport `tailops serve` uses when --transport is not given."
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP transport listens on.")
+    port: int = Field(8787, ge=0, le=65535, description="TCP port of the HTTP transport (0 = any free port).")
+    public_url: str | None = Field(
+        None,
+        description="URL clients use to reach /mcp (token audience, RFC 9728 metadata). "
+        "Default: http://HOST:PORT/mcp.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_state_dir("tailops")),
+        description="Directory for the SQLite store, audit log, keys and run artifacts (created 0700).",
+    )
+    read_only: bool = Field(False, description="Expose no tool that can lead to a change (same as --read-only).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Server log level.")
+    log_format: Literal["json", "text"] = Field("json", description="Log line format on stderr.")
+    workers: int = Field(8, ge=1, le=64, description="Size of the bounded worker pool for blocking calls.")
+    max_output_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Byte cap on any tool's text output."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host header values accepted (DNS-rebinding protection), e.g. `myhost.tailnet.ts.net:*`.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Extra Origin header values accepted, e.g. `https://myhost.tailnet.ts.net`."
+    )
+    shutdown_timeout: Duration = Field(
+        timedelta(seconds=10), description="How long a SIGTERM/SIGINT waits for in-flight requests."
+    )
+
+
+class ToolsSettings(_Section):
+    groups: list[Literal["system", "containers", "files", "network", "changes"]] = Field(
+        default_factory=lambda: list(TOOL_GROUPS),
+        description="Tool groups to expose: system, containers, files, network, changes.",
+    )
+
+
+class AuthSettings(_Section):
+    public_key: Path | None = Field(
+        None, description="Ed25519 public key (PEM) that verifies tokens. Default: DATA_DIR/keys/token.pub."
+    )
+    private_key: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) used only by `tailops token mint`. Default: DATA_DIR/keys/token.key.",
+    )
+    issuer: str = Field("tailops", description="`iss` claim of minted tokens, checked on verification.")
+    max_token_ttl: Duration = Field(timedelta(days=30), description="Longest lifetime `token mint --ttl` accepts.")
+    stdio_scopes: list[Scope] = Field(
+        default_factory=lambda: ["readonly", "file:read", "network:diag", "container:write", "system:admin"],
+        description="Scopes of the local OS user on the stdio transport (read + plan; "
+        "`changes:approve` and `admin` are refused here).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peer addresses/CIDRs whose Tailscale-User-* headers are trusted (e.g. 127.0.0.1 for "
+        "`tailscale serve`). Empty: the headers are ignored.",
+    )
+    rate_limit_per_minute: int = Field(100, ge=1, description="Requests per minute per principal.")
+    rate_limit_burst: int = Field(20, ge=1, description="Extra burst above the steady per-principal rate.")
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="Failed authentications per minute per client address before 429."
+    )
+    unsafe_no_auth: bool = Field(
+        False,
+        description="UNSAFE: serve HTTP without tokens (all callers get `readonly`). For local protocol "
+        "testing only; logged as a warning on every start.",
+    )
+
+    @field_validator("stdio_scopes")
+    @classmethod
+    def _no_approve_on_stdio(cls, value: list[str]) -> list[str]:
+        forbidden = sorted({"changes:approve", "admin"} & set(value))
+        if forbidden:
+            raise ValueError(
+                f"{', '.join(forbidden)} cannot be given to the stdio user: approvals need a "
+                "token-authenticated person other than the requester"
+            )
+        return value
+
+
+class AuditSettings(_Section):
+    path: Path | None = Field(None, description="Audit log file (JSON lines). Default: DATA_DIR/audit/audit.jsonl.")
+    rotate_bytes: int = Field(
+        50 * 1024 * 1024, ge=4096, description="Rotate the audit log past this size (the hash chain continues)."
+    )
+
+
+class FilesSettings(_Section):
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path("/var/log")], description="Directories file tools may read under."
+    )
+    deny_patterns: list[str] = Field(
+        default_factory=lambda: [
+            "*.key",
+            "*.pem",
+            "*.p12",
+            "*.pfx",
+            "id_rsa*",
+            "id_ed25519*",
+            "id_ecdsa*",
+            "shadow",
+            "gshadow",
+            "*.kdbx",
+            ".env",
+        ],
+        description="File name patterns never read, even under an allowed root.",
+    )
+    max_read_bytes: int = Field(1024 * 1024, ge=1024, description="Most bytes one read/tail/search returns.")
+
+
+class NetworkSettings(_Section):
+    allow_cidrs: list[str] = Field(
+        default_factory=list, description="CIDRs always allowed as probe targets (checked before deny)."
+    )
+    deny_cidrs: list[str] = Field(default_factory=list, description="Extra CIDRs refused for every probe.")
+    http_allow_loopback: bool = Field(
+        False, description="Let http_request_test reach loopback/link-local addresses (off: SSRF protection)."
+    )
+    timeout: Duration = Field(timedelta(seconds=5), description="Default per-probe timeout.")
+    max_concurrent_probes: int = Field(32, ge=1, description="Probes running at once across all callers.")
+
+
+class DockerSettings(_Section):
+    base_url: str | None = Field(
+        None, description="Docker engine URL (e.g. unix:///var/run/docker.sock). Default: DOCKER_HOST or the socket."
+    )
+    timeout: Duration = Field(timedelta(seconds=10), description="Timeout of one Docker API call.")
+
+
+class ApprovalPolicy(_Section):
+    low: Literal["manual", "auto"] = Field("manual", description="Approval for low-risk playbooks.")
+    high: Literal["manual"] = Field("manual", description="Approval for high-risk playbooks (always manual).")
+    critical: Literal["manual"] = Field("manual", description="Approval for critical playbooks (always manual).")
+
+
+class ChangesSettings(_Section):
+    playbooks_dir: Path | None = Field(
+        None, description="Catalog directory (one folder per playbook). Default: the repository's playbooks/."
+    )
+    roles_dir: Path | None = Field(None, description="Roles directory. Default: the repository's roles/.")
+    inventory: Path | None = Field(
+        None, description="Ansible inventory file or directory. Default: localhost with ansible_connection=local."
+    )
+    plan_ttl: Duration = Field(timedelta(hours=1), description="How long a plan stays approvable/applicable.")
+    approval_ttl: Duration = Field(timedelta(hours=1), description="How long an approval stays valid.")
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Approval policy per risk.")  # type: ignore[arg-type]
+    allow_elicitation_approval: bool = Field(
+        False, description="Let an MCP elicitation answer count as approval (off: never)."
+    )
+    forks: int = Field(5, ge=1, le=100, description="Default Ansible forks.")
+    run_timeout: Duration = Field(timedelta(minutes=30), description="Hard limit for one ansible run.")
+    keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")
+
+
+class Settings(BaseSettings):
+    """All of tailops' configuration. Construct with :func:`load_config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAILOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings, description="Server and transports.")  # type: ignore[arg-type]
+    tools: ToolsSettings = Field(default_factory=ToolsSettings, description="Which tool groups are exposed.")  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Tokens, scopes, rate limits.")  # type: ignore[arg-type]
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="Tamper-evident audit log.")  # type: ignore[arg-type]
+    files: FilesSettings = Field(default_factory=FilesSettings, description="File access rules.")  # type: ignore[arg-type]
+    network: NetworkSettings = Field(default_factory=NetworkSettings, description="Network probe policy.")  # type: ignore[arg-type]
+    docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker engine access.")  # type: ignore[arg-type]
+    changes: ChangesSettings = Field(default_factory=ChangesSettings, description="Change engine.")  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file (passed as init kwargs); no .env files.
+        return (env_settings, init_settings)
+
+    # Derived paths: one place decides where things live in the data dir.
+    @property
+    def mcp_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url
+        host = self.server.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}/mcp"
+
+    @property
+    def db_path(self) -> Path:
+        return self.server.data_dir / "tailops.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.server.data_dir / "keys"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.auth.public_key or self.keys_dir / "token.pub"
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.auth.private_key or self.keys_dir / "token.key"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit.path or self.server.data_dir / "audit" / "audit.jsonl"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.server.data_dir / "runs"
+
+
+def default_config_path() -> Path | None:
+    """``TAILOPS_CONFIG`` if set, else the system file if it exists."""
+    env = os.environ.get("TAILOPS_CONFIG")
+    if env:
+        return Path(env)
+    if SYSTEM_CONFIG_PATH.is_file():
+        return SYSTEM_CONFIG_PATH
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (server:, auth:, …), not a list or value.")
+    return data
+
+
+def _describe(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling against the README's config reference)"
+    return f"`{key}`: {msg}"
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load configuration from ``path`` (or the default location) plus environment.
+
+    ``overrides`` are nested dicts applied on top of the file (used by CLI flags
+    and tests), e.g. ``load_config(server={"port": 0})``.
+    """
+    source = path if path is not None else default_config_path()
+    data: dict[str, Any] = _read_yaml(source) if source is not None else {}
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **values}
+        else:
+            data[section] = values
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        where = f" in {source}" if source is not None else ""
+        first = _describe(errors[0])
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(f"bad config{where}: {first}{more}.") from None

@@ -1,0 +1,51 @@
+"""Prometheus metrics for one server instance (its own registry, so tests can
+run several servers in one process without colliding)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+
+# `*_created` series double the output and no dashboard uses them.
+disable_created_metrics()
+
+__all__ = ["Metrics"]
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.calls = Counter(
+            "tailops_tool_calls", "Tool calls by tool and outcome (ok, error, denied).",
+            ["tool", "outcome"], registry=self.registry,
+        )
+        self.errors = Counter(
+            "tailops_tool_errors", "Tool calls that ended in an error or denial.", ["tool"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "tailops_tool_duration_seconds", "Tool call latency.", ["tool"], buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "tailops_tool_calls_in_flight", "Tool calls running now.", ["tool"], registry=self.registry
+        )
+        self.http_requests = Counter(
+            "tailops_http_requests", "HTTP requests by route class and status.", ["route", "status"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "tailops_auth_failures", "Rejected HTTP authentications by reason.", ["reason"], registry=self.registry
+        )
+        self.rate_limited = Counter(
+            "tailops_rate_limited", "Requests refused by the rate limiter.", ["kind"], registry=self.registry
+        )
+
+    def observe_call(self, tool: str, outcome: str, seconds: float) -> None:
+        self.calls.labels(tool, outcome).inc()
+        self.latency.labels(tool).observe(seconds)
+        if outcome != "ok":
+            self.errors.labels(tool).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

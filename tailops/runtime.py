@@ -1,0 +1,126 @@
+"""Everything one running server instance owns, built from one Settings.
+
+The runtime is built before the MCP server and passed to every tool through
+:class:`~tailops.tools.registry.ToolCall`; there are no module-level globals,
+so tests can run several servers (different configs) in one process.
+``start()``/``stop()`` run in the HTTP lifespan or around the stdio loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from tailops.audit import AuditLog
+from tailops.auth.principals import PrincipalResolver
+from tailops.auth.ratelimit import RateLimiter
+from tailops.auth.scopes import Authorizer
+from tailops.config import Settings
+from tailops.metrics import Metrics
+from tailops.monitor import processes
+from tailops.monitor.docker_engine import DockerEngine
+from tailops.monitor.network import IoRateTracker
+from tailops.monitor.sampler import Sampler
+from tailops.monitor.system import collect_disks
+from tailops.store import Store
+
+if TYPE_CHECKING:
+    from tailops.principal import Principal
+    from tailops.tools.registry import ToolSpec
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("tailops.runtime")
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.started_at = time.monotonic()
+        data_dir = config.server.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(data_dir, 0o700)
+        self.store = Store(config.db_path)
+        self.audit = AuditLog(config.audit_path)
+        self.metrics = Metrics()
+        self.principals = PrincipalResolver(config)
+        self.authorizer = Authorizer()
+        self.rate_limiter = RateLimiter(config.auth.rate_limit_per_minute, config.auth.rate_limit_burst)
+        self.sampler = Sampler(slow_probe=collect_disks)
+        self.net_io = IoRateTracker()
+        self.docker = DockerEngine(config.docker)
+        self._limiter: anyio.CapacityLimiter | None = None
+        # Per-session client log level (logging/setLevel); set by the MCP server.
+        self.client_log_levels: Any = {}
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.sampler.start()
+        processes.prime()
+
+    def stop(self) -> None:
+        self.sampler.stop()
+        self.docker.close()
+        self.store.close()
+        self._started = False
+
+    # -- worker pool ------------------------------------------------------------
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.config.server.workers)
+        return self._limiter
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking call in the bounded worker pool (never on the event loop)."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
+
+    # -- audit --------------------------------------------------------------------
+    def audit_tool_call(
+        self,
+        *,
+        spec: ToolSpec,
+        principal: Principal,
+        arguments: dict[str, Any],
+        decision: str,
+        reason: str | None,
+        outcome: str,
+        error: str | None,
+        duration: float,
+        meta: dict[str, Any],
+    ) -> None:
+        entry: dict[str, Any] = {
+            "kind": "tool",
+            "tool": spec.name,
+            "principal": {
+                "sub": principal.subject,
+                "jti": principal.token_id,
+                "transport": principal.transport,
+                "addr": principal.client_addr,
+                "human": principal.human_login,
+            },
+            "args": arguments,
+            "decision": decision,
+            "reason": reason,
+            "outcome": outcome,
+            "error": error,
+            "ms": round(duration * 1000, 2),
+        }
+        if meta:
+            entry.update(meta)
+        try:
+            self.audit.record(entry, sync=decision == "denied" or not spec.read_only)
+        except Exception:
+            log.exception("audit write failed", extra={"tool": spec.name})

@@ -1,0 +1,92 @@
+"""Build the MCP server (SDK ``MCPServer``) for one runtime.
+
+Chooses which declared tools to expose (enabled groups; ``read_only`` hides
+every tool that can lead to a change), binds each through the registry
+boundary, and adds the protocol features the SDK leaves to servers:
+``logging/setLevel`` (per-session level for log messages sent during long
+runs) and ``completion/complete``.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import SetLevelRequestParams
+
+from tailops import __version__
+from tailops.runtime import Runtime
+from tailops.tools.registry import ToolSpec, annotations_for, bind, declared_specs
+
+__all__ = ["LOG_LEVELS", "build_mcp", "exposed_specs"]
+
+log = logging.getLogger("tailops.server")
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+
+INSTRUCTIONS = (
+    "tailops watches Linux hosts and containers. Reading tools answer directly. "
+    "Changes happen only through vetted playbooks: plan a change (dry run with diff), "
+    "a different person approves the plan, then apply exactly that plan."
+)
+
+
+def exposed_specs(rt: Runtime) -> list[ToolSpec]:
+    groups = set(rt.config.tools.groups)
+    return [
+        s
+        for s in declared_specs()
+        if s.group in groups and (s.read_only or not rt.config.server.read_only)
+    ]
+
+
+def build_mcp(
+    rt: Runtime,
+    *,
+    token_verifier: Any = None,
+    auth: Any = None,
+    extra: Callable[[MCPServer[Any]], None] | None = None,
+) -> MCPServer[Any]:
+    """The MCP server with every exposed tool bound to ``rt``.
+
+    ``extra`` lets a test register fixture tools/resources/prompts on this
+    instance (the conformance suite's ``test_*`` fixtures) without them ever
+    being part of the product.
+    """
+    server: MCPServer[Any] = MCPServer(
+        "tailops",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        token_verifier=token_verifier,
+        auth=auth,
+        log_level=rt.config.server.log_level,
+    )
+    for spec in exposed_specs(rt):
+        server.add_tool(
+            bind(spec, rt),
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=annotations_for(spec),
+            meta={"tailops/group": spec.group, "tailops/scope": spec.scope},
+        )
+    _add_logging(server, rt)
+    if extra is not None:
+        extra(server)
+    return server
+
+
+def _add_logging(server: MCPServer[Any], rt: Runtime) -> None:
+    """``logging/setLevel``: remember the level per session (weakly keyed)."""
+    levels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+    rt.client_log_levels = levels
+
+    async def set_level(ctx: Any, params: SetLevelRequestParams) -> dict[str, Any]:
+        levels[ctx.session] = params.level
+        log.debug("client log level set", extra={"level": params.level})
+        return {}
+
+    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)

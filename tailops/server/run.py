@@ -1,0 +1,109 @@
+"""Run the server on a transport until SIGTERM/SIGINT, then shut down cleanly.
+
+HTTP: uvicorn on a socket we bind ourselves, so ``port: 0`` works and the
+token audience / resource metadata name the real port. uvicorn handles
+SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish within
+``server.shutdown_timeout``, then runs our lifespan exit (samplers, store).
+stdio: the SDK's stdio loop; SIGTERM cancels it the same way as end of input.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+
+import anyio
+import uvicorn
+
+from tailops.config import Settings
+from tailops.logsetup import configure_logging
+from tailops.runtime import Runtime
+
+__all__ = ["bind_socket", "serve"]
+
+log = logging.getLogger("tailops.server")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from tailops.errors import ConfigError
+
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}.",
+                          hint="Choose another --port or stop the other process.") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.server.log_level, settings.server.log_format)
+    if settings.server.transport == "stdio":
+        _serve_stdio(settings)
+    else:
+        _serve_http(settings)
+
+
+def _serve_http(settings: Settings) -> None:
+    from tailops.server.app import build_app
+
+    sock = bind_socket(settings.server.host, settings.server.port)
+    real_port = sock.getsockname()[1]
+    if real_port != settings.server.port:
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"port": real_port})}
+        )
+    rt = Runtime(settings)
+    app = build_app(rt)
+    sys.stderr.write(
+        f"tailops serving MCP at {settings.mcp_url} (health: {settings.mcp_url[:-4]}/health)\n"
+        + (
+            "Clients need a bearer token: tailops token mint --subject NAME --scopes readonly --ttl 24h\n"
+            if not settings.auth.unsafe_no_auth
+            else ""
+        )
+    )
+    sys.stderr.flush()
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.server.shutdown_timeout.total_seconds()),
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+
+
+def _serve_stdio(settings: Settings) -> None:
+    from tailops.server.mcp_server import build_mcp
+
+    rt = Runtime(settings)
+    mcp = build_mcp(rt)
+
+    async def main() -> None:
+        rt.start()
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch_signals() -> None:
+                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                        async for signum in signals:
+                            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(watch_signals)
+                await mcp.run_stdio_async()
+                tg.cancel_scope.cancel()
+        finally:
+            rt.stop()
+
+    anyio.run(main)

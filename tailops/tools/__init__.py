@@ -1,0 +1,23 @@
+"""MCP tools, one module per group. Each module declares its tools with
+:func:`tailops.tools.registry.tool`; :func:`load_all` imports every module so
+the declarations run. Tool modules are thin: argument checks and a call into
+``monitor/``, ``files``, ``netdiag/`` or ``changes/``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+__all__ = ["load_all"]
+
+_loaded = False
+
+
+def load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name != "registry" and not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    _loaded = True
