@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -42,8 +43,10 @@ T = TypeVar("T")
 
 
 class Runtime:
-    def __init__(self, config: Settings) -> None:
+    def __init__(self, config: Settings, *, config_path: Path | None = None) -> None:
         self.config = config
+        # The YAML file the config came from (file tools must never read it).
+        self.config_path = config_path
         self.started_at = time.monotonic()
         data_dir = config.server.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -12,6 +12,7 @@ import typer
 
 from tailops import __version__
 from tailops.cli.common import ConfigOption, cli_errors, load
+from tailops.config import default_config_path
 
 __all__ = ["app", "main"]
 
@@ -78,7 +79,7 @@ def serve(
         config,
         server={"transport": transport, "host": host, "port": port, "data_dir": data_dir, "read_only": read_only},
     )
-    run_serve(settings)
+    run_serve(settings, config_path=config or default_config_path())
 
 
 @config_app.command("check")

@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import anyio
 import uvicorn
@@ -43,15 +44,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, config_path: Path | None = None) -> None:
     configure_logging(settings.server.log_level, settings.server.log_format)
     if settings.server.transport == "stdio":
-        _serve_stdio(settings)
+        _serve_stdio(settings, config_path)
     else:
-        _serve_http(settings)
+        _serve_http(settings, config_path)
 
 
-def _serve_http(settings: Settings) -> None:
+def _serve_http(settings: Settings, config_path: Path | None) -> None:
     from tailops.server.app import build_app
 
     sock = bind_socket(settings.server.host, settings.server.port)
@@ -60,7 +61,7 @@ def _serve_http(settings: Settings) -> None:
         settings = settings.model_copy(
             update={"server": settings.server.model_copy(update={"port": real_port})}
         )
-    rt = Runtime(settings)
+    rt = Runtime(settings, config_path=config_path)
     app = build_app(rt)
     sys.stderr.write(
         f"tailops serving MCP at {settings.mcp_url} (health: {settings.mcp_url[:-4]}/health)\n"
@@ -82,10 +83,10 @@ def _serve_http(settings: Settings) -> None:
     server.run(sockets=[sock])
 
 
-def _serve_stdio(settings: Settings) -> None:
+def _serve_stdio(settings: Settings, config_path: Path | None) -> None:
     from tailops.server.mcp_server import build_mcp
 
-    rt = Runtime(settings)
+    rt = Runtime(settings, config_path=config_path)
     mcp = build_mcp(rt)
 
     async def main() -> None:

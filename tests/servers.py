@@ -1,0 +1,111 @@
+"""Real tailops servers for tests: HTTP (uvicorn in a thread, real socket) and
+stdio (a spawned ``tailops serve --transport stdio``), plus real MCP SDK clients.
+
+Usage (async test)::
+
+    with http_server(settings) as srv:
+        token = srv.mint("alice", "readonly")
+        async with mcp_http_client(srv.url, token) as client:
+            result = await client.call_tool("get_system_status", {})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import uvicorn
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
+
+from tailops.auth.tokens import generate_keypair, mint_token
+from tailops.config import Settings
+from tailops.runtime import Runtime
+from tailops.server.app import build_app
+from tailops.server.run import bind_socket
+
+
+def ensure_keys(settings: Settings) -> None:
+    if not settings.public_key_path.exists():
+        generate_keypair(settings.private_key_path, settings.public_key_path)
+
+
+@dataclass
+class RunningServer:
+    settings: Settings
+    runtime: Runtime
+    url: str
+    base_url: str
+
+    def mint(self, subject: str, scopes: str, ttl: timedelta = timedelta(hours=1)) -> str:
+        return mint_token(
+            private_key_path=self.settings.private_key_path,
+            subject=subject,
+            scopes=scopes,
+            ttl=ttl,
+            max_ttl=self.settings.auth.max_token_ttl,
+            audience=self.settings.mcp_url,
+            issuer=self.settings.auth.issuer,
+            store=self.runtime.store,
+        ).token
+
+
+def with_port(settings: Settings, port: int) -> Settings:
+    return settings.model_copy(update={"server": settings.server.model_copy(update={"port": port})})
+
+
+@contextlib.contextmanager
+def http_server(
+    settings: Settings, *, extra: Callable[[MCPServer[Any]], None] | None = None
+) -> Iterator[RunningServer]:
+    """Serve ``settings`` on a free loopback port until the block ends."""
+    sock = bind_socket(settings.server.host, 0)
+    settings = with_port(settings, sock.getsockname()[1])
+    if not settings.auth.unsafe_no_auth:
+        ensure_keys(settings)
+    rt = Runtime(settings)
+    app = build_app(rt, extra=extra)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test HTTP server did not start")
+        time.sleep(0.01)
+    try:
+        base = settings.mcp_url.rsplit("/mcp", 1)[0]
+        yield RunningServer(settings=settings, runtime=rt, url=settings.mcp_url, base_url=base)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def mcp_http_client(url: str, token: str | None, **client_kwargs: Any) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = httpx2.Timeout(30, read=300)
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
+        Client(streamable_http_client(url, http_client=http), **client_kwargs) as client,
+    ):
+        yield client
+
+
+def stdio_params(config_path: Path, *extra_args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
+    """Spawn the real CLI (``tailops serve --transport stdio``) with a config file."""
+    exe = str(Path(sys.executable).with_name("tailops"))
+    return StdioServerParameters(
+        command=exe, args=["serve", "--transport", "stdio", "--config", str(config_path), *extra_args], env=env
+    )
