@@ -129,7 +129,12 @@ class AuthSettings(_Section):
         "`tailscale serve`). Empty: the headers are ignored.",
     )
     rate_limit_per_minute: int = Field(100, ge=1, description="Requests per minute per principal.")
-    rate_limit_burst: int = Field(20, ge=1, description="Extra burst above the steady per-principal rate.")
+    rate_limit_burst: int | None = Field(
+        None,
+        ge=1,
+        description="Most requests one principal may make at once (token-bucket size; it refills at "
+        "rate_limit_per_minute). Default: rate_limit_per_minute.",
+    )
     auth_failures_per_minute: int = Field(
         10, ge=1, description="Failed authentications per minute per client address before 429."
     )
@@ -179,11 +184,23 @@ class FilesSettings(_Section):
         description="File name patterns never read, even under an allowed root.",
     )
     max_read_bytes: int = Field(1024 * 1024, ge=1024, description="Most bytes one read/tail/search returns.")
+    allow_hard_links: bool = Field(
+        False,
+        description="Read files that have more than one hard link (off: refused, since another name of the "
+        "same file escapes the deny patterns). The server's own files are refused either way.",
+    )
+    search_timeout: Duration = Field(timedelta(seconds=10), description="Longest time one file search may run.")
+    search_max_files: int = Field(20000, ge=1, description="Most files one search looks at.")
+    search_max_file_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Bytes of one file a content search reads at most (the rest is skipped)."
+    )
 
 
 class NetworkSettings(_Section):
     allow_cidrs: list[str] = Field(
-        default_factory=list, description="CIDRs always allowed as probe targets (checked before deny)."
+        default_factory=list,
+        description="CIDRs allowed as probe targets even where a default or deny_cidrs rule refuses them "
+        "(never: unspecified, multicast, broadcast, the server's own port).",
     )
     deny_cidrs: list[str] = Field(default_factory=list, description="Extra CIDRs refused for every probe.")
     http_allow_loopback: bool = Field(
@@ -191,6 +208,17 @@ class NetworkSettings(_Section):
     )
     timeout: Duration = Field(timedelta(seconds=5), description="Default per-probe timeout.")
     max_concurrent_probes: int = Field(32, ge=1, description="Probes running at once across all callers.")
+    resolver: list[str] = Field(
+        default_factory=list,
+        description="Nameservers (IP or IP:port) that resolve probe targets. Empty: the system resolver "
+        "(/etc/hosts, resolv.conf).",
+    )
+    http_methods: list[Literal["GET", "HEAD", "OPTIONS"]] = Field(
+        default=["GET", "HEAD"], description="Methods http_request_test may send."
+    )
+    http_max_redirects: int = Field(
+        5, ge=0, le=20, description="Most redirects http_request_test follows (each target is re-checked)."
+    )
 
 
 class DockerSettings(_Section):
@@ -198,6 +226,33 @@ class DockerSettings(_Section):
         None, description="Docker engine URL (e.g. unix:///var/run/docker.sock). Default: DOCKER_HOST or the socket."
     )
     timeout: Duration = Field(timedelta(seconds=10), description="Timeout of one Docker API call.")
+    ping_timeout: Duration = Field(
+        timedelta(seconds=2), description="Timeout of the engine ping behind /health and health_check."
+    )
+    concurrency: int = Field(
+        16, ge=1, le=64, description="Docker API calls one tool runs at once (stats, list details)."
+    )
+    stats_window: Duration = Field(
+        timedelta(milliseconds=500),
+        description="CPU sampling window of get_container_stats (two one-shot samples this far apart).",
+    )
+    stats_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="Time limit of one get_container_stats call; containers not sampled in time carry an error.",
+    )
+    log_max_lines: int = Field(
+        50_000, ge=100, le=1_000_000, description="Most log lines one log read or analysis takes (the newest)."
+    )
+    log_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="Most log bytes one log read or analysis holds (the oldest are dropped first).",
+    )
+    analysis_timeout: Duration = Field(
+        timedelta(seconds=20),
+        description="Time limit of analyze_container_logs; past it the result covers what was read, marked partial.",
+    )
 
 
 class ApprovalPolicy(_Section):
@@ -351,3 +406,47 @@ def load_config(path: Path | None = None, **overrides: Any) -> Settings:
         first = _describe(errors[0])
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise ConfigError(f"bad config{where}: {first}{more}.") from None
+
+
+def _walk(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, str]]:
+    rows: list[tuple[str, Any, str]] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(_walk(ann, key + "."))
+            continue
+        if field.default_factory is not None:
+            default: Any = field.default_factory()  # type: ignore[call-arg]
+        else:
+            default = field.default
+        rows.append((key, default, field.description or ""))
+    return rows
+
+
+def config_keys() -> list[tuple[str, Any, str]]:
+    """(dotted key, default, description) for every leaf setting."""
+    return _walk(Settings)
+
+
+def config_reference_markdown() -> str:
+    """The README's config reference table, generated from the model."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, timedelta):
+            from tailops.durations import format_duration
+
+            return f"`{format_duration(value)}`"
+        if isinstance(value, Path):
+            return "`" + str(value).replace(str(Path.home()), "~") + "`"
+        if isinstance(value, list):
+            return "`" + ", ".join(str(v) for v in value) + "`" if value else "(empty)"
+        if value is None:
+            return "(unset)"
+        return f"`{value}`"
+
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for key, default, description in config_keys():
+        env = "TAILOPS_" + key.upper().replace(".", "__")
+        lines.append(f"| `{key}` (`{env}`) | {show(default)} | {description.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -69,11 +69,15 @@ def http_server(
 ) -> Iterator[RunningServer]:
     """Serve ``settings`` on a free loopback port until the block ends."""
     sock = bind_socket(settings.server.host, 0)
-    settings = with_port(settings, sock.getsockname()[1])
-    if not settings.auth.unsafe_no_auth:
-        ensure_keys(settings)
-    rt = Runtime(settings)
-    app = build_app(rt, extra=extra)
+    try:
+        settings = with_port(settings, sock.getsockname()[1])
+        if not settings.auth.unsafe_no_auth:
+            ensure_keys(settings)
+        rt = Runtime(settings)
+        app = build_app(rt, extra=extra)
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -98,5 +98,13 @@ def config_show(config: ConfigOption = None) -> None:
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
 
 
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the config reference table (Markdown) that the README embeds."""
+    from tailops.config import config_reference_markdown
+
+    typer.echo(config_reference_markdown(), nl=False)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,256 @@
+"""Foundation benchmarks (issue: fast, correct MCP server).
+
+All figures come from a real ``tailops`` server process on loopback, driven by
+the real MCP SDK client over streamable HTTP with a real token:
+
+- get_system_status p50/p99 over 500 sequential calls vs ``bench_noop`` on the
+  same server in the same run (target ratio <= 1.3);
+- 50 concurrent clients in a closed loop: aggregate throughput vs one client;
+- head-of-line: p50 of get_system_status while 10 clients keep slow calls in
+  flight, vs idle p50 (target ratio <= 1.5);
+- idle RSS (< 60 MB) and idle CPU over 30 s (< 1 %) of `tailops serve`;
+- stdio cold start to the initialize response (< 1.5 s);
+- TOON vs JSON tokens per list tool (auto never worse than JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+import yaml
+from mcp import Client
+
+from tailops.auth.tokens import generate_keypair, mint_token
+from tailops.config import Settings, load_config
+from tailops.formats import count_tokens, encode_json, encode_toon, render
+from tests.bench.common import Row, percentile
+from tests.servers import mcp_http_client, stdio_params
+
+GROUP = "server"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_process(tmp: Path, *, bench_tools: bool = True) -> Iterator[tuple[Settings, str, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    cfg = tmp / "config.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"data_dir": str(tmp / "data"), "port": port, "log_level": "WARNING"},
+                "auth": {"rate_limit_per_minute": 10_000_000, "rate_limit_burst": 100_000},
+            }
+        )
+    )
+    settings = load_config(cfg)
+    generate_keypair(settings.private_key_path, settings.public_key_path)
+    token = mint_token(
+        private_key_path=settings.private_key_path, subject="bench", scopes="admin", ttl=timedelta(hours=2),
+        max_ttl=settings.auth.max_token_ttl, audience=settings.mcp_url, issuer=settings.auth.issuer,
+    ).token
+    if bench_tools:
+        cmd = [sys.executable, "-m", "tests.bench.server_proc", "--config", str(cfg), "--port", str(port)]
+    else:
+        cmd = [str(Path(sys.executable).with_name("tailops")), "serve", "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("bench server did not start") from None
+                time.sleep(0.05)
+        yield settings, token, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _latencies(client: Client, tool: str, args: dict[str, Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = await client.call_tool(tool, args)
+        out.append(time.perf_counter() - t)
+        if r.is_error:
+            raise RuntimeError(f"{tool} failed during the benchmark: {r.content}")
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _client(url: str, token: str) -> AsyncIterator[Client]:
+    async with mcp_http_client(url, token) as c:
+        yield c
+
+
+async def _sequential(url: str, token: str) -> list[Row]:
+    async with _client(url, token) as c:
+        await _latencies(c, "get_system_status", {}, 30)  # warm-up
+        await _latencies(c, "bench_noop", {}, 30)
+        noop = await _latencies(c, "bench_noop", {}, 500)
+        status = await _latencies(c, "get_system_status", {}, 500)
+    n50, s50 = statistics.median(noop) * 1000, statistics.median(status) * 1000
+    s99 = percentile(status, 99) * 1000
+    return [
+        Row(GROUP, "get_system_status p50 (500 sequential, HTTP)", s50, "ms", baseline=n50,
+            target="ratio <= 1.3 vs no-op", ok=s50 / n50 <= 1.3),
+        Row(GROUP, "get_system_status p99", s99, "ms", baseline=percentile(noop, 99) * 1000),
+        Row(GROUP, "no-op tool p50 (same server, same run)", n50, "ms"),
+    ]
+
+
+async def _closed_loop(url: str, token: str, clients: int, seconds: float) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    count = 0
+    stop_at = 0.0
+
+    async def worker() -> None:
+        nonlocal count
+        async with _client(url, token) as c:
+            await c.call_tool("get_system_status", {})
+            ready.append(1)
+            while time.perf_counter() < stop_at or stop_at == 0.0:
+                if stop_at == 0.0:
+                    await anyio.sleep(0.01)
+                    continue
+                t = time.perf_counter()
+                await c.call_tool("get_system_status", {})
+                lat.append(time.perf_counter() - t)
+                count += 1
+
+    ready: list[int] = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(clients):
+            tg.start_soon(worker)
+        while len(ready) < clients:
+            await anyio.sleep(0.05)
+        start = time.perf_counter()
+        stop_at = start + seconds
+    return count / (time.perf_counter() - start), lat
+
+
+async def _concurrency(url: str, token: str) -> list[Row]:
+    single, _ = await _closed_loop(url, token, 1, 5)
+    many, lat = await _closed_loop(url, token, 50, 8)
+    return [
+        Row(GROUP, "throughput, 1 client closed loop", single, "calls/s"),
+        Row(GROUP, "throughput, 50 clients closed loop", many, "calls/s", baseline=single,
+            target="ratio >= 1.0 (no collapse)", ok=many >= single),
+        Row(GROUP, "p99 latency with 50 clients", percentile(lat, 99) * 1000, "ms"),
+    ]
+
+
+async def _head_of_line(url: str, token: str) -> list[Row]:
+    async with _client(url, token) as probe:
+        await _latencies(probe, "get_system_status", {}, 20)
+        idle = await _latencies(probe, "get_system_status", {}, 200)
+        stop = anyio.Event()
+
+        async def slow_caller(tool: str, args: dict[str, Any]) -> None:
+            async with _client(url, token) as c:
+                while not stop.is_set():
+                    await c.call_tool(tool, args)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                if i % 2:
+                    tg.start_soon(slow_caller, "bench_wait", {"seconds": 0.5})
+                else:
+                    tg.start_soon(slow_caller, "get_top_processes", {"limit": 500})
+            await anyio.sleep(1.5)
+            busy = await _latencies(probe, "get_system_status", {}, 200)
+            stop.set()
+    i50, b50 = statistics.median(idle) * 1000, statistics.median(busy) * 1000
+    return [
+        Row(GROUP, "get_system_status p50 with 10 slow calls in flight", b50, "ms", baseline=i50,
+            target="ratio <= 1.5 vs idle", ok=b50 / i50 <= 1.5,
+            note="5x get_top_processes(limit=500) + 5x 0.5 s I/O wait"),
+    ]
+
+
+def _idle(proc: subprocess.Popen[bytes]) -> list[Row]:
+    p = psutil.Process(proc.pid)
+    time.sleep(3)
+    rss = p.memory_info().rss / 2**20
+    t0 = p.cpu_times()
+    w0 = time.monotonic()
+    time.sleep(30)
+    t1 = p.cpu_times()
+    cpu = ((t1.user - t0.user) + (t1.system - t0.system)) / (time.monotonic() - w0) * 100
+    return [
+        Row(GROUP, "idle RSS of `tailops serve` (HTTP)", rss, "MiB", target="< 60 MiB", ok=rss < 60),
+        Row(GROUP, "idle CPU over 30 s", cpu, "% of a core", target="< 1 %", ok=cpu < 1.0),
+    ]
+
+
+async def _stdio_cold_start(tmp: Path) -> list[Row]:
+    cfg = tmp / "stdio.yaml"
+    cfg.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp / "stdio-data")}}))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        async with Client(stdio_params(cfg), mode="legacy"):
+            times.append(time.perf_counter() - t)
+    best = min(times)
+    return [Row(GROUP, "stdio cold start to initialize response (best of 3)", best, "s", target="< 1.5 s",
+                ok=best < 1.5)]
+
+
+async def _tokens(url: str, token: str) -> list[Row]:
+    rows = []
+    async with _client(url, token) as c:
+        tools = (await c.list_tools()).tools
+        for t in tools:
+            if "format" not in t.input_schema.get("properties", {}):
+                continue
+            from tests.contract.samples import SAMPLE_ARGS
+
+            r = await c.call_tool(t.name, {**SAMPLE_ARGS.get(t.name, {}), "format": "json"})
+            if r.is_error or r.structured_content is None:
+                continue
+            data = r.structured_content
+            j, tn = count_tokens(encode_json(data)), count_tokens(encode_toon(data))
+            auto, _ = render(data, "auto")
+            a = count_tokens(auto)
+            rows.append(Row("tokens", f"{t.name}: toon vs json", tn, "tokens", baseline=j,
+                            target="auto <= json", ok=a <= j, note=f"auto {a}"))
+    return rows
+
+
+def run() -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        with server_process(tmp / "a") as (settings, token, _proc):
+            url = settings.mcp_url
+            rows += anyio.run(_sequential, url, token)
+            rows += anyio.run(_concurrency, url, token)
+            rows += anyio.run(_head_of_line, url, token)
+            rows += anyio.run(_tokens, url, token)
+        with server_process(tmp / "b", bench_tools=False) as (_s, _t, proc):
+            rows += _idle(proc)
+        rows += anyio.run(_stdio_cold_start, tmp)
+    return rows

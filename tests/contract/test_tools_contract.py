@@ -1,0 +1,165 @@
+"""The MCP contract, through the real SDK client over both transports.
+
+Every exposed tool: has a description, an input and an output schema and
+annotations; answers a call with either a result whose structuredContent
+matches its outputSchema or a clear ``isError`` (never a crash or a hang); and
+bad arguments leave the server serving.
+
+``SAMPLE_ARGS`` holds one valid argument set per tool; a tool without an entry
+fails ``test_every_tool_has_sample_arguments`` so new tools cannot slip past.
+"""
+
+from __future__ import annotations
+
+import json
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import jsonschema
+import pytest
+import yaml
+from mcp import Client
+from mcp.types import TextContent
+
+from tailops.config import Settings
+from tests.contract.samples import SAMPLE_ARGS
+from tests.servers import http_server, mcp_http_client, stdio_params
+
+def _write_config(path: Path, settings: Settings) -> Path:
+    data = {"server": {"data_dir": str(settings.server.data_dir)}}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+TRANSPORTS = ["stdio", "http"]
+
+
+@contextlib.asynccontextmanager
+async def connect(transport: str, settings: Settings, tmp_path: Path) -> AsyncIterator[Client]:
+    """A connected SDK client; admin over HTTP so every tool's body is reached.
+
+    (A context manager, not an async fixture: the SDK's task groups must be
+    entered and left in the same task.)
+    """
+    if transport == "stdio":
+        cfg = _write_config(tmp_path / "stdio.yaml", settings)
+        async with Client(stdio_params(cfg)) as c:
+            yield c
+    else:
+        with http_server(settings) as srv:
+            token = srv.mint("contract-admin", "admin")
+            async with mcp_http_client(srv.url, token) as c:
+                yield c
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _text(result: Any) -> str:
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    return str(block.text)
+
+
+async def test_every_tool_is_described_and_typed(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    async with connect(transport, make_settings(), tmp_path) as client:
+        await _test_every_tool_is_described_and_typed(client)
+
+
+async def _test_every_tool_is_described_and_typed(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    assert len(tools) >= 6
+    for t in tools:
+        assert t.description and len(t.description) < 200, t.name
+        assert t.input_schema.get("type") == "object", t.name
+        assert t.output_schema and t.output_schema.get("type") == "object", t.name
+        assert t.annotations is not None and t.annotations.read_only_hint is not None, t.name
+        for pname, prop in t.input_schema.get("properties", {}).items():
+            assert prop.get("description"), f"{t.name}.{pname} has no description"
+
+
+async def test_every_tool_has_sample_arguments(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    async with connect(transport, make_settings(), tmp_path) as client:
+        await _test_every_tool_has_sample_arguments(client)
+
+
+async def _test_every_tool_has_sample_arguments(client: Client) -> None:
+    names = {t.name for t in (await client.list_tools()).tools}
+    missing = sorted(names - set(SAMPLE_ARGS))
+    assert missing == [], f"add sample arguments for: {missing}"
+
+
+async def test_call_every_tool(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    async with connect(transport, make_settings(), tmp_path) as client:
+        await _test_call_every_tool(client)
+
+
+async def _test_call_every_tool(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    for name, tool in sorted(tools.items()):
+        args = SAMPLE_ARGS[name]
+        with anyio.fail_after(60):
+            result = await client.call_tool(name, args)
+        text = _text(result)
+        assert not text.startswith("internal_error"), f"{name}: {text}"
+        if result.is_error:
+            # Allowed only for a clear, coded refusal (e.g. docker unavailable in this setup).
+            assert text.split(":", 1)[0] in {"unavailable", "not_found", "change_error"}, f"{name}: {text}"
+            continue
+        assert result.structured_content is not None, name
+        jsonschema.validate(result.structured_content, tool.output_schema or {})
+        if tool.annotations and tool.annotations.read_only_hint is False:
+            continue
+        if "format" in tool.input_schema.get("properties", {}):
+            json_result = await client.call_tool(name, {**args, "format": "json"})
+            as_json = json.loads(_text(json_result))
+            assert set(as_json) <= set(json_result.structured_content or {}), name
+
+
+async def test_bad_arguments_are_errors_and_the_server_keeps_serving(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    async with connect(transport, make_settings(), tmp_path) as client:
+        await _test_bad_arguments_are_errors_and_the_server_keeps_serving(client)
+
+
+async def _test_bad_arguments_are_errors_and_the_server_keeps_serving(client: Client) -> None:
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("get_top_processes", {"limit": "lots"}, "limit"),
+        ("get_top_processes", {"limit": 0}, "limit"),
+        ("get_top_processes", {"limit": 100000}, "limit"),
+        ("get_top_processes", {"sort_by": "colour"}, "sort_by"),
+        ("get_top_processes", {"fields": ["pid", "nope"]}, "unknown field"),
+        ("get_top_processes", {"format": "xml"}, "format"),
+        ("get_active_connections", {"status": "DANCING"}, "unknown connection status"),
+        ("get_active_connections", {"kind": "carrier-pigeon"}, "kind"),
+        ("get_system_status", {"per_cpu": "maybe"}, "per_cpu"),
+    ]
+    for name, args, fragment in cases:
+        with anyio.fail_after(30):
+            result = await client.call_tool(name, args)
+        assert result.is_error, (name, args)
+        assert fragment in _text(result), (name, args, _text(result))
+    unknown = await client.call_tool("no_such_tool", {})
+    assert unknown.is_error and "Unknown tool" in _text(unknown)
+    ok = await client.call_tool("get_system_status", {})
+    assert not ok.is_error
+
+
+async def test_list_tools_get_toon_text_when_smaller(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    async with connect(transport, make_settings(), tmp_path) as client:
+        await _test_list_tools_get_toon_text_when_smaller(client)
+
+
+async def _test_list_tools_get_toon_text_when_smaller(client: Client) -> None:
+    result = await client.call_tool("get_top_processes", {"limit": 20, "format": "auto"})
+    text = _text(result)
+    assert not result.is_error
+    assert text.startswith("total:") or text.startswith("{"), text[:40]
+    as_json = await client.call_tool("get_top_processes", {"limit": 20, "format": "json"})
+    assert json.loads(_text(as_json))["sort_by"] == "cpu"
+    toon = await client.call_tool("get_top_processes", {"limit": 20, "format": "toon"})
+    assert "processes[" in _text(toon)

@@ -1,0 +1,74 @@
+"""Architecture rules from STYLE.md, checked on the source:
+
+- the read path (monitor/, files, netdiag/) imports neither the change engine
+  nor ansible_runner;
+- exactly one module (tailops/changes/runner.py) imports ansible_runner.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import REPO_ROOT
+
+PKG = REPO_ROOT / "tailops"
+READ_PATH = ["monitor", "files", "files.py", "netdiag"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def read_path_files() -> list[Path]:
+    files: list[Path] = []
+    for entry in READ_PATH:
+        p = PKG / entry
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.py")))
+        elif p.is_file():
+            files.append(p)
+    return files
+
+
+def test_read_path_never_imports_the_change_engine() -> None:
+    files = read_path_files()
+    assert files, "read path modules not found"
+    for f in files:
+        for mod in imported_modules(f):
+            assert not mod.startswith("tailops.changes"), f"{f.relative_to(REPO_ROOT)} imports {mod}"
+            assert not mod.startswith("ansible_runner"), f"{f.relative_to(REPO_ROOT)} imports {mod}"
+            assert not mod.startswith("tailops.tools"), f"{f.relative_to(REPO_ROOT)} imports {mod} (tools sit above)"
+
+
+def test_only_the_runner_adapter_imports_ansible_runner() -> None:
+    importers = sorted(
+        str(f.relative_to(REPO_ROOT))
+        for f in PKG.rglob("*.py")
+        if any(m == "ansible_runner" or m.startswith("ansible_runner.") for m in imported_modules(f))
+    )
+    assert importers in ([], ["tailops/changes/runner.py"])
+
+
+def test_importing_the_read_path_loads_no_change_engine() -> None:
+    modules = [
+        "tailops." + str(f.relative_to(PKG).with_suffix("")).replace("/", ".").removesuffix(".__init__")
+        for f in read_path_files()
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "bad = [m for m in sys.modules if m.startswith(('tailops.changes', 'ansible_runner'))]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == ""
