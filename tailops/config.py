@@ -63,6 +63,17 @@ Scope = Literal[
 ]
 
 
+GroupName = Literal["system", "containers", "files", "network", "changes"]
+
+
+def _all_groups() -> list[GroupName]:
+    return ["system", "containers", "files", "network", "changes"]
+
+
+def _default_stdio_scopes() -> list[Scope]:
+    return ["readonly", "file:read", "network:diag", "container:write", "system:admin"]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,8 +86,7 @@ class ServerSettings(_Section):
     port: int = Field(8787, ge=0, le=65535, description="TCP port of the HTTP transport (0 = any free port).")
     public_url: str | None = Field(
         None,
-        description="URL clients use to reach /mcp (token audience, RFC 9728 metadata). "
-        "Default: http://HOST:PORT/mcp.",
+        description="URL clients use to reach /mcp (token audience, RFC 9728 metadata). Default: http://HOST:PORT/mcp.",
     )
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_state_dir("tailops")),
@@ -102,8 +112,8 @@ class ServerSettings(_Section):
 
 
 class ToolsSettings(_Section):
-    groups: list[Literal["system", "containers", "files", "network", "changes"]] = Field(
-        default_factory=lambda: list(TOOL_GROUPS),
+    groups: list[GroupName] = Field(
+        default_factory=_all_groups,
         description="Tool groups to expose: system, containers, files, network, changes.",
     )
 
@@ -119,7 +129,7 @@ class AuthSettings(_Section):
     issuer: str = Field("tailops", description="`iss` claim of minted tokens, checked on verification.")
     max_token_ttl: Duration = Field(timedelta(days=30), description="Longest lifetime `token mint --ttl` accepts.")
     stdio_scopes: list[Scope] = Field(
-        default_factory=lambda: ["readonly", "file:read", "network:diag", "container:write", "system:admin"],
+        default_factory=_default_stdio_scopes,
         description="Scopes of the local OS user on the stdio transport (read + plan; "
         "`changes:approve` and `admin` are refused here).",
     )
@@ -219,6 +229,11 @@ class NetworkSettings(_Section):
     http_max_redirects: int = Field(
         5, ge=0, le=20, description="Most redirects http_request_test follows (each target is re-checked)."
     )
+    icmp_mode: Literal["auto", "privileged", "unprivileged"] = Field(
+        "auto",
+        description="ICMP sockets for ping/traceroute: raw (privileged, needs root or CAP_NET_RAW), "
+        "unprivileged datagram (needs net.ipv4.ping_group_range), or auto (raw when root).",
+    )
 
 
 class DockerSettings(_Section):
@@ -232,22 +247,29 @@ class DockerSettings(_Section):
     concurrency: int = Field(
         16, ge=1, le=64, description="Docker API calls one tool runs at once (stats, list details)."
     )
-    stats_window: Duration = Field(
-        timedelta(milliseconds=500),
-        description="CPU sampling window of get_container_stats (two one-shot samples this far apart).",
+    stats_concurrency: int = Field(
+        128,
+        ge=1,
+        le=512,
+        description="Containers get_container_stats samples at once (the engine answers them all on its next "
+        "1-second collection tick, so this should cover the usual container count).",
     )
     stats_timeout: Duration = Field(
         timedelta(seconds=5),
         description="Time limit of one get_container_stats call; containers not sampled in time carry an error.",
     )
     log_max_lines: int = Field(
-        50_000, ge=100, le=1_000_000, description="Most log lines one log read or analysis takes (the newest)."
+        200_000,
+        ge=100,
+        le=2_000_000,
+        description="Most log lines one grep or analysis reads (the newest); bounds its time.",
     )
     log_max_bytes: int = Field(
-        16 * 1024 * 1024,
+        32 * 1024 * 1024,
         ge=64 * 1024,
-        le=256 * 1024 * 1024,
-        description="Most log bytes one log read or analysis holds (the oldest are dropped first).",
+        le=512 * 1024 * 1024,
+        description="Most log bytes one read or analysis takes (the newest are kept; analysis streams them, "
+        "holding none).",
     )
     analysis_timeout: Duration = Field(
         timedelta(seconds=20),
@@ -271,7 +293,7 @@ class ChangesSettings(_Section):
     )
     plan_ttl: Duration = Field(timedelta(hours=1), description="How long a plan stays approvable/applicable.")
     approval_ttl: Duration = Field(timedelta(hours=1), description="How long an approval stays valid.")
-    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Approval policy per risk.")  # type: ignore[arg-type]
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Approval policy per risk.")
     allow_elicitation_approval: bool = Field(
         False, description="Let an MCP elicitation answer count as approval (off: never)."
     )
@@ -290,14 +312,14 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    server: ServerSettings = Field(default_factory=ServerSettings, description="Server and transports.")  # type: ignore[arg-type]
-    tools: ToolsSettings = Field(default_factory=ToolsSettings, description="Which tool groups are exposed.")  # type: ignore[arg-type]
-    auth: AuthSettings = Field(default_factory=AuthSettings, description="Tokens, scopes, rate limits.")  # type: ignore[arg-type]
-    audit: AuditSettings = Field(default_factory=AuditSettings, description="Tamper-evident audit log.")  # type: ignore[arg-type]
-    files: FilesSettings = Field(default_factory=FilesSettings, description="File access rules.")  # type: ignore[arg-type]
-    network: NetworkSettings = Field(default_factory=NetworkSettings, description="Network probe policy.")  # type: ignore[arg-type]
-    docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker engine access.")  # type: ignore[arg-type]
-    changes: ChangesSettings = Field(default_factory=ChangesSettings, description="Change engine.")  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings, description="Server and transports.")
+    tools: ToolsSettings = Field(default_factory=ToolsSettings, description="Which tool groups are exposed.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Tokens, scopes, rate limits.")
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="Tamper-evident audit log.")
+    files: FilesSettings = Field(default_factory=FilesSettings, description="File access rules.")
+    network: NetworkSettings = Field(default_factory=NetworkSettings, description="Network probe policy.")
+    docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker engine access.")
+    changes: ChangesSettings = Field(default_factory=ChangesSettings, description="Change engine.")
 
     @classmethod
     def settings_customise_sources(
@@ -373,7 +395,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (server:, auth:, …), not a list or value.")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections (server:, auth:, …), not a list or value."
+        )
     return data
 
 

@@ -176,5 +176,5 @@ HTTP_STATUS: dict[type[TailopsError], int] = {
 def http_status(exc: TailopsError) -> int:
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500

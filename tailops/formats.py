@@ -73,7 +73,9 @@ def render(data: Any, fmt: Format) -> tuple[str, Literal["json", "toon"]]:
     return as_json, "json"
 
 
-def project_items(items: list[dict[str, Any]], fields: Sequence[str] | None, allowed: Sequence[str]) -> list[dict[str, Any]]:
+def project_items(
+    items: list[dict[str, Any]], fields: Sequence[str] | None, allowed: Sequence[str]
+) -> list[dict[str, Any]]:
     """Keep only ``fields`` of each item; unknown field names are an input error."""
     if not fields:
         return items

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 # `*_created` series double the output and no dashboard uses them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 __all__ = ["Metrics"]
 
@@ -17,21 +17,28 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls = Counter(
-            "tailops_tool_calls", "Tool calls by tool and outcome (ok, error, denied).",
-            ["tool", "outcome"], registry=self.registry,
+            "tailops_tool_calls",
+            "Tool calls by tool and outcome (ok, error, denied).",
+            ["tool", "outcome"],
+            registry=self.registry,
         )
         self.errors = Counter(
             "tailops_tool_errors", "Tool calls that ended in an error or denial.", ["tool"], registry=self.registry
         )
         self.latency = Histogram(
-            "tailops_tool_duration_seconds", "Tool call latency.", ["tool"], buckets=_BUCKETS,
+            "tailops_tool_duration_seconds",
+            "Tool call latency.",
+            ["tool"],
+            buckets=_BUCKETS,
             registry=self.registry,
         )
         self.in_flight = Gauge(
             "tailops_tool_calls_in_flight", "Tool calls running now.", ["tool"], registry=self.registry
         )
         self.http_requests = Counter(
-            "tailops_http_requests", "HTTP requests by route class and status.", ["route", "status"],
+            "tailops_http_requests",
+            "HTTP requests by route class and status.",
+            ["route", "status"],
             registry=self.registry,
         )
         self.auth_failures = Counter(

@@ -21,7 +21,7 @@ import anyio.to_thread
 
 from tailops.audit import AuditLog
 from tailops.auth.principals import PrincipalResolver
-from tailops.auth.ratelimit import RateLimiter
+from tailops.auth.ratelimit import AuthFailureLimiter, RateLimiter
 from tailops.auth.scopes import Authorizer
 from tailops.config import Settings
 from tailops.metrics import Metrics
@@ -33,6 +33,7 @@ from tailops.monitor.system import collect_disks
 from tailops.store import Store
 
 if TYPE_CHECKING:
+    from tailops.server.protocol import ClientLogLevels
     from tailops.principal import Principal
     from tailops.tools.registry import ToolSpec
 
@@ -52,17 +53,18 @@ class Runtime:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(data_dir, 0o700)
         self.store = Store(config.db_path)
-        self.audit = AuditLog(config.audit_path)
+        self.audit = AuditLog(config.audit_path, rotate_bytes=config.audit.rotate_bytes)
         self.metrics = Metrics()
         self.principals = PrincipalResolver(config)
         self.authorizer = Authorizer()
         self.rate_limiter = RateLimiter(config.auth.rate_limit_per_minute, config.auth.rate_limit_burst)
+        self.auth_failures = AuthFailureLimiter(config.auth.auth_failures_per_minute)
         self.sampler = Sampler(slow_probe=collect_disks)
         self.net_io = IoRateTracker()
         self.docker = DockerEngine(config.docker)
         self._limiter: anyio.CapacityLimiter | None = None
-        # Per-session client log level (logging/setLevel); set by the MCP server.
-        self.client_log_levels: Any = {}
+        # Per-connection client log level (logging/setLevel); set by tailops.server.protocol.
+        self.client_log_levels: ClientLogLevels | None = None
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -77,6 +79,7 @@ class Runtime:
         self.sampler.stop()
         self.docker.close()
         self.store.close()
+        self.audit.close()
         self._started = False
 
     # -- worker pool ------------------------------------------------------------
@@ -91,7 +94,7 @@ class Runtime:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
 
     # -- audit --------------------------------------------------------------------
-    def audit_tool_call(
+    async def audit_tool_call(
         self,
         *,
         spec: ToolSpec,
@@ -103,27 +106,37 @@ class Runtime:
         error: str | None,
         duration: float,
         meta: dict[str, Any],
+        phase: str = "end",
     ) -> None:
+        """Write one tool-call record; raise AuditError if it cannot be written.
+
+        Denied and mutating (non-read-only) calls are fsynced, off the event
+        loop; the rest are plain appends. ``phase="start"`` is the record a
+        mutating call writes before its body runs (no start record, no call).
+        """
         entry: dict[str, Any] = {
             "kind": "tool",
             "tool": spec.name,
+            "phase": phase,
             "principal": {
                 "sub": principal.subject,
                 "jti": principal.token_id,
                 "transport": principal.transport,
                 "addr": principal.client_addr,
                 "human": principal.human_login,
+                "human_name": principal.human_name,
+                **principal.extra,
             },
             "args": arguments,
             "decision": decision,
             "reason": reason,
             "outcome": outcome,
             "error": error,
-            "ms": round(duration * 1000, 2),
+            "ms": round(duration * 1000, 3),
         }
         if meta:
             entry.update(meta)
-        try:
-            self.audit.record(entry, sync=decision == "denied" or not spec.read_only)
-        except Exception:
-            log.exception("audit write failed", extra={"tool": spec.name})
+        if decision == "denied" or not spec.read_only:
+            await anyio.to_thread.run_sync(functools.partial(self.audit.record, entry, sync=True))
+        else:
+            self.audit.record(entry)

@@ -11,6 +11,7 @@ name starting ``tailops-test-``; the session removes what it created.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,6 @@ from typing import Any
 import pytest
 
 from tailops.config import Settings, load_config
-
 from tests.helpers import BASE_IMAGE, SESSION_ID, TEST_LABEL
 
 
@@ -61,10 +61,8 @@ def docker_client() -> Iterator[Any]:
         )
     yield client
     for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={SESSION_ID}"}):
-        try:
+        with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True, v=True)
-        except docker.errors.DockerException:
-            pass
     client.close()
 
 
@@ -84,4 +82,3 @@ def base_image(docker_client: Any) -> str:
 def test_labels() -> dict[str, str]:
     """Labels to put on every container a test creates (session cleanup finds them)."""
     return {TEST_LABEL: SESSION_ID}
-

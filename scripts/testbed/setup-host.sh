@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the tests need on a fresh Debian machine (idempotent).
 # - docker.io (+ a running dockerd), debootstrap, dpkg-dev, openssh-client
-# - chromium (review page browser tests)
+# - docker-registry (a real local registry on loopback for image pull tests; never started as a service)
 # - Node >= 22 + the MCP conformance suite under .tools/ (npm registry)
 # Runs as root (CI) or with sudo available.
 set -euo pipefail
@@ -16,7 +16,7 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v dpkg-scanpackages >/dev/null 2>&1 || need_pkgs+=(dpkg-dev)
 command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
-command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "testbed: installing ${need_pkgs[*]}"

@@ -1,34 +1,49 @@
-"""Resolve the principal of an MCP request from its transport.
+"""Resolve the principal of a request from its transport.
 
-HTTP: the verified token (the SDK's auth middleware has already rejected
-requests without a valid one) plus, from a trusted proxy only, Tailscale
-identity headers. stdio: the local OS user with ``auth.stdio_scopes``.
+HTTP: the verified token (the transport has already rejected requests without
+a valid one) plus, from a trusted proxy only, the Tailscale identity headers
+(``Tailscale-User-Login``/``-Name``) and the client address the proxy
+forwarded. stdio: the local OS user with ``auth.stdio_scopes``. CLI: the local
+OS user, for the audit record only.
+
+Headers from any peer that is not in ``auth.trusted_proxies`` are ignored: a
+client must never be able to name the human behind its token, or move its own
+failed-authentication budget to another address, by sending a header.
 """
 
 from __future__ import annotations
 
-import getpass
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 
+from tailops.auth import local_user
 from tailops.config import Settings
 from tailops.principal import Principal
 
-__all__ = ["PrincipalResolver"]
+__all__ = ["PrincipalResolver", "clean_header", "local_user"]
+
+_MAX_HEADER = 256
+
+
+def clean_header(value: str | None) -> str | None:
+    """A header value fit for the audit log: printable, trimmed, capped; None if empty."""
+    if value is None:
+        return None
+    text = "".join(c for c in value if c.isprintable()).strip()[:_MAX_HEADER]
+    return text or None
 
 
 class PrincipalResolver:
     def __init__(self, config: Settings) -> None:
         self._config = config
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
+        user = local_user()
         self.stdio = Principal(
             subject=f"local:{user}", scopes=frozenset(config.auth.stdio_scopes), transport="stdio"
         )
+        self.cli = Principal(subject=f"local:{user}", scopes=frozenset(), transport="cli")
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in config.auth.trusted_proxies]
 
     def is_trusted_proxy(self, addr: str | None) -> bool:
@@ -40,31 +55,58 @@ class PrincipalResolver:
             return False
         return any(ip in net for net in self._trusted)
 
+    def client_address(self, peer: str | None, headers: Mapping[str, str]) -> str:
+        """The address to hold responsible: the peer, or what a trusted proxy says it forwarded."""
+        if peer and self.is_trusted_proxy(peer):
+            forwarded = headers.get("x-forwarded-for")
+            if forwarded:
+                # The proxy appends the address it saw last; earlier entries are client claims.
+                last = forwarded.rsplit(",", 1)[-1].strip()
+                try:
+                    return str(ipaddress.ip_address(last))
+                except ValueError:
+                    pass
+        return peer or "unknown"
+
+    def human(self, peer: str | None, headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """(login, name) from Tailscale headers, only when ``peer`` is a trusted proxy."""
+        if not self.is_trusted_proxy(peer):
+            return None, None
+        login = clean_header(headers.get("tailscale-user-login"))
+        return login, clean_header(headers.get("tailscale-user-name"))
+
     def resolve(self, ctx: Any) -> Principal:
         request = _http_request(ctx)
         if request is None:
             return self.stdio
-        client_addr = request.client.host if request.client else None
-        human_login = human_name = None
-        if self.is_trusted_proxy(client_addr):
-            human_login = request.headers.get("tailscale-user-login")
-            human_name = request.headers.get("tailscale-user-name")
+        peer = request.client.host if request.client else None
+        headers = request.headers
+        human_login, human_name = self.human(peer, headers)
+        client_addr = self.client_address(peer, headers)
+        extra = {"via": peer} if peer and client_addr != peer else {}
         token = get_access_token()
         if token is None:
             # Only reachable with auth.unsafe_no_auth: everyone is an anonymous reader.
             return Principal(
-                subject="anonymous", scopes=frozenset({"readonly"}), transport="http",
-                client_addr=client_addr, human_login=human_login, human_name=human_name,
+                subject="anonymous",
+                scopes=frozenset({"readonly"}),
+                transport="http",
+                client_addr=client_addr,
+                human_login=human_login,
+                human_name=human_name,
+                extra=extra,
             )
         claims = token.claims or {}
+        jti = claims.get("jti")
         return Principal(
             subject=token.subject or token.client_id,
             scopes=frozenset(token.scopes),
             transport="http",
-            token_id=claims.get("jti"),
+            token_id=str(jti) if jti is not None else None,
             client_addr=client_addr,
             human_login=human_login,
             human_name=human_name,
+            extra=extra,
         )
 
 

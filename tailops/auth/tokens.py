@@ -5,17 +5,30 @@ server never reads. Claims: ``iss``, ``sub``, ``scope`` (space separated),
 ``aud`` (the server's MCP URL), ``iat``, ``nbf``, ``exp`` (always), ``jti``.
 
 Verification pins the algorithm to EdDSA (so ``alg: none`` and HS256-with-the-
-public-key tricks fail), requires every claim, checks audience and issuer, and
-looks the ``jti`` up in the store's revocation list on every request (so a
-revocation takes effect on the next request, even from another process).
+public-key tricks fail), requires every claim, checks audience, issuer and the
+lifetime cap, and looks the ``jti`` up in the store's revocation list on every
+request (so a revocation takes effect on the next request, even one served by
+another process).
+
+There is deliberately no shared-secret (HMAC) mode: whoever can verify an HMAC
+token can also mint one, so a server compromise would hand out every scope,
+``changes:approve`` included (see docs/security.md).
+
+This module must never log, store or print a token or a private key: the
+store keeps claims only, and errors name the problem, never the token.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import re
 import stat
+import threading
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,23 +37,32 @@ from typing import TYPE_CHECKING, Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from mcp.server.auth.provider import AccessToken
+from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from tailops.config import SCOPES
 from tailops.errors import AuthError, ConfigError, InvalidInput
 from tailops.store import Store
 
 if TYPE_CHECKING:
-    from tailops.runtime import Runtime
+    from mcp.server.auth.provider import AccessToken
+
+    from tailops.config import Settings
 
 __all__ = [
     "ALGORITHM",
     "MintedToken",
+    "TokenInfo",
     "TokenVerifier",
+    "check_key_files",
     "check_private_key_permissions",
+    "check_public_key_permissions",
+    "failure_reason",
     "generate_keypair",
+    "is_revoked",
+    "list_tokens",
     "load_public_key",
     "mint_token",
+    "parse_scopes",
     "revoke_token",
     "verify_token",
 ]
@@ -48,28 +70,71 @@ __all__ = [
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ["iss", "sub", "scope", "aud", "iat", "exp", "jti"]
 LEEWAY_S = 30
+MAX_TOKEN_CHARS = 8192
+_SUBJECT = re.compile(r"[A-Za-z0-9._@:+-]{1,200}")
+_JTI = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+# Refusal messages (constant, so metrics and audit can name the reason).
+MALFORMED = "malformed token."
+BAD_ALGORITHM = "token algorithm is not accepted; tokens must be EdDSA (Ed25519)."
+BAD_SIGNATURE = "token signature is invalid."
+EXPIRED = "token expired."
+NOT_YET_VALID = "token not yet valid."
+WRONG_AUDIENCE = "token was issued for another server (audience mismatch)."
+WRONG_ISSUER = "token issuer is not accepted."
+MISSING_CLAIM = "token lacks a required claim (iss, sub, scope, aud, iat, exp, jti)."
+BAD_CLAIMS = "token claims are malformed."
+UNKNOWN_SCOPE = "token carries unknown scopes."
+TOO_LONG_LIVED = "token lifetime exceeds auth.max_token_ttl."
+REVOKED = "token has been revoked."
+INVALID = "token is invalid."
+
+_REASONS: dict[str, str] = {
+    MALFORMED: "malformed",
+    BAD_ALGORITHM: "algorithm",
+    BAD_SIGNATURE: "signature",
+    EXPIRED: "expired",
+    NOT_YET_VALID: "not_yet_valid",
+    WRONG_AUDIENCE: "audience",
+    WRONG_ISSUER: "issuer",
+    MISSING_CLAIM: "missing_claim",
+    BAD_CLAIMS: "claims",
+    UNKNOWN_SCOPE: "scope",
+    TOO_LONG_LIVED: "lifetime",
+    REVOKED: "revoked",
+    INVALID: "invalid",
+}
+
+
+def failure_reason(exc: AuthError) -> str:
+    """A short label for a verification failure (metrics, audit)."""
+    return _REASONS.get(exc.message, "invalid")
+
+
+# -- key files -----------------------------------------------------------------
 
 
 def _write_secret(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow what we asked for
         os.write(fd, data)
+        os.fsync(fd)
     finally:
         os.close(fd)
-    os.chmod(path, mode)
 
 
 def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool = False) -> None:
     """Write a new Ed25519 key pair: private key 0600, public key 0644."""
+    if private_path.resolve() == public_path.resolve():
+        raise InvalidInput("the private and public key paths are the same file; give two paths.")
     for p in (private_path, public_path):
-        if p.exists() and not overwrite:
+        if (p.exists() or p.is_symlink()) and not overwrite:
             raise InvalidInput(
                 f"{p} already exists; refusing to overwrite a key.",
                 hint="Pass --force to replace it (every token signed with the old key stops working).",
             )
-        if p.exists():
-            p.unlink()
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -77,8 +142,14 @@ def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool =
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_secret(private_path, private_pem, 0o600)
-    _write_secret(public_path, public_pem, 0o644)
+    try:
+        for p in (private_path, public_path):
+            if p.exists() or p.is_symlink():
+                p.unlink()
+        _write_secret(private_path, private_pem, 0o600)
+        _write_secret(public_path, public_pem, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the key pair: {exc.strerror} ({exc.filename}).") from exc
 
 
 def check_private_key_permissions(path: Path) -> None:
@@ -87,11 +158,35 @@ def check_private_key_permissions(path: Path) -> None:
         st = path.stat()
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise ConfigError(f"cannot check the private key {path}: {exc.strerror}.") from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
-            f"private key {path} is accessible by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing.",
+            f"private key {path} is accessible by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            "refusing.",
             hint=f"Run: chmod 600 {path}",
         )
+
+
+def check_public_key_permissions(path: Path) -> None:
+    """Refuse a public key others could replace (a swapped key lets them mint tokens)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot check the public key {path}: {exc.strerror}.") from exc
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"public key {path} is writable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing.",
+            hint=f"Run: chmod 644 {path}",
+        )
+
+
+def check_key_files(config: Settings) -> None:
+    """What the HTTP server checks before it starts: key file permissions."""
+    check_private_key_permissions(config.private_key_path)
+    check_public_key_permissions(config.public_key_path)
 
 
 def _load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -99,9 +194,9 @@ def _load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
-        raise ConfigError(
-            f"no private key at {path}.", hint="Create one with: tailops token keygen"
-        ) from None
+        raise ConfigError(f"no private key at {path}.", hint="Create one: tailops token keygen") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the private key {path}: {exc.strerror}.") from exc
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path} is not a PEM private key.") from exc
     if not isinstance(key, Ed25519PrivateKey):
@@ -110,6 +205,7 @@ def _load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
+    check_public_key_permissions(path)
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except FileNotFoundError:
@@ -117,11 +213,16 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
             f"no token public key at {path}; the HTTP server cannot verify tokens.",
             hint="Create a key pair with: tailops token keygen",
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the public key {path}: {exc.strerror}.") from exc
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path} is not a PEM public key.") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise ConfigError(f"{path} is not an Ed25519 public key; tailops tokens are EdDSA only.")
     return key
+
+
+# -- minting and revocation ----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -135,12 +236,13 @@ class MintedToken:
 
 
 def parse_scopes(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    items = text.split() if isinstance(text, str) else list(text)
+    items = text.replace(",", " ").split() if isinstance(text, str) else list(text)
     if not items:
         raise InvalidInput("no scopes given; choose from: " + ", ".join(SCOPES) + ".")
     unknown = [s for s in items if s not in SCOPES]
     if unknown:
-        raise InvalidInput(f"unknown scope(s) {', '.join(unknown)}; choose from: {', '.join(SCOPES)}.")
+        shown = ", ".join(repr(s[:40]) for s in unknown[:5])
+        raise InvalidInput(f"unknown scope(s) {shown}; choose from: {', '.join(SCOPES)}.")
     return tuple(dict.fromkeys(items))
 
 
@@ -159,16 +261,20 @@ def mint_token(
 ) -> MintedToken:
     """Sign a token and record its claims (never the token) in the store."""
     subject = subject.strip()
-    if not subject or len(subject) > 200 or any(c.isspace() for c in subject):
-        raise InvalidInput("subject must be 1-200 characters without spaces, e.g. alice or ci-bot.")
+    if not _SUBJECT.fullmatch(subject):
+        raise InvalidInput(
+            "subject must be 1-200 characters from A-Z a-z 0-9 . _ @ : + -, e.g. alice or ci-bot."
+        )
     scope_list = parse_scopes(scopes)
-    if ttl.total_seconds() <= 0:
-        raise InvalidInput("--ttl must be positive, e.g. 1h or 24h.")
+    if ttl.total_seconds() < 1:
+        raise InvalidInput("--ttl must be at least 1s, e.g. 1h or 24h.")
     if ttl > max_ttl:
         raise InvalidInput(
             f"--ttl {ttl} is longer than auth.max_token_ttl ({max_ttl}).",
             hint="Use a shorter ttl or raise auth.max_token_ttl in the config.",
         )
+    if note is not None and (len(note) > 500 or any(ord(c) < 32 for c in note)):
+        raise InvalidInput("--note must be at most 500 printable characters on one line.")
     key = _load_private_key(private_key_path)
     issued = int(now if now is not None else time.time())
     expires = issued + int(ttl.total_seconds())
@@ -201,23 +307,77 @@ def is_revoked(store: Store, jti: str) -> bool:
     return row is not None
 
 
-def revoke_token(store: Store, jti: str, *, by: str) -> bool:
-    """Revoke ``jti``; return False if it was already revoked."""
+def check_jti(jti: str) -> str:
     jti = jti.strip()
-    if not jti or len(jti) > 128:
-        raise InvalidInput("give the token's jti (see `tailops token list` or `tailops token inspect`).")
+    if not _JTI.fullmatch(jti):
+        raise InvalidInput(
+            "give the token's jti: 1-128 characters from A-Z a-z 0-9 _ - "
+            "(see `tailops token list` or `tailops token inspect`)."
+        )
+    return jti
+
+
+def revoke_token(store: Store, jti: str, *, by: str) -> tuple[bool, bool]:
+    """Revoke ``jti``. Returns (newly_revoked, issued_by_this_store)."""
+    jti = check_jti(jti)
     now = int(time.time())
     with store.transaction() as conn:
         known = conn.execute("SELECT revoked_at FROM tokens WHERE jti = ?", (jti,)).fetchone()
         if known is not None:
             if known["revoked_at"] is not None:
-                return False
+                return False, True
             conn.execute("UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE jti = ?", (now, by, jti))
-            return True
+            return True, True
         if conn.execute("SELECT 1 FROM revocations WHERE jti = ?", (jti,)).fetchone():
-            return False
+            return False, False
         conn.execute("INSERT INTO revocations(jti, revoked_at, revoked_by) VALUES (?,?,?)", (jti, now, by))
-        return True
+        return True, False
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One row of ``tailops token list`` (claims only: the store never has the token)."""
+
+    jti: str
+    subject: str
+    scopes: str
+    issued_at: int | None
+    expires_at: int | None
+    revoked_at: int | None
+    revoked_by: str | None
+    note: str | None
+
+    def status(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at < now:
+            return "expired"
+        return "active"
+
+
+def list_tokens(store: Store) -> list[TokenInfo]:
+    """Issued tokens and foreign revocations, newest first."""
+    rows = store.query(
+        "SELECT jti, subject, scopes, issued_at, expires_at, revoked_at, revoked_by, note FROM tokens "
+        "UNION ALL SELECT jti, '?', '?', NULL, NULL, revoked_at, revoked_by, 'not issued by this store' "
+        "FROM revocations ORDER BY 4 DESC, 6 DESC"
+    )
+    return [
+        TokenInfo(
+            jti=r["jti"],
+            subject=r["subject"],
+            scopes=r["scopes"],
+            issued_at=r["issued_at"],
+            expires_at=r["expires_at"],
+            revoked_at=r["revoked_at"],
+            revoked_by=r["revoked_by"],
+            note=r["note"],
+        )
+        for r in rows
+    ]
+
+
+# -- verification --------------------------------------------------------------
 
 
 def verify_token(
@@ -227,17 +387,14 @@ def verify_token(
     audience: str,
     issuer: str,
     store: Store | None,
+    max_ttl: timedelta | None = None,
 ) -> dict[str, Any]:
     """Return the verified claims or raise AuthError with the reason."""
-    if not token or len(token) > 8192:
-        raise AuthError("malformed token.")
+    if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+        raise AuthError(MALFORMED)
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as exc:
-        raise AuthError("malformed token.") from exc
-    if header.get("alg") != ALGORITHM:
-        raise AuthError(f"token algorithm {header.get('alg')!r} is not accepted; tokens must be EdDSA.")
-    try:
+        # algorithms=[EdDSA] and an Ed25519 key object: `none`, HS256 with the
+        # public key as secret, RS/ES algorithms all end in InvalidAlgorithmError.
         claims: dict[str, Any] = jwt.decode(
             token,
             public_key,
@@ -245,71 +402,161 @@ def verify_token(
             audience=audience,
             issuer=issuer,
             leeway=LEEWAY_S,
-            options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+            options={"require": REQUIRED_CLAIMS, "verify_signature": True, "strict_aud": True},
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise AuthError("token expired.") from exc
-    except jwt.ImmatureSignatureError as exc:
-        raise AuthError("token not yet valid.") from exc
-    except jwt.InvalidAudienceError as exc:
-        raise AuthError("token was issued for another server (audience mismatch).") from exc
-    except jwt.InvalidIssuerError as exc:
-        raise AuthError("token issuer is not accepted.") from exc
-    except jwt.MissingRequiredClaimError as exc:
-        raise AuthError(f"token lacks the required claim {exc.claim!r}.") from exc
+    except jwt.InvalidAlgorithmError as exc:
+        raise AuthError(BAD_ALGORITHM) from exc
     except jwt.InvalidSignatureError as exc:
-        raise AuthError("token signature is invalid.") from exc
-    except jwt.InvalidTokenError as exc:
-        raise AuthError("token is invalid.") from exc
-    scope = claims.get("scope")
-    if not isinstance(scope, str) or any(s not in SCOPES for s in scope.split()):
-        raise AuthError("token carries unknown scopes.")
-    if store is not None and is_revoked(store, str(claims["jti"])):
-        raise AuthError("token has been revoked.")
+        raise AuthError(BAD_SIGNATURE) from exc
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthError(EXPIRED) from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise AuthError(NOT_YET_VALID) from exc
+    except jwt.InvalidAudienceError as exc:
+        raise AuthError(WRONG_AUDIENCE) from exc
+    except jwt.InvalidIssuerError as exc:
+        raise AuthError(WRONG_ISSUER) from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(MISSING_CLAIM) from exc
+    except (InvalidSubjectError, InvalidJTIError, jwt.InvalidIssuedAtError) as exc:
+        raise AuthError(BAD_CLAIMS) from exc
+    except jwt.DecodeError as exc:
+        raise AuthError(MALFORMED) from exc
+    except jwt.PyJWTError as exc:
+        raise AuthError(INVALID) from exc
+    scope, jti, sub = claims.get("scope"), claims.get("jti"), claims.get("sub")
+    if not (isinstance(jti, str) and _JTI.fullmatch(jti)):
+        raise AuthError(BAD_CLAIMS)
+    if not (isinstance(sub, str) and _SUBJECT.fullmatch(sub)):
+        raise AuthError(BAD_CLAIMS)
+    if not isinstance(scope, str) or not scope.split() or any(s not in SCOPES for s in scope.split()):
+        raise AuthError(UNKNOWN_SCOPE)
+    exp, iat = claims["exp"], claims["iat"]
+    lifetime = exp - iat if isinstance(exp, int | float) and isinstance(iat, int | float) else 0
+    if max_ttl is not None and lifetime > max_ttl.total_seconds() + LEEWAY_S:
+        raise AuthError(TOO_LONG_LIVED)
+    if store is not None and is_revoked(store, jti):
+        raise AuthError(REVOKED)
     return claims
 
 
-class TokenVerifier:
-    """The MCP SDK's TokenVerifier protocol over :func:`verify_token`."""
+# The access token our HTTP middleware verified for the current request, so the
+# SDK's bearer backend (called further down the same request) does not repeat
+# the signature check. Set and reset around one request only.
+_VERIFIED: contextvars.ContextVar[tuple[str, AccessToken] | None] = contextvars.ContextVar(
+    "tailops_verified_token", default=None
+)
 
-    def __init__(self, *, public_key: Ed25519PublicKey, audience: str, issuer: str, store: Store,
-                 on_failure: Any = None) -> None:
+
+class TokenVerifier:
+    """Verifies bearer tokens; also the MCP SDK's ``TokenVerifier`` protocol.
+
+    A token that verified once is remembered (exact token string → its claims,
+    bounded LRU), so a client reusing its token does not pay the Ed25519
+    check on every request. Everything that can change is still checked on
+    every request: expiry and revocation. The cache only ever holds tokens
+    whose signature, audience, issuer and claims were verified in full.
+    """
+
+    CACHE_SIZE = 4096
+
+    def __init__(
+        self,
+        *,
+        public_key: Ed25519PublicKey,
+        audience: str,
+        issuer: str,
+        store: Store,
+        max_ttl: timedelta | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.audience = audience
         self._public_key = public_key
-        self._audience = audience
         self._issuer = issuer
         self._store = store
+        self._max_ttl = max_ttl
         self._on_failure = on_failure
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, rt: Runtime) -> TokenVerifier:
-        if rt.config.auth.private_key is not None:
-            check_private_key_permissions(rt.config.auth.private_key)
+    def from_config(
+        cls, config: Settings, store: Store, *, on_failure: Callable[[str], None] | None = None
+    ) -> TokenVerifier:
+        """Load the public key; refuse to start when key files have unsafe permissions."""
+        check_key_files(config)
         return cls(
-            public_key=load_public_key(rt.config.public_key_path),
-            audience=rt.config.mcp_url,
-            issuer=rt.config.auth.issuer,
-            store=rt.store,
-            on_failure=lambda reason: rt.metrics.auth_failures.labels(reason).inc(),
+            public_key=load_public_key(config.public_key_path),
+            audience=config.mcp_url,
+            issuer=config.auth.issuer,
+            store=store,
+            max_ttl=config.auth.max_token_ttl,
+            on_failure=on_failure,
         )
 
     def verify_claims(self, token: str) -> dict[str, Any]:
-        return verify_token(
-            token, public_key=self._public_key, audience=self._audience, issuer=self._issuer, store=self._store
-        )
+        """The verified claims (do not mutate them) or AuthError."""
+        with self._lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+        if claims is None:
+            claims = verify_token(
+                token,
+                public_key=self._public_key,
+                audience=self.audience,
+                issuer=self._issuer,
+                store=self._store,
+                max_ttl=self._max_ttl,
+            )
+            with self._lock:
+                self._verified[token] = claims
+                if len(self._verified) > self.CACHE_SIZE:
+                    self._verified.popitem(last=False)
+            return claims
+        if time.time() > claims["exp"] + LEEWAY_S:
+            with self._lock:
+                self._verified.pop(token, None)
+            raise AuthError(EXPIRED)
+        if is_revoked(self._store, str(claims["jti"])):
+            raise AuthError(REVOKED)
+        return claims
 
-    async def verify_token(self, token: str) -> AccessToken | None:
+    def authenticate(self, token: str) -> AccessToken:
+        """The verified access token, or AuthError (the failure hook is called)."""
+        # Imported here: the SDK takes ~2 s to import and the CLI never needs it.
+        from mcp.server.auth.provider import AccessToken
+
         try:
             claims = self.verify_claims(token)
         except AuthError as exc:
             if self._on_failure is not None:
-                self._on_failure(exc.code)
-            return None
+                self._on_failure(failure_reason(exc))
+            raise
         return AccessToken(
             token=token,
             client_id=str(claims["sub"]),
             subject=str(claims["sub"]),
             scopes=str(claims["scope"]).split(),
             expires_at=int(claims["exp"]),
-            resource=self._audience,
+            resource=self.audience,
             claims={"jti": claims["jti"], "iat": claims["iat"], "iss": claims["iss"]},
         )
+
+    def remember(self, token: str, access: AccessToken) -> contextvars.Token[tuple[str, AccessToken] | None]:
+        """Mark ``token`` as verified for the rest of this request (see :meth:`forget`)."""
+        return _VERIFIED.set((token, access))
+
+    @staticmethod
+    def forget(marker: contextvars.Token[tuple[str, AccessToken] | None]) -> None:
+        _VERIFIED.reset(marker)
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """SDK protocol: None for any invalid token (the SDK answers 401)."""
+        cached = _VERIFIED.get()
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        try:
+            return self.authenticate(token)
+        except AuthError:
+            return None

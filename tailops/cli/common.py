@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 
@@ -21,8 +21,6 @@ from tailops.errors import ConfigError, InvalidInput, TailopsError
 
 __all__ = ["ConfigOption", "cli_errors", "console_err", "load"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 log = logging.getLogger("tailops.cli")
 
@@ -45,7 +43,7 @@ def exit_code_for(exc: TailopsError) -> int:
     return 2 if isinstance(exc, ConfigError | InvalidInput) else 1
 
 
-def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
+def cli_errors[**P, R](fn: Callable[P, R]) -> Callable[P, R]:
     """Turn TailopsError into one stderr line and an exit code (2 usage/config, 1 other)."""
 
     @functools.wraps(fn)

@@ -1,67 +1,393 @@
 """The one adapter over the Docker SDK for the read path.
 
-Creates the client lazily (the server must start and serve every other tool
-when no engine is running), bounds every call with ``docker.timeout``, and
-translates docker/requests exceptions into tailops errors where they enter.
+Why it exists: every Docker call of tailops goes through :meth:`DockerEngine.call`
+(or :meth:`DockerEngine.fan_out` for many at once), so the SDK's and requests'
+exceptions are translated into tailops errors in exactly one place
+(:func:`translate`) and never leak to a tool. It creates the client lazily (the
+server must start and serve every other tool when no engine is running), bounds
+every call with ``docker.timeout``, drops the client when the engine stops
+answering (the next call reconnects), and answers "is the engine there?" for
+``/health`` from a short-lived cache.
+
+What it must never do: change anything. No container start/stop/remove, no
+image pull, no exec: those are catalog playbooks run by the change engine.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
+import difflib
+import logging
+import os
+import stat
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from tailops.config import DockerSettings
-from tailops.errors import Unavailable
+from tailops.errors import InvalidInput, NotFound, OperationTimeout, TailopsError, Unavailable
 
-__all__ = ["DockerEngine"]
+__all__ = ["ENGINE_EXCEPTIONS", "DockerEngine", "InspectCache", "close_matches", "translate"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger("tailops.docker")
+
+# Everything the SDK (and the HTTP stack under it) raises when talking to the engine.
+ENGINE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,  # includes TimeoutError / socket.timeout, FileNotFoundError of a missing socket
+)
+
+_HINT_DOWN = "Start dockerd or set docker.base_url / DOCKER_HOST; the other tools keep working."
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return text[:200]
+
+
+def _explanation(exc: docker.errors.APIError) -> str:
+    text = exc.explanation if isinstance(exc.explanation, str) else None
+    if not text:
+        text = _short(exc)
+    return text.strip()[:200]
+
+
+def translate(exc: BaseException, *, what: str, where: str) -> TailopsError:
+    """The tailops error for an exception raised by the Docker SDK or its HTTP stack.
+
+    ``what`` names the operation ("inspect container 'web'"), ``where`` the engine.
+    Every subclass of ``docker.errors.DockerException`` maps to some tailops error
+    (tests/integration/test_containers_errors.py checks that).
+    """
+    if isinstance(exc, TailopsError):
+        return exc
+    if isinstance(exc, docker.errors.NotFound):
+        return NotFound(f"{what}: the Docker engine has no such object ({_explanation(exc)}).")
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.status_code or 0
+        if status == 400:
+            return InvalidInput(f"the Docker engine refused {what}: {_explanation(exc)}.")
+        if status == 409:
+            return InvalidInput(
+                f"{what} conflicts with the container's current state: {_explanation(exc)}.",
+                hint="Check its state with get_container_list.",
+            )
+        return Unavailable(
+            f"the Docker engine at {where} failed {what} (HTTP {status or 'error'}: {_explanation(exc)}).",
+            hint="Retry; if it persists, check the engine (docker info, its log).",
+        )
+    if isinstance(exc, docker.errors.InvalidVersion):
+        return Unavailable(
+            f"the Docker engine at {where} is too old for {what} ({_short(exc)}).",
+            hint="Upgrade the engine (API 1.41 / Docker 20.10 or newer).",
+        )
+    if isinstance(exc, docker.errors.InvalidArgument | docker.errors.NullResource):
+        return InvalidInput(f"{what}: {_short(exc)}.")
+    if isinstance(exc, requests.exceptions.Timeout | TimeoutError | urllib3.exceptions.TimeoutError):
+        return OperationTimeout(
+            f"the Docker engine at {where} did not answer {what} in time.",
+            hint="The engine may be overloaded; retry, or raise docker.timeout.",
+        )
+    if isinstance(exc, docker.errors.DockerException):
+        return Unavailable(f"the Docker engine at {where} is not reachable ({_short(exc)}).", hint=_HINT_DOWN)
+    # requests ConnectionError, urllib3 protocol errors, OSError of a missing/refused socket.
+    return Unavailable(
+        f"the Docker engine at {where} is not answering ({exc.__class__.__name__}: {_short(exc)}).",
+        hint=_HINT_DOWN,
+    )
+
+
+class InspectCache:
+    """Container inspect results, kept only while the engine's event stream says they are current.
+
+    ``get_container_list`` needs a few facts only inspect has (restart count, start
+    time, exit code, OOM kill). They change only through container events (start,
+    die, oom, restart, ...), so a background thread follows ``GET /events`` for
+    containers and drops an entry on any event for it. Entries are used only while
+    that stream is connected; when it ends (engine gone, error) everything is
+    dropped and the next list starts it again. A per-container generation number
+    stops a result fetched before an event from being stored after it.
+    """
+
+    def __init__(self, engine: DockerEngine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._gen: dict[str, int] = {}
+        self._epoch = 0
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def watching(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._stream is not None
+
+    def ensure_watching(self) -> None:
+        """Start following engine events if not already (failures just mean: no caching)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._entries.clear()
+            self._epoch += 1
+        try:
+            stream = self._engine.call(
+                "follow engine events",
+                lambda: self._engine.api().events(decode=True, filters={"type": "container"}),
+            )
+        except TailopsError:
+            return
+        thread = threading.Thread(target=self._follow, args=(stream,), name="tailops-docker-events", daemon=True)
+        with self._lock:
+            self._stream = stream
+            self._thread = thread
+        thread.start()
+
+    def _follow(self, stream: Any) -> None:
+        try:
+            for event in stream:
+                cid = event.get("id") or (event.get("Actor") or {}).get("ID")
+                if not cid:
+                    continue
+                with self._lock:
+                    self._entries.pop(cid, None)
+                    self._gen[cid] = self._gen.get(cid, 0) + 1
+        except Exception:  # a broken stream only ends caching; never crash the thread
+            log.debug("docker event stream ended with an error", exc_info=True)
+        finally:
+            with self._lock:
+                if self._stream is stream:
+                    self._stream = None
+                    self._entries.clear()
+                    self._epoch += 1
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def ticket(self, cid: str) -> tuple[int, int]:
+        """Take before inspecting; pass to :meth:`store`."""
+        with self._lock:
+            return self._epoch, self._gen.get(cid, 0)
+
+    def get(self, cid: str) -> dict[str, Any] | None:
+        with self._lock:
+            if self._stream is None:
+                return None
+            found = self._entries.get(cid)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def store(self, cid: str, data: dict[str, Any], ticket: tuple[int, int]) -> None:
+        with self._lock:
+            if self._stream is None or (self._epoch, self._gen.get(cid, 0)) != ticket:
+                return  # an event arrived (or the stream changed) since the inspect started
+            if len(self._entries) >= 10_000:
+                self._entries.clear()
+            self._entries[cid] = data
+
+    def close(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+            thread, self._thread = self._thread, None
+            self._entries.clear()
+            self._epoch += 1
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+        if thread is not None:
+            thread.join(timeout=5)
 
 
 class DockerEngine:
     def __init__(self, settings: DockerSettings) -> None:
-        self._settings = settings
+        self.settings = settings
+        self._unix_path = _unix_socket_path(settings.base_url)
         self._client: Any = None
         self._lock = threading.Lock()
         self._ping_cache: tuple[float, str | None] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        # container id -> (monotonic time, cpu total_usage, system_cpu_usage) of the last stats sample,
+        # so CPU % can be computed against the previous call (see monitor.containers.container_stats).
+        self.cpu_samples: collections.OrderedDict[str, tuple[float, int, int]] = collections.OrderedDict()
+        self.cpu_samples_lock = threading.Lock()
+        self.inspect_cache = InspectCache(self)
 
     @property
     def where(self) -> str:
-        return self._settings.base_url or "the default socket (DOCKER_HOST or /var/run/docker.sock)"
+        return self.settings.base_url or "the default socket (DOCKER_HOST or /var/run/docker.sock)"
+
+    # -- client ------------------------------------------------------------------------
+    def _check_socket(self) -> None:
+        """Unavailable when the engine's unix socket is missing.
+
+        Besides a clearer message, this avoids the SDK's connection attempt, which
+        leaks its socket object when connect() fails.
+        """
+        if self._unix_path is None:
+            return
+        try:
+            mode = os.stat(self._unix_path).st_mode
+        except OSError as exc:
+            err = Unavailable(
+                f"the Docker engine socket {self._unix_path} does not exist ({exc.strerror}).",
+                hint=_HINT_DOWN,
+            )
+        else:
+            if stat.S_ISSOCK(mode):
+                return
+            err = Unavailable(f"{self._unix_path} is not a socket, so no Docker engine answers there.", hint=_HINT_DOWN)
+        self.reset()
+        self._ping_cache = (time.monotonic(), err.message)
+        raise err
 
     def client(self) -> Any:
         """The docker.DockerClient, created on first use; Unavailable if the engine is down."""
+        self._check_socket()
         with self._lock:
             if self._client is None:
+                timeout = int(max(1, round(self.settings.timeout.total_seconds())))
+                # One pooled connection per concurrent fan-out call, plus a few for the rest.
+                pool = max(self.settings.concurrency, self.settings.stats_concurrency) + 4
                 try:
-                    timeout = int(max(1, self._settings.timeout.total_seconds()))
-                    if self._settings.base_url:
-                        self._client = docker.DockerClient(base_url=self._settings.base_url, timeout=timeout)
+                    if self.settings.base_url:
+                        self._client = docker.DockerClient(
+                            base_url=self.settings.base_url, timeout=timeout, max_pool_size=pool
+                        )
                     else:
-                        self._client = docker.from_env(timeout=timeout)
-                except docker.errors.DockerException as exc:
-                    raise Unavailable(
-                        f"the Docker engine at {self.where} is not reachable ({_short(exc)}).",
-                        hint="Start dockerd or set docker.base_url / DOCKER_HOST; other tools keep working.",
-                    ) from exc
+                        self._client = docker.from_env(timeout=timeout, max_pool_size=pool)
+                except ENGINE_EXCEPTIONS as exc:
+                    err = translate(exc, what="connecting", where=self.where)
+                    self._ping_cache = (time.monotonic(), err.message)
+                    raise err from exc
             return self._client
 
-    def ping(self) -> None:
-        """Raise Unavailable unless the engine answers."""
+    def api(self) -> Any:
+        """The low-level docker.APIClient (one HTTP call per method, no hidden inspects)."""
+        return self.client().api
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one SDK call; translate its exceptions (and reconnect next time if the engine went away)."""
+        self._check_socket()
         try:
-            self.client().ping()
-        except Unavailable:
+            return fn(*args, **kwargs)
+        except TailopsError:
+            raise
+        except ENGINE_EXCEPTIONS as exc:
+            err = translate(exc, what=what, where=self.where)
+            if isinstance(err, Unavailable):
+                self.reset()
+                # /health should say so at once, not after its cache expires.
+                self._ping_cache = (time.monotonic(), err.message)
+            raise err from exc
+
+    def fan_out(
+        self,
+        what: str,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        timeout: float,
+        width: int | None = None,
+    ) -> list[R | TailopsError]:
+        """``fn(item)`` for every item, at most ``docker.concurrency`` (or ``width``) at once, within
+        ``timeout`` seconds.
+
+        Returns results in item order; an item whose call failed or did not finish
+        in time holds the (translated) error instead. Never raises for one item.
+        """
+        if not items:
+            return []
+        own: concurrent.futures.ThreadPoolExecutor | None = None
+        if width is not None and width > self.settings.concurrency:
+            own = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(width, len(items)), thread_name_prefix="tailops-docker-wide"
+            )
+        pool = own or self._executor()
+        try:
+            futures = [pool.submit(self.call, what, fn, item) for item in items]
+            _done, not_done = concurrent.futures.wait(futures, timeout=max(0.0, timeout))
+        finally:
+            if own is not None:
+                own.shutdown(wait=False, cancel_futures=True)
+        for fut in not_done:
+            fut.cancel()
+        out: list[R | TailopsError] = []
+        for fut in futures:
+            if fut in not_done:
+                out.append(OperationTimeout(f"{what} did not finish within {timeout:.1f} s."))
+                continue
+            exc = fut.exception()
+            if exc is None:
+                out.append(fut.result())
+            elif isinstance(exc, TailopsError):
+                out.append(exc)
+            else:
+                raise exc  # a bug in fn, not an engine problem: let the boundary report it
+        return out
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.settings.concurrency, thread_name_prefix="tailops-docker"
+                )
+            return self._pool
+
+    # -- names -------------------------------------------------------------------------
+    def container_names(self) -> list[str]:
+        rows: list[dict[str, Any]] = self.call("list containers", lambda: self.api().containers(all=True))
+        names: list[str] = []
+        for row in rows:
+            names.extend(n.lstrip("/") for n in row.get("Names") or [])
+        return names
+
+    def unknown_container(self, name: str) -> NotFound:
+        """NotFound for ``name``, listing the closest existing container names."""
+        try:
+            names = self.container_names()
+        except TailopsError:
+            names = []
+        near = close_matches(name, names)
+        listed = f" Close matches: {', '.join(near)}." if near else " No similar names."
+        return NotFound(
+            f"no container named or with id {name!r}.{listed}",
+            hint="List containers with get_container_list(all=true).",
+        )
+
+    # -- health ------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise Unavailable unless the engine answers (within docker.ping_timeout)."""
+        api = self.api()
+        timeout = max(0.1, self.settings.ping_timeout.total_seconds())
+
+        def _ping() -> None:
+            res = api.get(api._url("/_ping"), timeout=timeout)
+            res.raise_for_status()
+
+        try:
+            self.call("ping", _ping)
+        except (Unavailable, OperationTimeout):
             self.reset()
             raise
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        except TailopsError as exc:
             self.reset()
-            raise Unavailable(
-                f"the Docker engine at {self.where} is not answering ({_short(exc)}).",
-                hint="Start dockerd or set docker.base_url / DOCKER_HOST; other tools keep working.",
-            ) from exc
+            raise Unavailable(f"the Docker engine at {self.where} is not healthy ({exc.message})") from exc
 
     def cached_status(self, max_age: float = 5.0) -> str | None:
         """None when the engine answered within ``max_age`` seconds, else the problem."""
@@ -72,24 +398,42 @@ class DockerEngine:
         try:
             self.ping()
             problem = None
-        except Unavailable as exc:
+        except TailopsError as exc:
             problem = exc.message
         self._ping_cache = (now, problem)
         return problem
 
+    # -- lifecycle ---------------------------------------------------------------------
     def reset(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead client must not raise
                 client.close()
-            except Exception:  # closing a dead client must not raise
-                pass
 
     def close(self) -> None:
+        self.inspect_cache.close()
         self.reset()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return text[:200]
+def _unix_socket_path(base_url: str | None) -> str | None:
+    """The engine's unix socket path, or None when it is reached another way (tcp, ssh)."""
+    url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if url.startswith("unix://"):
+        return url.removeprefix("unix://") or None
+    if url.startswith("/"):
+        return url
+    return None
+
+
+def close_matches(query: str, names: Iterable[str], n: int = 5) -> list[str]:
+    """Names containing ``query`` first, then difflib's closest ones (at most ``n``)."""
+    pool = sorted(set(names))
+    q = query.lower().lstrip("/")
+    out = [name for name in pool if q and q in name.lower()]
+    out += [m for m in difflib.get_close_matches(q, pool, n=n, cutoff=0.5) if m not in out]
+    return out[:n]

@@ -185,8 +185,18 @@ class Connections(ListResult):
 ConnKind = Literal["inet", "inet4", "inet6", "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "all"]
 
 STATUSES = (
-    "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT",
-    "LAST_ACK", "LISTEN", "CLOSING", "NONE",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NONE",
 )
 
 
@@ -244,6 +254,6 @@ def active_connections(kind: ConnKind, status: str | None, limit: int) -> Connec
 
 def _proc_conns(proc: psutil.Process, kind: str) -> list[Any]:
     try:
-        return [c for c in proc.net_connections(kind=kind)]  # type: ignore[misc]
+        return list(proc.net_connections(kind=kind))
     except psutil.Error:
         return []

@@ -21,8 +21,18 @@ from tailops.models import ListResult, Model
 __all__ = ["ProcessInfo", "TopProcesses", "prime", "top_processes"]
 
 CMDLINE_MAX = 200
-_ATTRS = ["pid", "name", "username", "cpu_percent", "memory_info", "memory_percent", "cmdline", "status",
-          "create_time", "num_threads"]
+_ATTRS = [
+    "pid",
+    "name",
+    "username",
+    "cpu_percent",
+    "memory_info",
+    "memory_percent",
+    "cmdline",
+    "status",
+    "create_time",
+    "num_threads",
+]
 _scan_lock = threading.Lock()
 _last_scan: list[float] = [0.0]
 
@@ -93,7 +103,7 @@ def top_processes(limit: int, sort_by: Literal["cpu", "memory"]) -> TopProcesses
     if sort_by == "cpu":
         rows.sort(key=lambda p: (p.cpu_percent or 0.0, p.rss or 0), reverse=True)
     else:
-        rows.sort(key=lambda p: (p.rss or 0), reverse=True)
+        rows.sort(key=lambda p: p.rss or 0, reverse=True)
     total = len(rows)
     shown = rows[:limit]
     return TopProcesses(

@@ -12,6 +12,7 @@ The cost is one read of /proc/stat per interval (well under 1 % of a core).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from typing import Any
 import psutil
 
 __all__ = ["CpuSample", "Sampler"]
+
+log = logging.getLogger("tailops.monitor.sampler")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class Sampler:
             try:
                 self.refresh_slow()
             except Exception:  # a probe failure must not kill the sampler
-                pass
+                log.debug("slow sampler probe failed", exc_info=True)
             if self._stop.wait(self._slow_interval):
                 return
 

@@ -1,10 +1,11 @@
 """The HTTP application: ``/mcp`` (streamable HTTP), ``/health``, ``/metrics``.
 
-Layout (outermost first): request metrics → rate limit / auth-failure limit
-(``tailops.server.middleware``) → routes. ``/mcp`` is the SDK's streamable HTTP
-app, which enforces Bearer tokens (401 + ``WWW-Authenticate`` with RFC 9728
-metadata) through our token verifier; ``/health`` is open; ``/metrics`` needs a
-token with the ``admin`` scope unless auth is disabled.
+Layout (outermost first): the middleware stack of ``tailops.server.middleware``
+(metrics → Host/Origin check → failed-auth limit → bearer token → per-principal
+rate limit → /metrics scope) → routes. Every route except ``/health`` and the
+RFC 9728 metadata needs a valid token (401 + ``WWW-Authenticate`` with
+``resource_metadata``); ``/metrics`` needs the ``admin`` scope. ``/mcp`` is the
+SDK's streamable HTTP app; its own bearer check reuses our verification.
 
 The SDK's session manager is started in *our* lifespan: Starlette never runs a
 mounted app's lifespan.
@@ -19,35 +20,20 @@ from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from tailops.auth.tokens import TokenVerifier
 from tailops.runtime import Runtime
 from tailops.server.mcp_server import build_mcp
+from tailops.server.protocol import features
+from tailops.server.middleware import build_middleware, transport_security
 
 __all__ = ["build_app"]
 
 log = logging.getLogger("tailops.server")
-
-
-def _transport_security(rt: Runtime) -> TransportSecuritySettings:
-    """DNS-rebinding protection on by default, for any bind address."""
-    cfg = rt.config.server
-    port = "*"
-    hosts = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "127.0.0.1", "localhost", "[::1]"]
-    if cfg.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104
-        h = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-        hosts += [f"{h}:*", h]
-    hosts += list(cfg.allowed_hosts)
-    origins = [f"http://{h}" for h in hosts if not h.endswith(":*")]
-    origins += [f"http://{h}" for h in hosts if h.endswith(":*")]
-    origins += list(cfg.allowed_origins)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
 
 
 def build_app(
@@ -56,24 +42,27 @@ def build_app(
     extra: Callable[[MCPServer[Any]], None] | None = None,
 ) -> Starlette:
     """Build the Starlette app for ``rt`` (does not start anything)."""
-    token_verifier = None
+    token_verifier: TokenVerifier | None = None
     auth = None
     if not rt.config.auth.unsafe_no_auth:
-        from tailops.auth.tokens import TokenVerifier
-
-        token_verifier = TokenVerifier.from_config(rt)
+        # Refuses to start on unsafe key file permissions (ConfigError).
+        token_verifier = TokenVerifier.from_config(
+            rt.config, rt.store, on_failure=lambda reason: rt.metrics.auth_failures.labels(reason).inc()
+        )
         auth = AuthSettings(
-            issuer_url=rt.config.mcp_url.rsplit("/mcp", 1)[0] or rt.config.mcp_url,  # type: ignore[arg-type]
-            resource_server_url=rt.config.mcp_url,  # type: ignore[arg-type]
+            issuer_url=rt.config.mcp_url.rsplit("/mcp", 1)[0] or rt.config.mcp_url,
+            resource_server_url=rt.config.mcp_url,
             required_scopes=[],
             validate_token_resource=False,
         )
     else:
-        log.warning("HTTP authentication is DISABLED (auth.unsafe_no_auth); every caller is an anonymous reader")
+        log.warning(
+            "HTTP authentication is DISABLED (auth.unsafe_no_auth); every caller is an anonymous reader"
+        )
     mcp = build_mcp(rt, token_verifier=token_verifier, auth=auth, extra=extra)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
-        transport_security=_transport_security(rt),
+        transport_security=transport_security(rt.config),
         host=rt.config.server.host,
     )
 
@@ -94,9 +83,8 @@ def build_app(
                 log.info("serving", extra={"url": rt.config.mcp_url})
                 yield
         finally:
+            features(mcp).close()
             rt.stop()
-
-    from tailops.server.middleware import build_middleware
 
     app = Starlette(
         routes=[
@@ -105,7 +93,7 @@ def build_app(
             Mount("/", app=mcp_app),
         ],
         lifespan=lifespan,
-        middleware=build_middleware(rt),
+        middleware=build_middleware(rt, token_verifier),
     )
     app.state.runtime = rt
     app.state.mcp = mcp

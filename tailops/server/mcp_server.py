@@ -10,22 +10,20 @@ runs) and ``completion/complete``.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import SetLevelRequestParams
 
 from tailops import __version__
 from tailops.runtime import Runtime
+from tailops.server.protocol import LOG_LEVELS
+from tailops.server.protocol import install as install_protocol
 from tailops.tools.registry import ToolSpec, annotations_for, bind, declared_specs
 
 __all__ = ["LOG_LEVELS", "build_mcp", "exposed_specs"]
 
 log = logging.getLogger("tailops.server")
-
-LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 INSTRUCTIONS = (
     "tailops watches Linux hosts and containers. Reading tools answer directly. "
@@ -73,20 +71,7 @@ def build_mcp(
             annotations=annotations_for(spec),
             meta={"tailops/group": spec.group, "tailops/scope": spec.scope},
         )
-    _add_logging(server, rt)
+    install_protocol(server, rt)
     if extra is not None:
         extra(server)
     return server
-
-
-def _add_logging(server: MCPServer[Any], rt: Runtime) -> None:
-    """``logging/setLevel``: remember the level per session (weakly keyed)."""
-    levels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-    rt.client_log_levels = levels
-
-    async def set_level(ctx: Any, params: SetLevelRequestParams) -> dict[str, Any]:
-        levels[ctx.session] = params.level
-        log.debug("client log level set", extra={"level": params.level})
-        return {}
-
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)

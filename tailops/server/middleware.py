@@ -1,16 +1,72 @@
 """ASGI middleware around the app, one check each (starlette style).
 
+Outermost first:
+
 - :class:`RequestMetrics`: counts requests by route class and status.
+- :class:`HostCheck`: Host/Origin allow-list (DNS-rebinding protection) on
+  every route except ``/health`` → 421 / 403.
+- :class:`AuthFailureLimit`: a client address whose failed authentications
+  used up ``auth.auth_failures_per_minute`` gets 429 + ``Retry-After`` before
+  any token is verified; every 401 below is charged to its address.
+- :class:`BearerAuth`: verifies the bearer token once per request. Every route
+  except ``/health`` and the RFC 9728 metadata needs a valid one → 401 with
+  ``WWW-Authenticate: Bearer …, resource_metadata=…``; the refusal is audited.
+  The SDK's own bearer check on ``/mcp`` then reuses this verification.
+- :class:`PrincipalRateLimit`: ``auth.rate_limit_per_minute`` per principal
+  (the token's ``sub``; the client address for unauthenticated routes) → 429 +
+  ``Retry-After``.
+- :class:`MetricsScope`: ``/metrics`` needs the ``admin`` scope → 403.
+
+With ``auth.unsafe_no_auth`` there is no verifier: :class:`BearerAuth` and
+:class:`MetricsScope` let everything through and the rate limit keys on the
+client address. Nothing here ever logs or audits a token.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tailops.auth.tokens import TokenVerifier, failure_reason
+from tailops.config import Settings
+from tailops.errors import AuditError, AuthError, RateLimited
 from tailops.runtime import Runtime
 
-__all__ = ["RequestMetrics", "build_middleware"]
+__all__ = [
+    "ACCESS_TOKEN_KEY",
+    "AuthFailureLimit",
+    "BearerAuth",
+    "HostCheck",
+    "MetricsScope",
+    "PrincipalRateLimit",
+    "RequestMetrics",
+    "build_middleware",
+    "open_paths",
+    "transport_security",
+]
+
+# Where BearerAuth leaves the verified AccessToken in the ASGI scope.
+log = logging.getLogger("tailops.server")
+
+ACCESS_TOKEN_KEY = "tailops.access_token"  # noqa: S105 (a dict key, not a secret)
+_OPEN_PATHS = frozenset({"/health"})
+
+
+def open_paths(config: Settings) -> frozenset[str]:
+    """Exact paths served without a token: /health and the RFC 9728 resource metadata."""
+    metadata = urlsplit(str(build_resource_metadata_url(AnyHttpUrl(config.mcp_url)))).path
+    return _OPEN_PATHS | {metadata}
 
 
 def _route_class(path: str) -> str:
@@ -21,6 +77,59 @@ def _route_class(path: str) -> str:
     if path.startswith("/.well-known/"):
         return "well-known"
     return "other"
+
+
+def _peer(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _answer(
+    send: Send, status: int, body: Mapping[str, object], headers: Iterable[tuple[str, str]] = ()
+) -> None:
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+def transport_security(config: Settings) -> TransportSecuritySettings:
+    """Allowed Host/Origin values: loopback names, the bind address, the public URL's host,
+    plus ``server.allowed_hosts``/``allowed_origins``. Protection is on for every bind address."""
+    cfg = config.server
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+    if cfg.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):  # noqa: S104
+        h = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        hosts += [f"{h}:*", h]
+    origins: list[str] = []
+    if cfg.public_url:
+        parts = urlsplit(cfg.public_url)
+        if parts.hostname:
+            name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            hosts += [parts.netloc, name, f"{name}:*"]
+            origins += [f"{parts.scheme}://{parts.netloc}", f"{parts.scheme}://{name}"]
+    hosts += list(cfg.allowed_hosts)
+    origins += [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts if not h[:1].isdigit()]
+    origins += list(cfg.allowed_origins)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(dict.fromkeys(hosts)),
+        allowed_origins=list(dict.fromkeys(origins)),
+    )
+
+
+def _allowed(value: str, allowed: list[str]) -> bool:
+    if value in allowed:
+        return True
+    # "name:*" allows "name:<port>" (as the SDK's check does).
+    return any(
+        a.endswith(":*") and value.startswith(a[:-1]) and value[len(a) - 1 :].isdigit() for a in allowed
+    )
 
 
 class RequestMetrics:
@@ -45,5 +154,208 @@ class RequestMetrics:
             self.rt.metrics.http_requests.labels(_route_class(scope["path"]), str(status["code"])).inc()
 
 
-def build_middleware(rt: Runtime) -> list[Middleware]:
-    return [Middleware(RequestMetrics, rt=rt)]
+class HostCheck:
+    """Refuse requests whose Host (421) or Origin (403) is not on the allow-list."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self.app = app
+        self.hosts = list(settings.allowed_hosts)
+        self.origins = list(settings.allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        refused = {"error": "misdirected_request", "error_description": "Host not allowed"}
+        if not _allowed(host, self.hosts):
+            await _answer(send, 421, refused)
+            return
+        origin = headers.get("origin")
+        if origin and not _allowed(origin, self.origins):
+            await _answer(send, 403, {"error": "forbidden", "error_description": "Origin not allowed"})
+            return
+        await self.app(scope, receive, send)
+
+
+class AuthFailureLimit:
+    """Per client address: too many 401s → 429 before anything is verified."""
+
+    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
+        self.app = app
+        self.rt = rt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        addr = self.rt.principals.client_address(_peer(scope), Headers(scope=scope))
+        wait = self.rt.auth_failures.retry_after(addr)
+        if wait > 0:
+            self.rt.metrics.rate_limited.labels("auth_failures").inc()
+            await _answer(
+                send,
+                429,
+                {
+                    "error": "too_many_failed_authentications",
+                    "error_description": f"too many failed authentications from {addr}; retry later",
+                },
+                [("retry-after", _retry_after(wait))],
+            )
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.rt.auth_failures.record_failure(addr)
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+class BearerAuth:
+    """Every route except the open ones needs a valid bearer token (verified here, once)."""
+
+    def __init__(self, app: ASGIApp, rt: Runtime, verifier: TokenVerifier | None) -> None:
+        self.app = app
+        self.rt = rt
+        self.verifier = verifier
+        self.metadata_url = str(build_resource_metadata_url(AnyHttpUrl(rt.config.mcp_url)))
+        self.open = open_paths(rt.config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or self.verifier is None:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        headers = Headers(scope=scope)
+        header = headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        if token is None:
+            if path in self.open:
+                await self.app(scope, receive, send)
+                return
+            await self._refuse(scope, send, headers, None)
+            return
+        try:
+            access = self.verifier.authenticate(token)
+        except AuthError as exc:
+            if path in self.open:
+                await self.app(scope, receive, send)
+                return
+            await self._refuse(scope, send, headers, exc)
+            return
+        scope[ACCESS_TOKEN_KEY] = access
+        marker = self.verifier.remember(token, access)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.verifier.forget(marker)
+
+    async def _refuse(self, scope: Scope, send: Send, headers: Headers, exc: AuthError | None) -> None:
+        if exc is None:
+            reason, description = "missing", "Authentication required: send Authorization: Bearer <token>"
+            challenge = f'Bearer realm="tailops", resource_metadata="{self.metadata_url}"'
+            self.rt.metrics.auth_failures.labels("missing").inc()
+        else:
+            reason, description = failure_reason(exc), exc.message
+            challenge = (
+                f'Bearer realm="tailops", error="invalid_token", error_description="{description}", '
+                f'resource_metadata="{self.metadata_url}"'
+            )
+        if scope["type"] == "http":
+            await _answer(
+                send, 401, {"error": "invalid_token", "error_description": description},
+                [("www-authenticate", challenge)],
+            )
+        await self._audit(scope, headers, reason, description)
+
+    async def _audit(self, scope: Scope, headers: Headers, reason: str, description: str) -> None:
+        peer = _peer(scope)
+        login, name = self.rt.principals.human(peer, headers)
+        addr = self.rt.principals.client_address(peer, headers)
+        entry = {
+            "kind": "http",
+            "event": "authentication",
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "principal": {"sub": None, "transport": "http", "addr": addr, "human": login, "human_name": name},
+            "decision": "denied",
+            "reason": f"{reason}: {description}",
+            "outcome": "denied",
+            "error": "401 unauthenticated",
+        }
+        if addr != peer:
+            entry["via"] = peer
+        try:
+            await anyio.to_thread.run_sync(lambda: self.rt.audit.record(entry, sync=True))
+        except AuditError:
+            # The request is refused either way; losing this record must not crash the server.
+            log.exception("audit write failed for a refused request")
+
+
+class PrincipalRateLimit:
+    """``auth.rate_limit_per_minute`` per principal → 429 + Retry-After."""
+
+    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
+        self.app = app
+        self.rt = rt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        access = scope.get(ACCESS_TOKEN_KEY)
+        if access is not None and access.subject:
+            key, who = f"sub:{access.subject}", str(access.subject)
+        else:
+            who = self.rt.principals.client_address(_peer(scope), Headers(scope=scope))
+            key = f"addr:{who}"
+        try:
+            self.rt.rate_limiter.check_key(key, who)
+        except RateLimited as exc:
+            self.rt.metrics.rate_limited.labels("principal").inc()
+            await _answer(
+                send,
+                429,
+                {"error": "rate_limited", "error_description": exc.message, "retry_after": exc.retry_after},
+                [("retry-after", _retry_after(exc.retry_after))],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class MetricsScope:
+    """``/metrics`` needs a token with the ``admin`` scope."""
+
+    def __init__(self, app: ASGIApp, rt: Runtime, enforce: bool) -> None:
+        self.app = app
+        self.rt = rt
+        self.enforce = enforce
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enforce or scope["type"] != "http" or scope["path"] != "/metrics":
+            await self.app(scope, receive, send)
+            return
+        access = scope.get(ACCESS_TOKEN_KEY)
+        if access is None or "admin" not in access.scopes:
+            await _answer(
+                send,
+                403,
+                {"error": "insufficient_scope", "error_description": "/metrics needs the admin scope."},
+                [("www-authenticate", 'Bearer realm="tailops", error="insufficient_scope", scope="admin"')],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def build_middleware(rt: Runtime, verifier: TokenVerifier | None = None) -> list[Middleware]:
+    """The stack, outermost first (see the module docstring)."""
+    return [
+        Middleware(RequestMetrics, rt=rt),
+        Middleware(HostCheck, settings=transport_security(rt.config)),
+        Middleware(AuthFailureLimit, rt=rt),
+        Middleware(BearerAuth, rt=rt, verifier=verifier),
+        Middleware(PrincipalRateLimit, rt=rt),
+        Middleware(MetricsScope, rt=rt, enforce=verifier is not None),
+    ]

@@ -37,8 +37,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         from tailops.errors import ConfigError
 
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}.",
-                          hint="Choose another --port or stop the other process.") from exc
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}.", hint="Choose another --port or stop the other process."
+        ) from exc
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -58,9 +59,7 @@ def _serve_http(settings: Settings, config_path: Path | None) -> None:
     sock = bind_socket(settings.server.host, settings.server.port)
     real_port = sock.getsockname()[1]
     if real_port != settings.server.port:
-        settings = settings.model_copy(
-            update={"server": settings.server.model_copy(update={"port": real_port})}
-        )
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": real_port})})
     rt = Runtime(settings, config_path=config_path)
     app = build_app(rt)
     sys.stderr.write(
@@ -76,6 +75,9 @@ def _serve_http(settings: Settings, config_path: Path | None) -> None:
         app,
         log_config=None,
         access_log=False,
+        # Never let a client pick its own address via X-Forwarded-For: the peer
+        # address decides Tailscale trust and the failed-login budget.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.server.shutdown_timeout.total_seconds()),
         lifespan="on",
     )

@@ -31,11 +31,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from tailops.errors import InvalidInput, PermissionDenied, TailopsError
+from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError
 from tailops.formats import Format, cap_items, encode_json, project_items, render
 
 if TYPE_CHECKING:
@@ -158,15 +159,12 @@ class ToolCall:
 
     async def log(self, level: Literal["debug", "info", "warning", "error"], message: str) -> None:
         """A log message to the client (notifications/message), if it wants them."""
-        if self.ctx is None:
+        if self.ctx is None or self.rt.client_log_levels is None:
             return
-        from tailops.server.mcp_server import LOG_LEVELS
+        from tailops.server.protocol import send_client_log
 
         try:
-            wanted = self.rt.client_log_levels.get(self.ctx.request_context.session, "info")
-            if LOG_LEVELS.index(level) < LOG_LEVELS.index(wanted):
-                return
-            await self.ctx.log(level, message, logger_name="tailops")
+            await send_client_log(self.ctx, self.rt.client_log_levels, level, message)
         except Exception:  # a client that cannot take logs must not fail the call
             log.debug("client log delivery failed", exc_info=True)
 
@@ -238,23 +236,32 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
         started = time.perf_counter()
         principal = rt.principals.resolve(ctx)
         tc = ToolCall(rt=rt, principal=principal, spec=spec, ctx=ctx)
-        outcome = "ok"
-        error_text: str | None = None
+        # Pessimistic until the body returned: a cancelled call is not an "ok".
+        outcome = "error"
+        error_text: str | None = "the call was cancelled before it finished"
         decision = "allowed"
         reason: str | None = None
         rt.metrics.in_flight.labels(spec.name).inc()
         try:
             try:
                 rt.authorizer.check_tool(principal, spec)
-            except PermissionDenied as exc:
+                rt.rate_limiter.check_call(principal)
+            except (PermissionDenied, RateLimited) as exc:
                 decision, reason = "denied", exc.message
                 raise
-            rt.rate_limiter.check(principal)
+            if not spec.read_only:
+                # No start record, no call: a mutating call never runs unaudited.
+                await rt.audit_tool_call(
+                    spec=spec, principal=principal, arguments=kwargs, decision=decision, reason=None,
+                    outcome="started", error=None, duration=0.0, meta=tc.meta, phase="start",
+                )
             if is_async:
                 model = await spec.fn(tc, **kwargs)
             else:
                 model = await rt.run_blocking(spec.fn, tc, **kwargs)
-            return _success(spec, model, fmt, fields, item_fields, max_bytes)
+            result = _success(spec, model, fmt, fields, item_fields, max_bytes)
+            outcome, error_text = "ok", None
+            return result
         except TailopsError as exc:
             outcome = "denied" if decision == "denied" else "error"
             error_text = exc.public_message()
@@ -278,17 +285,22 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
             elapsed = time.perf_counter() - started
             rt.metrics.in_flight.labels(spec.name).dec()
             rt.metrics.observe_call(spec.name, outcome, elapsed)
-            rt.audit_tool_call(
-                spec=spec,
-                principal=principal,
-                arguments=kwargs,
-                decision=decision,
-                reason=reason,
-                outcome=outcome,
-                error=error_text,
-                duration=elapsed,
-                meta=tc.meta,
-            )
+            # Shielded: a cancelled call still gets its (true) record.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await rt.audit_tool_call(
+                        spec=spec,
+                        principal=principal,
+                        arguments=kwargs,
+                        decision=decision,
+                        reason=reason,
+                        outcome=outcome,
+                        error=error_text,
+                        duration=elapsed,
+                        meta=tc.meta,
+                    )
+                except TailopsError:
+                    log.exception("audit write failed", extra={"tool": spec.name, "outcome": outcome})
 
     call.__name__ = spec.name
     call.__qualname__ = spec.name

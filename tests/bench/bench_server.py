@@ -62,8 +62,13 @@ def server_process(tmp: Path, *, bench_tools: bool = True) -> Iterator[tuple[Set
     settings = load_config(cfg)
     generate_keypair(settings.private_key_path, settings.public_key_path)
     token = mint_token(
-        private_key_path=settings.private_key_path, subject="bench", scopes="admin", ttl=timedelta(hours=2),
-        max_ttl=settings.auth.max_token_ttl, audience=settings.mcp_url, issuer=settings.auth.issuer,
+        private_key_path=settings.private_key_path,
+        subject="bench",
+        scopes="admin",
+        ttl=timedelta(hours=2),
+        max_ttl=settings.auth.max_token_ttl,
+        audience=settings.mcp_url,
+        issuer=settings.auth.issuer,
     ).token
     if bench_tools:
         cmd = [sys.executable, "-m", "tests.bench.server_proc", "--config", str(cfg), "--port", str(port)]
@@ -115,8 +120,15 @@ async def _sequential(url: str, token: str) -> list[Row]:
     n50, s50 = statistics.median(noop) * 1000, statistics.median(status) * 1000
     s99 = percentile(status, 99) * 1000
     return [
-        Row(GROUP, "get_system_status p50 (500 sequential, HTTP)", s50, "ms", baseline=n50,
-            target="ratio <= 1.3 vs no-op", ok=s50 / n50 <= 1.3),
+        Row(
+            GROUP,
+            "get_system_status p50 (500 sequential, HTTP)",
+            s50,
+            "ms",
+            baseline=n50,
+            target="ratio <= 1.3 vs no-op",
+            ok=s50 / n50 <= 1.3,
+        ),
         Row(GROUP, "get_system_status p99", s99, "ms", baseline=percentile(noop, 99) * 1000),
         Row(GROUP, "no-op tool p50 (same server, same run)", n50, "ms"),
     ]
@@ -157,8 +169,15 @@ async def _concurrency(url: str, token: str) -> list[Row]:
     many, lat = await _closed_loop(url, token, 50, 8)
     return [
         Row(GROUP, "throughput, 1 client closed loop", single, "calls/s"),
-        Row(GROUP, "throughput, 50 clients closed loop", many, "calls/s", baseline=single,
-            target="ratio >= 1.0 (no collapse)", ok=many >= single),
+        Row(
+            GROUP,
+            "throughput, 50 clients closed loop",
+            many,
+            "calls/s",
+            baseline=single,
+            target="ratio >= 1.0 (no collapse)",
+            ok=many >= single,
+        ),
         Row(GROUP, "p99 latency with 50 clients", percentile(lat, 99) * 1000, "ms"),
     ]
 
@@ -185,9 +204,16 @@ async def _head_of_line(url: str, token: str) -> list[Row]:
             stop.set()
     i50, b50 = statistics.median(idle) * 1000, statistics.median(busy) * 1000
     return [
-        Row(GROUP, "get_system_status p50 with 10 slow calls in flight", b50, "ms", baseline=i50,
-            target="ratio <= 1.5 vs idle", ok=b50 / i50 <= 1.5,
-            note="5x get_top_processes(limit=500) + 5x 0.5 s I/O wait"),
+        Row(
+            GROUP,
+            "get_system_status p50 with 10 slow calls in flight",
+            b50,
+            "ms",
+            baseline=i50,
+            target="ratio <= 1.5 vs idle",
+            ok=b50 / i50 <= 1.5,
+            note="5x get_top_processes(limit=500) + 5x 0.5 s I/O wait",
+        ),
     ]
 
 
@@ -215,8 +241,9 @@ async def _stdio_cold_start(tmp: Path) -> list[Row]:
         async with Client(stdio_params(cfg), mode="legacy"):
             times.append(time.perf_counter() - t)
     best = min(times)
-    return [Row(GROUP, "stdio cold start to initialize response (best of 3)", best, "s", target="< 1.5 s",
-                ok=best < 1.5)]
+    return [
+        Row(GROUP, "stdio cold start to initialize response (best of 3)", best, "s", target="< 1.5 s", ok=best < 1.5)
+    ]
 
 
 async def _tokens(url: str, token: str) -> list[Row]:
@@ -235,8 +262,18 @@ async def _tokens(url: str, token: str) -> list[Row]:
             j, tn = count_tokens(encode_json(data)), count_tokens(encode_toon(data))
             auto, _ = render(data, "auto")
             a = count_tokens(auto)
-            rows.append(Row("tokens", f"{t.name}: toon vs json", tn, "tokens", baseline=j,
-                            target="auto <= json", ok=a <= j, note=f"auto {a}"))
+            rows.append(
+                Row(
+                    "tokens",
+                    f"{t.name}: toon vs json",
+                    tn,
+                    "tokens",
+                    baseline=j,
+                    target="auto <= json",
+                    ok=a <= j,
+                    note=f"auto {a}",
+                )
+            )
     return rows
 
 

@@ -48,8 +48,9 @@ def add_bench_tools(rt: Runtime) -> Any:
     def extra(server: MCPServer[Any]) -> None:
         for fn in (bench_noop, bench_wait):
             spec = ToolSpec(name=fn.__name__, group="system", scope="readonly", fn=fn, description=fn.__doc__ or "")
-            server.add_tool(bind(spec, rt), name=spec.name, description=spec.description,
-                            annotations=annotations_for(spec))
+            server.add_tool(
+                bind(spec, rt), name=spec.name, description=spec.description, annotations=annotations_for(spec)
+            )
 
     return extra
 
@@ -64,7 +65,8 @@ def main() -> None:
     sock = bind_socket(settings.server.host, settings.server.port)
     rt = Runtime(settings, config_path=args.config)
     app = build_app(rt, extra=add_bench_tools(rt))
-    uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")).run(sockets=[sock])
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """One valid argument set per tool, for the contract tests (every tool is called).
 
 When you add a tool, add it here: test_every_tool_has_sample_arguments fails
-otherwise. Targets must be local (loopback, this machine's files).
+otherwise. Targets must be local (loopback, this machine's files). ``{root}``
+in a string is replaced by the test's allowed file root, which holds
+``app.log`` (a few text lines).
 """
 
 from __future__ import annotations
@@ -9,10 +11,35 @@ from __future__ import annotations
 from typing import Any
 
 SAMPLE_ARGS: dict[str, dict[str, Any]] = {
+    # system / network status
     "get_system_status": {"per_cpu": True},
     "get_top_processes": {"limit": 5, "sort_by": "memory"},
     "health_check": {},
     "get_network_status": {},
     "get_network_io_counters": {},
     "get_active_connections": {"kind": "tcp", "limit": 10},
+    # files (allowed root = {root})
+    "list_directory": {"path": "{root}", "limit": 5},
+    "read_file": {"path": "{root}/app.log", "length": 200},
+    "tail_file": {"path": "{root}/app.log", "lines": 2},
+    "search_files": {"path": "{root}", "content": "error", "limit": 5},
+    "file_operations": {"operation": "tail", "path": "{root}/app.log", "lines": 2},
+    # network diagnostics (loopback only)
+    "ping_host": {"host": "127.0.0.1", "count": 1, "interval": 0.2},
+    "traceroute": {"host": "127.0.0.1", "max_hops": 2},
+    "test_port_connectivity": {"host": "127.0.0.1", "port": 9},
+    "dns_lookup": {"name": "localhost", "record_types": ["A"], "resolver": "127.0.0.1", "timeout": 1},
+    "check_ssl_certificate": {"host": "127.0.0.1", "port": 9, "timeout": 1},
+    "http_request_test": {"url": "http://127.0.0.1:9/"},
 }
+
+
+def expand(args: dict[str, Any], root: str) -> dict[str, Any]:
+    def one(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.replace("{root}", root)
+        if isinstance(v, list):
+            return [one(x) for x in v]
+        return v
+
+    return {k: one(v) for k, v in args.items()}

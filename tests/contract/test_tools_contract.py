@@ -11,8 +11,8 @@ fails ``test_every_tool_has_sample_arguments`` so new tools cannot slip past.
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,24 @@ from mcp import Client
 from mcp.types import TextContent
 
 from tailops.config import Settings
-from tests.contract.samples import SAMPLE_ARGS
+from tests.contract.samples import SAMPLE_ARGS, expand
 from tests.servers import http_server, mcp_http_client, stdio_params
 
+
 def _write_config(path: Path, settings: Settings) -> Path:
-    data = {"server": {"data_dir": str(settings.server.data_dir)}}
+    data = {
+        "server": {"data_dir": str(settings.server.data_dir)},
+        "files": {"allowed_roots": [str(p) for p in settings.files.allowed_roots]},
+    }
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def _settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    root = tmp_path / "files"
+    root.mkdir(exist_ok=True)
+    (root / "app.log").write_text("start\nerror: disk full\nrecovered\n")
+    return make_settings(files={"allowed_roots": [str(root)]})
 
 
 TRANSPORTS = ["stdio", "http"]
@@ -66,8 +77,10 @@ def _text(result: Any) -> str:
     return str(block.text)
 
 
-async def test_every_tool_is_described_and_typed(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    async with connect(transport, make_settings(), tmp_path) as client:
+async def test_every_tool_is_described_and_typed(
+    transport: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with connect(transport, _settings(make_settings, tmp_path), tmp_path) as client:
         await _test_every_tool_is_described_and_typed(client)
 
 
@@ -83,8 +96,10 @@ async def _test_every_tool_is_described_and_typed(client: Client) -> None:
             assert prop.get("description"), f"{t.name}.{pname} has no description"
 
 
-async def test_every_tool_has_sample_arguments(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    async with connect(transport, make_settings(), tmp_path) as client:
+async def test_every_tool_has_sample_arguments(
+    transport: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with connect(transport, _settings(make_settings, tmp_path), tmp_path) as client:
         await _test_every_tool_has_sample_arguments(client)
 
 
@@ -95,21 +110,24 @@ async def _test_every_tool_has_sample_arguments(client: Client) -> None:
 
 
 async def test_call_every_tool(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    async with connect(transport, make_settings(), tmp_path) as client:
-        await _test_call_every_tool(client)
+    async with connect(transport, _settings(make_settings, tmp_path), tmp_path) as client:
+        await _test_call_every_tool(client, str(tmp_path / "files"))
 
 
-async def _test_call_every_tool(client: Client) -> None:
+async def _test_call_every_tool(client: Client, root: str) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
     for name, tool in sorted(tools.items()):
-        args = SAMPLE_ARGS[name]
+        args = expand(SAMPLE_ARGS[name], root)
         with anyio.fail_after(60):
             result = await client.call_tool(name, args)
         text = _text(result)
         assert not text.startswith("internal_error"), f"{name}: {text}"
         if result.is_error:
             # Allowed only for a clear, coded refusal (e.g. docker unavailable in this setup).
-            assert text.split(":", 1)[0] in {"unavailable", "not_found", "change_error"}, f"{name}: {text}"
+            # (nothing listens on port 9; loopback HTTP is refused by the default SSRF policy.)
+            assert text.split(":", 1)[0] in {"unavailable", "not_found", "change_error", "target_refused"}, (
+                f"{name}: {text}"
+            )
             continue
         assert result.structured_content is not None, name
         jsonschema.validate(result.structured_content, tool.output_schema or {})
@@ -121,8 +139,10 @@ async def _test_call_every_tool(client: Client) -> None:
             assert set(as_json) <= set(json_result.structured_content or {}), name
 
 
-async def test_bad_arguments_are_errors_and_the_server_keeps_serving(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    async with connect(transport, make_settings(), tmp_path) as client:
+async def test_bad_arguments_are_errors_and_the_server_keeps_serving(
+    transport: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with connect(transport, _settings(make_settings, tmp_path), tmp_path) as client:
         await _test_bad_arguments_are_errors_and_the_server_keeps_serving(client)
 
 
@@ -149,8 +169,10 @@ async def _test_bad_arguments_are_errors_and_the_server_keeps_serving(client: Cl
     assert not ok.is_error
 
 
-async def test_list_tools_get_toon_text_when_smaller(transport: str, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    async with connect(transport, make_settings(), tmp_path) as client:
+async def test_list_tools_get_toon_text_when_smaller(
+    transport: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with connect(transport, _settings(make_settings, tmp_path), tmp_path) as client:
         await _test_list_tools_get_toon_text_when_smaller(client)
 
 

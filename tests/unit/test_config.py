@@ -110,7 +110,10 @@ def test_cli_serve_rejects_unknown_transport(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     exe = str(Path(sys.executable).with_name("tailops"))
     proc = subprocess.run(
-        [exe, "serve", "--config", str(path), "--transport", "carrier-pigeon"], capture_output=True, text=True, timeout=60
+        [exe, "serve", "--config", str(path), "--transport", "carrier-pigeon"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "`server.transport`" in proc.stderr

@@ -40,8 +40,10 @@ def test_explicit_format_is_honoured(fmt: str) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(min_size=1, max_size=6), children, max_size=5),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(min_size=1, max_size=6), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -73,7 +75,7 @@ def test_projection_keeps_only_requested_fields_in_order() -> None:
 
 
 def test_projection_rejects_unknown_fields_naming_the_choices() -> None:
-    with pytest.raises(InvalidInput, match="unknown field.*'bogus'.*choose from: pid, name"):
+    with pytest.raises(InvalidInput, match=r"unknown field.*'bogus'.*choose from: pid, name"):
         project_items([{"pid": 1}], ["bogus"], ["pid", "name"])
 
 

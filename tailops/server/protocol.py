@@ -1,0 +1,710 @@
+"""MCP protocol features the SDK leaves to the server, and tailops' own resources.
+
+Why it exists: :func:`tailops.server.mcp_server.build_mcp` binds the tools; this
+module adds, in one call (:func:`install`), what a client needs around them:
+
+- ``logging/setLevel``. The level is kept per *connection*: the SDK hands every
+  request a fresh ``ServerSession`` proxy, so a level keyed by that proxy would
+  be forgotten as soon as the request ends. :func:`send_client_log` is the one
+  way tailops sends ``notifications/message`` (long runs report as they go).
+- ``completion/complete``. A registry of completers keyed by (reference type,
+  prompt name or URI template, argument name). The product completes playbook
+  and container names; a test's ``extra`` hook adds its own through
+  :func:`features` without touching the product's.
+- Resources: ``tailops://playbooks/{name}`` (the catalog manifest and the
+  playbook text) and ``tailops://containers/{name}`` (a short state summary).
+- ``resources/subscribe`` / ``unsubscribe``: a client that subscribed to a
+  container resource gets ``notifications/resources/updated`` when the Docker
+  engine reports a state change of that container (start, stop, die, health…),
+  so an agent waiting for a restart need not poll. Subscribing reads the
+  resource once: unknown URIs and callers who may not read it are refused.
+
+What it must never do: hand out anything a tool with the ``readonly`` scope
+could not (every resource read and completion is authorized like a tool call
+and reads are audited), show environment values or files outside the catalog,
+block the event loop (Docker and file reads run in the bounded worker pool;
+the Docker event stream has its own thread), or import test code (test
+fixtures reach these registries through ``build_mcp(extra=...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import warnings
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import anyio.from_thread
+import anyio.lowlevel
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    CompleteRequestParams,
+    CompleteResult,
+    Completion,
+    EmptyResult,
+    LoggingLevel,
+    PromptReference,
+    ResourceTemplateReference,
+    SetLevelRequestParams,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from tailops.auth.scopes import require_scope
+from tailops.changes.catalog import Catalog
+from tailops.errors import (
+    AuthError,
+    CatalogError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    TailopsError,
+)
+from tailops.monitor.containers import check_name, inspect_container
+from tailops.monitor.docker_engine import ENGINE_EXCEPTIONS
+
+if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
+
+    from tailops.principal import Principal
+    from tailops.runtime import Runtime
+
+__all__ = [
+    "CONTAINER_TEMPLATE",
+    "DEFAULT_CLIENT_LOG_LEVEL",
+    "LOG_LEVELS",
+    "MAX_COMPLETIONS",
+    "PLAYBOOK_TEMPLATE",
+    "ClientLogLevels",
+    "CompletionQuery",
+    "Completions",
+    "ProtocolFeatures",
+    "Subscriptions",
+    "features",
+    "install",
+    "send_client_log",
+]
+
+log = logging.getLogger("tailops.server.protocol")
+
+# Severity-ascending (RFC 5424), as the MCP LoggingLevel literal declares them.
+LOG_LEVELS: Final[tuple[LoggingLevel, ...]] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
+DEFAULT_CLIENT_LOG_LEVEL: Final[LoggingLevel] = "info"
+
+PLAYBOOK_TEMPLATE: Final = "tailops://playbooks/{name}"
+CONTAINER_TEMPLATE: Final = "tailops://containers/{name}"
+_PLAYBOOK_PREFIX: Final = PLAYBOOK_TEMPLATE.removesuffix("{name}")
+_CONTAINER_PREFIX: Final = CONTAINER_TEMPLATE.removesuffix("{name}")
+
+MAX_COMPLETIONS: Final = 100  # the most values one completion result may carry (spec)
+MAX_PLAYBOOK_BYTES: Final = 256 * 1024  # playbook text shown in a resource
+
+
+# ============================================================== connections
+
+
+def _connection_key(session: Any) -> Any | None:
+    """An object that lives exactly as long as the client's connection.
+
+    The client's ``initialize`` params are stored once on the connection and
+    handed back by every request's session proxy, so they identify the
+    connection; ``None`` on 2026-era connections that sent no client info
+    (they have no ``logging/setLevel`` or ``resources/subscribe`` anyway).
+    """
+    return getattr(session, "client_params", None)
+
+
+# ================================================================== logging
+
+
+class ClientLogLevels:
+    """``logging/setLevel`` per connection (forgotten when the connection goes).
+
+    ``get(session, default)`` keeps the mapping interface the tool registry
+    uses; any request's session of the same connection finds the same level.
+    """
+
+    def __init__(self) -> None:
+        # id(connection key) -> level; the entry is dropped when the key object dies.
+        self._levels: dict[int, LoggingLevel] = {}
+
+    def set(self, session: Any, level: LoggingLevel) -> None:
+        key = _connection_key(session)
+        if key is None:
+            raise InvalidInput("logging/setLevel needs an initialized connection (client info missing).")
+        if id(key) not in self._levels:
+            weakref.finalize(key, self._levels.pop, id(key), None)
+        self._levels[id(key)] = level
+
+    def get(self, session: Any, default: LoggingLevel = DEFAULT_CLIENT_LOG_LEVEL) -> LoggingLevel:
+        key = _connection_key(session)
+        if key is None:
+            return default
+        return self._levels.get(id(key), default)
+
+    def wants(self, session: Any, level: LoggingLevel) -> bool:
+        """True when ``level`` is at or above the connection's level."""
+        return LOG_LEVELS.index(level) >= LOG_LEVELS.index(self.get(session))
+
+
+async def send_client_log(
+    ctx: Context,
+    levels: ClientLogLevels,
+    level: LoggingLevel,
+    data: Any,
+    *,
+    logger_name: str = "tailops",
+) -> bool:
+    """Send one ``notifications/message`` on the request in ``ctx``; True if it was sent.
+
+    2025-era connections: sent when ``level`` is at or above the connection's
+    ``logging/setLevel`` (default ``info``). 2026-era connections have no
+    setLevel: the SDK applies the request's own ``_meta`` log-level opt-in.
+    """
+    session = ctx.request_context.session
+    if session.protocol_version not in MODERN_PROTOCOL_VERSIONS and not levels.wants(session, level):
+        return False
+    with warnings.catch_warnings():
+        # Deliberate: logging is deprecated from 2026-07-28 on (SEP-2577), and
+        # 2025-11-25 clients, which tailops serves, rely on it. The warning is
+        # raised when the coroutine is created, so nothing awaits in here.
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        pending = session.send_log_message(
+            level=level, data=data, logger=logger_name, related_request_id=ctx.request_id
+        )
+    await pending
+    return True
+
+
+# =============================================================== completion
+
+RefType = Literal["ref/prompt", "ref/resource"]
+
+
+@dataclass(frozen=True)
+class CompletionQuery:
+    """What a completer is asked: the partial ``value`` of one argument."""
+
+    value: str
+    arguments: Mapping[str, str]  # other arguments the client already resolved
+    ctx: Context
+
+
+Completer = Callable[[CompletionQuery], Awaitable[Iterable[str]]]
+
+
+class Completions:
+    """Completers keyed by (ref type, prompt name or URI template, argument).
+
+    A completer returns every candidate; :meth:`complete` keeps those starting
+    with the typed value (case-insensitive), sorts them and caps the answer at
+    :data:`MAX_COMPLETIONS` with ``total``/``hasMore`` telling the rest. An
+    argument without a completer completes to nothing.
+    """
+
+    def __init__(self) -> None:
+        self._completers: dict[tuple[RefType, str, str], Completer] = {}
+
+    def add(self, ref_type: RefType, name: str, argument: str, completer: Completer) -> None:
+        key = (ref_type, name, argument)
+        if key in self._completers:
+            raise ValueError(f"a completer for {key} is already registered")
+        self._completers[key] = completer
+
+    def keys(self) -> list[tuple[RefType, str, str]]:
+        return sorted(self._completers)
+
+    async def complete(
+        self,
+        ref: PromptReference | ResourceTemplateReference,
+        argument: str,
+        value: str,
+        arguments: Mapping[str, str],
+        ctx: Context,
+    ) -> Completion:
+        name = ref.name if isinstance(ref, PromptReference) else ref.uri
+        completer = self._completers.get((ref.type, name, argument))
+        if completer is None:
+            return Completion(values=[], total=0, has_more=False)
+        candidates = await completer(CompletionQuery(value=value, arguments=arguments, ctx=ctx))
+        wanted = value.casefold()
+        matches = sorted({c for c in candidates if c.casefold().startswith(wanted)})
+        return Completion(
+            values=matches[:MAX_COMPLETIONS], total=len(matches), has_more=len(matches) > MAX_COMPLETIONS
+        )
+
+
+# ============================================================ subscriptions
+
+
+@dataclass
+class _Subscriber:
+    key: Any  # the connection key (kept alive while subscribed)
+    session: Any  # a session proxy of that connection: its notifications go on the connection's stream
+    uris: set[str] = field(default_factory=set)
+
+
+class Subscriptions:
+    """Which connection subscribed to which resource URI (2025-era ``resources/subscribe``).
+
+    Bounded: at most ``max_connections`` subscribing connections (the one idle
+    longest is dropped first) and ``max_uris`` URIs each. A connection that
+    goes away without unsubscribing keeps its entry until it is evicted;
+    notifications to it are dropped by the SDK.
+    """
+
+    def __init__(self, *, max_connections: int = 256, max_uris: int = 64) -> None:
+        self.max_connections = max_connections
+        self.max_uris = max_uris
+        self._subs: OrderedDict[int, _Subscriber] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, session: Any, uri: str) -> None:
+        key = _connection_key(session)
+        if key is None:
+            raise InvalidInput("resources/subscribe needs an initialized connection (client info missing).")
+        with self._lock:
+            sub = self._subs.pop(id(key), None) or _Subscriber(key=key, session=session)
+            if uri not in sub.uris and len(sub.uris) >= self.max_uris:
+                self._subs[id(key)] = sub
+                raise InvalidInput(
+                    f"this connection already has {self.max_uris} resource subscriptions.",
+                    hint="Unsubscribe from resources you no longer watch.",
+                )
+            sub.session = session
+            sub.uris.add(uri)
+            self._subs[id(key)] = sub
+            while len(self._subs) > self.max_connections:
+                self._subs.popitem(last=False)
+
+    def remove(self, session: Any, uri: str) -> bool:
+        key = _connection_key(session)
+        with self._lock:
+            sub = self._subs.get(id(key)) if key is not None else None
+            if sub is None or uri not in sub.uris:
+                return False
+            sub.uris.discard(uri)
+            if not sub.uris:
+                del self._subs[id(key)]
+            return True
+
+    def sessions_for(self, uri: str) -> list[Any]:
+        with self._lock:
+            return [s.session for s in self._subs.values() if uri in s.uris]
+
+    def uris(self) -> set[str]:
+        with self._lock:
+            return {u for s in self._subs.values() for u in s.uris}
+
+
+def _close_quietly(stream: Any) -> None:
+    """Close a docker event stream (from any thread); a half-closed one may raise, which is fine."""
+    if stream is None:
+        return
+    try:
+        stream.close()
+    except ENGINE_EXCEPTIONS:
+        log.debug("closing the docker event stream failed", exc_info=True)
+    except AttributeError:  # its response was already torn down
+        log.debug("docker event stream already closed", exc_info=True)
+
+
+# Engine events that can change what tailops://containers/{name} shows.
+_STATE_ACTIONS: Final = frozenset(
+    {
+        "create",
+        "start",
+        "restart",
+        "stop",
+        "die",
+        "kill",
+        "oom",
+        "pause",
+        "unpause",
+        "destroy",
+        "rename",
+        "update",
+        "health_status",
+    }
+)
+
+
+class _ContainerWatcher:
+    """Docker container events → ``notify(uri)`` for the watched container URIs.
+
+    One thread reads the engine's event stream while at least one container
+    resource is subscribed; it hands each matching event to the event loop
+    (``notify`` runs there) and ends when the last subscription goes, when the
+    engine goes away, or when the loop it reports to is gone.
+    """
+
+    def __init__(self, rt: Runtime, notify: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        self._rt = rt
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._watched: frozenset[str] = frozenset()
+        self._thread: threading.Thread | None = None
+        self._stream: Any = None
+        self._stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stop.is_set()
+
+    def watch(self, uris: Iterable[str]) -> None:
+        """Watch exactly the container URIs in ``uris``; call on the event loop."""
+        watched = frozenset(u for u in uris if u.startswith(_CONTAINER_PREFIX))
+        with self._lock:
+            self._watched = watched
+            if watched and not self.running:
+                self._stop = threading.Event()
+                # Events from the moment of the subscription on, even those that
+                # happen before the stream is connected (the engine replays them).
+                self._thread = threading.Thread(
+                    target=self._run,
+                    args=(anyio.lowlevel.current_token(), self._stop, time.time()),
+                    name="tailops-container-events",
+                    daemon=True,
+                )
+                self._thread.start()
+            elif not watched and self._thread is not None:
+                self._stop.set()
+                self._close_stream()
+                self._thread = None
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        _close_quietly(stream)
+
+    def _matches(self, event: Mapping[str, Any]) -> list[str]:
+        action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0].strip()
+        if action not in _STATE_ACTIONS:
+            return []
+        actor = event.get("Actor") or {}
+        names = {str((actor.get("Attributes") or {}).get("name") or "")}
+        cid = str(actor.get("ID") or event.get("id") or "")
+        out = []
+        for uri in self._watched:
+            wanted = uri.removeprefix(_CONTAINER_PREFIX)
+            if wanted in names or (len(wanted) >= 12 and cid.startswith(wanted)):
+                out.append(uri)
+        return out
+
+    def _run(self, token: anyio.lowlevel.EventLoopToken, stop: threading.Event, since: float) -> None:
+        engine = self._rt.docker
+        try:
+            stream = engine.call(
+                "watch container events",
+                lambda: engine.client().events(
+                    since=f"{since:.6f}", decode=True, filters={"type": "container"}
+                ),
+            )
+        except TailopsError as exc:
+            log.warning("container subscriptions get no updates: %s", exc.message)
+            return
+        with self._lock:
+            if stop.is_set():
+                _close_quietly(stream)
+                return
+            self._stream = stream
+        try:
+            for event in stream:
+                if stop.is_set():
+                    break
+                with self._lock:
+                    uris = self._matches(event) if isinstance(event, Mapping) else []
+                for uri in uris:
+                    anyio.from_thread.run(self._notify, uri, token=token)
+        except ENGINE_EXCEPTIONS as exc:
+            log.warning("the docker event stream ended: %s", exc.__class__.__name__)
+        except RuntimeError:
+            # The event loop we report to has shut down: nobody is left to tell.
+            log.debug("container watcher stopped: event loop gone")
+        finally:
+            with self._lock:
+                if self._stream is stream:
+                    self._stream = None
+                stop.set()
+            _close_quietly(stream)
+
+
+# =================================================================== glue
+
+
+@dataclass
+class ProtocolFeatures:
+    """The protocol state of one MCP server instance (see :func:`features`)."""
+
+    log_levels: ClientLogLevels
+    completions: Completions
+    subscriptions: Subscriptions
+    _watcher: _ContainerWatcher | None = None
+
+    def close(self) -> None:
+        """Stop the container event thread (server shutdown); subscriptions get no more updates."""
+        if self._watcher is not None:
+            self._watcher.watch(())
+
+
+_INSTALLED: weakref.WeakKeyDictionary[MCPServer[Any], ProtocolFeatures] = weakref.WeakKeyDictionary()
+
+
+def features(server: MCPServer[Any]) -> ProtocolFeatures:
+    """The registries :func:`install` put on ``server`` (tests add completers here)."""
+    try:
+        return _INSTALLED[server]
+    except KeyError:
+        raise ValueError("tailops protocol features are not installed on this server") from None
+
+
+def _mcp_error(exc: TailopsError, **data: Any) -> MCPError:
+    """The JSON-RPC error for a tailops error raised in a protocol handler."""
+    if isinstance(exc, InvalidInput):
+        code = INVALID_PARAMS
+    elif isinstance(exc, PermissionDenied | AuthError | RateLimited):
+        code = INVALID_REQUEST
+    else:
+        code = INTERNAL_ERROR
+    return MCPError(code=code, message=f"{exc.code}: {exc.public_message()}", data=data or None)
+
+
+def _principal_entry(principal: Principal) -> dict[str, Any]:
+    return {
+        "sub": principal.subject,
+        "jti": principal.token_id,
+        "transport": principal.transport,
+        "addr": principal.client_addr,
+        "human": principal.human_login,
+        **principal.extra,
+    }
+
+
+async def _authorize(rt: Runtime, ctx: Context, what: str) -> Principal:
+    """The caller of ``ctx``, if it may read (``readonly``); a refusal is audited."""
+    principal = rt.principals.resolve(ctx)
+    try:
+        require_scope(principal, "readonly", what)
+        rt.rate_limiter.check_call(principal)
+    except (PermissionDenied, RateLimited) as exc:
+        entry = {
+            "kind": "protocol",
+            "what": what,
+            "principal": _principal_entry(principal),
+            "decision": "denied",
+            "reason": exc.message,
+        }
+        await rt.run_blocking(rt.audit.record, entry, sync=True)
+        raise
+    return principal
+
+
+async def _read_json(rt: Runtime, ctx: Context, uri: str, read: Callable[[], Mapping[str, Any]]) -> str:
+    """One authorized, audited resource read; tailops errors become SDK resource errors."""
+    started = time.perf_counter()
+    try:
+        principal = await _authorize(rt, ctx, f"resource {uri}")
+    except TailopsError as exc:
+        raise ResourceError(f"{exc.code}: {exc.public_message()}") from exc
+    # Pessimistic until the read returned: a crash or a cancellation is not an "ok".
+    outcome: str = "error"
+    error: str | None = "the read did not finish"
+    try:
+        data = await rt.run_blocking(read)
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+        outcome, error = "ok", None
+        return text
+    except NotFound as exc:
+        outcome, error = "error", exc.public_message()
+        raise ResourceNotFoundError(f"{exc.code}: {exc.public_message()}") from exc
+    except TailopsError as exc:
+        outcome, error = "error", exc.public_message()
+        raise ResourceError(f"{exc.code}: {exc.public_message()}") from exc
+    finally:
+        entry = {
+            "kind": "resource",
+            "uri": uri,
+            "principal": _principal_entry(principal),
+            "decision": "allowed",
+            "outcome": outcome,
+            "error": error,
+            "ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        try:
+            rt.audit.record(entry)
+        except TailopsError:
+            log.exception("audit write failed", extra={"uri": uri})
+
+
+# -------------------------------------------------------------- resources
+
+
+def _playbook(rt: Runtime, name: str) -> dict[str, Any]:
+    entry = Catalog.from_settings(rt.config).get(name)
+    try:
+        raw = entry.playbook.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"playbook {name}: playbook.yml cannot be read ({exc.strerror or exc}).") from exc
+    text = raw[:MAX_PLAYBOOK_BYTES].decode("utf-8", errors="replace")
+    return {
+        "name": entry.name,
+        "version": entry.version,
+        "pinned_sha256": entry.pinned_sha256,
+        "manifest": entry.manifest.model_dump(mode="json"),
+        "playbook_file": entry.playbook.name,
+        "playbook": text,
+        "playbook_truncated": len(raw) > MAX_PLAYBOOK_BYTES,
+    }
+
+
+def _container(rt: Runtime, name: str) -> dict[str, Any]:
+    details = inspect_container(rt.docker, name)
+    st = details.state
+    return {
+        "name": details.name,
+        "id": details.id[:12],
+        "image": details.image,
+        "state": st.status,
+        "running": st.running,
+        "health": st.health.status if st.health else None,
+        "exit_code": None if st.running else st.exit_code,
+        "oom_killed": st.oom_killed,
+        "error": st.error,
+        "restart_count": details.restart_count,
+        "restart_policy": details.restart_policy.name,
+        "created": details.created,
+        "started_at": st.started_at,
+        "finished_at": None if st.running else st.finished_at,
+        "ports": details.ports,
+    }
+
+
+def _add_resources(server: MCPServer[Any], rt: Runtime) -> None:
+    @server.resource(
+        PLAYBOOK_TEMPLATE,
+        name="playbook",
+        title="Catalog playbook",
+        description="A vetted catalog playbook: its manifest (parameters, risk, scope, target) "
+        "and the playbook text, as JSON.",
+        mime_type="application/json",
+    )
+    async def read_playbook(name: str, ctx: Context) -> str:
+        return await _read_json(rt, ctx, _PLAYBOOK_PREFIX + name, lambda: _playbook(rt, name))
+
+    @server.resource(
+        CONTAINER_TEMPLATE,
+        name="container",
+        title="Container state",
+        description="A container's state in short: image, state, health, exit code, restarts, ports. "
+        "Subscribe to be told when it changes.",
+        mime_type="application/json",
+    )
+    async def read_container(name: str, ctx: Context) -> str:
+        return await _read_json(rt, ctx, _CONTAINER_PREFIX + name, lambda: _container(rt, check_name(name)))
+
+
+def _add_product_completers(completions: Completions, rt: Runtime) -> None:
+    async def playbook_names(query: CompletionQuery) -> list[str]:
+        await _authorize(rt, query.ctx, "completion of playbook names")
+        return await rt.run_blocking(lambda: Catalog.from_settings(rt.config).names())
+
+    async def container_names(query: CompletionQuery) -> list[str]:
+        await _authorize(rt, query.ctx, "completion of container names")
+        return await rt.run_blocking(rt.docker.container_names)
+
+    completions.add("ref/resource", PLAYBOOK_TEMPLATE, "name", playbook_names)
+    completions.add("ref/resource", CONTAINER_TEMPLATE, "name", container_names)
+
+
+# ------------------------------------------------------------------ handlers
+
+
+def install(server: MCPServer[Any], rt: Runtime) -> ProtocolFeatures:
+    """Add logging/setLevel, completion/complete, resources (+ subscribe) to ``server``."""
+    feats = ProtocolFeatures(
+        log_levels=ClientLogLevels(), completions=Completions(), subscriptions=Subscriptions()
+    )
+    _INSTALLED[server] = feats
+    rt.client_log_levels = feats.log_levels
+    _add_resources(server, rt)
+    _add_product_completers(feats.completions, rt)
+
+    async def notify_updated(uri: str) -> None:
+        for session in feats.subscriptions.sessions_for(uri):
+            try:
+                await session.send_resource_updated(uri)
+            except Exception:  # one gone client must not stop the others' updates
+                log.debug("resource update not delivered", exc_info=True, extra={"uri": uri})
+
+    watcher = feats._watcher = _ContainerWatcher(rt, notify_updated)
+
+    async def set_level(ctx: ServerRequestContext[Any], params: SetLevelRequestParams) -> EmptyResult:
+        try:
+            feats.log_levels.set(ctx.session, params.level)
+        except TailopsError as exc:
+            raise _mcp_error(exc) from exc
+        log.debug("client log level set", extra={"level": params.level})
+        return EmptyResult()
+
+    async def complete(ctx: ServerRequestContext[Any], params: CompleteRequestParams) -> CompleteResult:
+        context = Context(request_context=ctx, mcp_server=server)
+        resolved = params.context.arguments if params.context and params.context.arguments else {}
+        try:
+            completion = await feats.completions.complete(
+                params.ref, params.argument.name, params.argument.value, resolved, context
+            )
+        except TailopsError as exc:
+            raise _mcp_error(exc) from exc
+        return CompleteResult(completion=completion)
+
+    async def subscribe(ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
+        uri = str(params.uri)
+        try:
+            # The resource must exist and the caller must be allowed to read it.
+            await server.read_resource(uri, Context(request_context=ctx, mcp_server=server))
+        except ResourceError as exc:
+            code = INVALID_PARAMS if isinstance(exc, ResourceNotFoundError) else INTERNAL_ERROR
+            raise MCPError(code=code, message=str(exc), data={"uri": uri}) from exc
+        try:
+            feats.subscriptions.add(ctx.session, uri)
+        except TailopsError as exc:
+            raise _mcp_error(exc, uri=uri) from exc
+        watcher.watch(feats.subscriptions.uris())
+        return EmptyResult()
+
+    async def unsubscribe(ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        feats.subscriptions.remove(ctx.session, str(params.uri))
+        watcher.watch(feats.subscriptions.uris())
+        return EmptyResult()
+
+    # MCPServer has no public hook for these methods; the low-level server's
+    # add_request_handler is the SDK's own registration path (it also derives
+    # the advertised capabilities from what is registered).
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
+    lowlevel.add_request_handler("completion/complete", CompleteRequestParams, complete)
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    return feats
