@@ -19,7 +19,7 @@ build() {  # tag key dockerfile [build args...]
 }
 SYSTEMD_KEY=$(key Dockerfile.systemd)
 build tailops-target:systemd "$SYSTEMD_KEY" Dockerfile.systemd
-WEB_KEY=$(key webapp/Dockerfile)
+WEB_KEY=$(key webapp/Dockerfile webapp/Dockerfile.bad)
 build tailops-molecule/webapp:1 "$WEB_KEY" webapp/Dockerfile --build-arg VERSION=1
 build tailops-molecule/webapp:2 "$WEB_KEY" webapp/Dockerfile --build-arg VERSION=2
-build tailops-molecule/webapp:bad "$WEB_KEY" webapp/Dockerfile --build-arg VERSION=bad --build-arg HEALTHY=false
+build tailops-molecule/webapp:bad "$WEB_KEY" webapp/Dockerfile.bad

@@ -36,6 +36,15 @@ Environment policy (what ``ansible-playbook`` sees):
   the inventory too.
 * ``RunRequest.extra_env`` may add ``ANSIBLE_*`` keys only (tests use it for
   ``ANSIBLE_HOST_KEY_CHECKING=False``).
+
+Cancel and timeout: both go through ansible-runner's ``cancel_callback``
+(polled every ``_POLL_S``) and kill the whole ``ansible-playbook`` tree,
+workers included (see :func:`_kill_workers`). What a module had already started
+on a target keeps going there: SSH sessions end with the connection, but a
+process inside a container reached with ``docker exec`` runs to its own end.
+Artifacts: ``<artifacts_root>/<ident>/`` (0700) keeps redacted job events,
+``stdout`` (redacted), ``status``, ``rc`` and the task-info records; the newest
+``keep_artifacts`` run dirs are kept.
 """
 
 from __future__ import annotations

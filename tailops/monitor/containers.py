@@ -407,7 +407,7 @@ def list_containers(
         inspected: dict[str, Any] = info if isinstance(info, dict) else {}
         st = inspected.get("State") or {}
         state = row.get("State")
-        running = state in ("running", "paused", "restarting")
+        ended = state in ("exited", "dead")
         out.append(
             ContainerSummary(
                 name=names[0] if names else None,
@@ -418,7 +418,7 @@ def list_containers(
                 state=state,
                 health=_health_from_status(row.get("Status")),
                 status=row.get("Status"),
-                exit_code=None if running or not st else st.get("ExitCode"),
+                exit_code=st.get("ExitCode") if ended and st else None,
                 oom_killed=st.get("OOMKilled") if st else None,
                 restart_count=inspected.get("RestartCount"),
                 ports=_ports_from_list(row.get("Ports")),
@@ -644,13 +644,13 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
     """CPU/memory/net/block figures for one container or all running ones, sampled concurrently.
 
     The engine collects stats once per second for all subscribers, so every
-    container is asked at once (``docker.stats_concurrency`` wide) and the whole
-    batch is answered on the next collection tick. With API >= 1.41 the samples are
-    ``one_shot``; CPU % then compares with this engine's previous sample of the
-    container when that is at most ``CPU_REUSE_MAX_AGE`` seconds old (window shown
-    per container), else a second round one tick later gives a ~1 s window. Older
-    engines get one ``stream=False`` call each (CPU % from the engine's own
-    previous tick). The whole call is bounded by ``docker.stats_timeout``.
+    container is asked at once (``docker.stats_concurrency`` wide) and the batch is
+    answered on the engine's next collection tick(s). CPU % needs two samples: for a
+    container this engine sampled at most ``CPU_REUSE_MAX_AGE`` seconds ago, a
+    ``one_shot`` sample (API >= 1.41; next tick) is compared with that one (the
+    window is reported per container); any other gets a plain ``stream=False``
+    sample, for which the engine pairs two consecutive ticks (``precpu_stats``,
+    ~1 s window). One round either way, bounded by ``docker.stats_timeout``.
     """
     started = time.monotonic()
     settings = engine.settings
@@ -675,51 +675,43 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
         for row in rows[:limit]:
             names = row.get("Names") or ["/" + row["Id"][:12]]
             targets.append((row["Id"], names[0].lstrip("/")))
-    one_shot = not docker.utils.version_lt(api._version, "1.41")
-    width = settings.stats_concurrency
+    one_shot_ok = not docker.utils.version_lt(api.api_version, "1.41")
+    to_sample = [cid for cid, _ in targets if cid not in entries]
+    # A container with a recent sample of ours needs one more (one-shot: the engine's next tick);
+    # any other gets a plain stream=False sample, for which the engine pairs two ticks (precpu).
+    now = time.time()
+    with engine.cpu_samples_lock:
+        cached = {
+            cid: point
+            for cid in to_sample
+            if (point := engine.cpu_samples.get(cid)) is not None and now - point[0] <= CPU_REUSE_MAX_AGE
+        }
 
     def sample(cid: str) -> dict[str, Any]:
-        if one_shot:
+        if one_shot_ok and cid in cached:
             result: dict[str, Any] = api.stats(cid, stream=False, one_shot=True)
         else:
             result = api.stats(cid, stream=False)
         return result
 
-    to_sample = [cid for cid, _ in targets if cid not in entries]
-    first = engine.fan_out("read container stats", sample, to_sample, timeout=deadline - time.monotonic(), width=width)
-    samples: dict[str, dict[str, Any] | TailopsError] = dict(zip(to_sample, first, strict=True))
+    got_all = engine.fan_out(
+        "read container stats",
+        sample,
+        to_sample,
+        timeout=deadline - time.monotonic(),
+        width=settings.stats_concurrency,
+    )
+    samples: dict[str, dict[str, Any] | TailopsError] = dict(zip(to_sample, got_all, strict=True))
     baselines: dict[str, tuple[float, int, int]] = {}
-    again: list[str] = []
-    now = time.time()
     with engine.cpu_samples_lock:
         for cid, got in samples.items():
             if isinstance(got, TailopsError):
                 continue
-            cur = _cpu_point(got.get("cpu_stats"), got.get("read"))
-            if not one_shot:
-                prev = _cpu_point(got.get("precpu_stats"), got.get("preread"))
-            else:
-                prev = engine.cpu_samples.get(cid)
-                if prev is not None and (now - prev[0] > CPU_REUSE_MAX_AGE or cur is None or cur[2] <= prev[2]):
-                    prev = None
-            if prev is None and one_shot:
-                again.append(cid)
-                if cur is not None:
-                    baselines[cid] = cur
-            elif prev is not None:
-                baselines[cid] = prev
-    if again:
-        # No usable baseline: the engine's next tick (about 1 s later) gives the second sample.
-        second = engine.fan_out("read container stats", sample, again, timeout=deadline - time.monotonic(), width=width)
-        for cid, got in zip(again, second, strict=True):
-            if isinstance(got, TailopsError) and not isinstance(samples[cid], TailopsError):
-                baselines.pop(cid, None)  # keep the first sample's figures, without CPU %
-                continue
-            samples[cid] = got
-    with engine.cpu_samples_lock:
-        for cid, got in samples.items():
-            if isinstance(got, TailopsError):
-                continue
+            base = cached.get(cid) if (one_shot_ok and cid in cached) else None
+            if base is None:
+                base = _cpu_point(got.get("precpu_stats"), got.get("preread"))
+            if base is not None:
+                baselines[cid] = base
             point = _cpu_point(got.get("cpu_stats"), got.get("read"))
             if point is not None:
                 engine.cpu_samples[cid] = point

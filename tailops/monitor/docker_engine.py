@@ -129,6 +129,7 @@ class InspectCache:
         self._epoch = 0
         self._stream: Any = None
         self._thread: threading.Thread | None = None
+        self._starting = False
         self.hits = 0
         self.misses = 0
 
@@ -139,8 +140,9 @@ class InspectCache:
     def ensure_watching(self) -> None:
         """Start following engine events if not already (failures just mean: no caching)."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._starting or (self._thread is not None and self._thread.is_alive()):
                 return
+            self._starting = True
             self._entries.clear()
             self._epoch += 1
         try:
@@ -149,11 +151,14 @@ class InspectCache:
                 lambda: self._engine.api().events(decode=True, filters={"type": "container"}),
             )
         except TailopsError:
+            with self._lock:
+                self._starting = False
             return
         thread = threading.Thread(target=self._follow, args=(stream,), name="tailops-docker-events", daemon=True)
         with self._lock:
             self._stream = stream
             self._thread = thread
+            self._starting = False
         thread.start()
 
     def _follow(self, stream: Any) -> None:

@@ -255,11 +255,20 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
                     spec=spec, principal=principal, arguments=kwargs, decision=decision, reason=None,
                     outcome="started", error=None, duration=0.0, meta=tc.meta, phase="start",
                 )
+            # Rendering (projection, caps, token counting for format=auto) costs real
+            # CPU on big lists, so it runs in the worker pool too, never on the loop.
             if is_async:
                 model = await spec.fn(tc, **kwargs)
+                if spec.list_field:
+                    result = await rt.run_blocking(_success, spec, model, fmt, fields, item_fields, max_bytes)
+                else:
+                    result = _success(spec, model, fmt, fields, item_fields, max_bytes)
             else:
-                model = await rt.run_blocking(spec.fn, tc, **kwargs)
-            result = _success(spec, model, fmt, fields, item_fields, max_bytes)
+
+                def body() -> CallToolResult:
+                    return _success(spec, spec.fn(tc, **kwargs), fmt, fields, item_fields, max_bytes)
+
+                result = await rt.run_blocking(body)
             outcome, error_text = "ok", None
             return result
         except TailopsError as exc:

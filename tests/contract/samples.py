@@ -3,7 +3,8 @@
 When you add a tool, add it here: test_every_tool_has_sample_arguments fails
 otherwise. Targets must be local (loopback, this machine's files). ``{root}``
 in a string is replaced by the test's allowed file root, which holds
-``app.log`` (a few text lines).
+``app.log`` (a few text lines); ``{container}`` is a running container the test
+started.
 """
 
 from __future__ import annotations
@@ -31,13 +32,23 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "dns_lookup": {"name": "localhost", "record_types": ["A"], "resolver": "127.0.0.1", "timeout": 1},
     "check_ssl_certificate": {"host": "127.0.0.1", "port": 9, "timeout": 1},
     "http_request_test": {"url": "http://127.0.0.1:9/"},
+    # containers ({container} = a running test container)
+    "get_container_list": {"all": True, "limit": 5},
+    "inspect_container": {"name": "{container}"},
+    "reveal_container_env": {"name": "{container}"},
+    "get_container_stats": {"name": "{container}"},
+    "list_docker_images": {"limit": 5},
+    "get_docker_networks": {},
+    "get_container_logs": {"name": "{container}", "tail": 5},
+    "analyze_container_logs": {"name": "{container}", "tail": 100},
+    "manage_container": {"action": "logs", "name": "{container}", "tail": 5},
 }
 
 
-def expand(args: dict[str, Any], root: str) -> dict[str, Any]:
+def expand(args: dict[str, Any], root: str, container: str) -> dict[str, Any]:
     def one(v: Any) -> Any:
         if isinstance(v, str):
-            return v.replace("{root}", root)
+            return v.replace("{root}", root).replace("{container}", container)
         if isinstance(v, list):
             return [one(x) for x in v]
         return v

@@ -173,12 +173,25 @@ def run_workload(
     args: tuple[str, ...] = (),
     labels: dict[str, str] | None = None,
     healthcheck: bool = False,
+    health_overrides: dict[str, int] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Start one workload container (named with unique_name, labelled for session cleanup)."""
+    """Start one workload container (named with unique_name, labelled for session cleanup).
+
+    ``health_overrides`` ({"timeout": s, "retries": n, "interval": s}) replaces the
+    image's HEALTHCHECK timings while keeping its probe command.
+    """
     all_labels = {TEST_LABEL: SESSION_ID, **(labels or {})}
     if not healthcheck:
         kwargs.setdefault("healthcheck", NO_HEALTHCHECK)
+    elif health_overrides:
+        seconds = 1_000_000_000
+        kwargs["healthcheck"] = {
+            "test": ["CMD", "python3", "/opt/workload.py", "probe"],
+            "interval": int(health_overrides.get("interval", 1)) * seconds,
+            "timeout": int(health_overrides.get("timeout", 3)) * seconds,
+            "retries": int(health_overrides.get("retries", 2)),
+        }
     return client.containers.run(
         image,
         command=[mode, *args],

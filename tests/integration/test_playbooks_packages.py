@@ -14,6 +14,7 @@ image).
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,13 +163,13 @@ async def test_unreachable_host_is_reported_while_the_others_proceed(
     container_hosts: MakeHosts, apt_repo: AptRepo, runner_artifacts: Path
 ) -> None:
     bed = container_hosts(2, apt_repo=apt_repo)
-    gone = bed.add_unreachable("docker")
+    gone = bed.add_unreachable("ssh")
     params = {"packages": [{"name": "tbtool", "version": "1.0-1"}]}
     check = await run("package_install", params, bed.inventory, runner_artifacts, RunMode.CHECK)
     apply = await run("package_install", params, bed.inventory, runner_artifacts, RunMode.APPLY)
     for result in (check, apply):
         assert result.status == "failed"
-        assert result.hosts[gone].status == "unreachable"
+        assert result.hosts[gone].status == "unreachable", result.hosts[gone]
         assert result.hosts[gone].tasks[0].status is TaskStatus.UNREACHABLE
         for host in bed.names:
             assert result.hosts[host].changed_tasks == [INSTALL], host
@@ -197,7 +198,11 @@ async def test_package_update_security_only_then_all_and_reboot_required(
     apply = await run("package_update", security, bed.inventory, runner_artifacts, RunMode.APPLY)
     assert_check_predicts_apply(check, apply)
     for host in bed.names:
-        assert versions(bed, host, "tbdemo", "tbsec", "tbtool") == {"tbdemo": "1.0-2", "tbsec": "1.0-2", "tbtool": "1.0-1"}
+        assert versions(bed, host, "tbdemo", "tbsec", "tbtool") == {
+            "tbdemo": "1.0-2",
+            "tbsec": "1.0-2",
+            "tbtool": "1.0-1",
+        }
     again = await run("package_update", security, bed.inventory, runner_artifacts, RunMode.APPLY)
     assert again.changed_tasks() == {host: [] for host in bed.names}
     assert again.task(bed.names[0], "Report upgradable packages").msg == "0 upgradable (security only): none"
@@ -251,7 +256,9 @@ def systemd_image(docker_client: Any, base_image: str) -> str:
 
 
 @pytest.fixture
-def systemd_host(docker_client: Any, systemd_image: str, test_labels: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def systemd_host(
+    docker_client: Any, systemd_image: str, test_labels: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
     """A container with systemd as PID 1 and its INI inventory (group targets)."""
     name = unique_name("systemd")
     container = docker_client.containers.run(
@@ -265,15 +272,16 @@ def systemd_host(docker_client: Any, systemd_image: str, test_labels: dict[str, 
     )
     try:
         for _ in range(100):
-            rc, out = container.exec_run(["systemctl", "is-system-running"])
+            _rc, out = container.exec_run(["systemctl", "is-system-running"])
             if out.decode().strip() in ("running", "degraded"):
                 break
-            subprocess.run(["sleep", "0.1"], check=True)
+            time.sleep(0.1)
         else:
             pytest.fail(f"systemd did not boot in {name}")
         inventory = tmp_path / "systemd.ini"
         inventory.write_text(
-            f"[targets]\n{name} ansible_connection=community.docker.docker ansible_python_interpreter=/usr/bin/python3\n"
+            f"[targets]\n{name} ansible_connection=community.docker.docker "
+            "ansible_python_interpreter=/usr/bin/python3\n"
         )
         yield name, inventory
     finally:
@@ -309,17 +317,19 @@ async def test_service_state_on_a_systemd_host(
     _rc, after = docker_client.containers.get(host).exec_run(["systemctl", "show", "-p", "ExecMainPID", "tbsvc"])
     assert before != after  # a new main process: it really restarted
 
-    unknown = await run("service_state", {"name": "tbnosuch", "state": "started"}, inventory, runner_artifacts, RunMode.CHECK)
+    unknown = await run(
+        "service_state", {"name": "tbnosuch", "state": "started"}, inventory, runner_artifacts, RunMode.CHECK
+    )
     assert unknown.status == "failed"
     assert "Could not find the requested service tbnosuch" in (unknown.task(host, task).msg or "")
 
 
-async def test_service_state_refuses_a_host_without_systemd(
-    container_hosts: MakeHosts, runner_artifacts: Path
-) -> None:
+async def test_service_state_refuses_a_host_without_systemd(container_hosts: MakeHosts, runner_artifacts: Path) -> None:
     bed = container_hosts(1)
     [host] = bed.names
-    result = await run("service_state", {"name": "ssh", "state": "restarted"}, bed.inventory, runner_artifacts, RunMode.CHECK)
+    result = await run(
+        "service_state", {"name": "ssh", "state": "restarted"}, bed.inventory, runner_artifacts, RunMode.CHECK
+    )
     assert result.status == "failed"
     failed = result.task(host, "Refuse hosts not booted with systemd")
     assert failed.status is TaskStatus.FAILED

@@ -37,9 +37,7 @@ TASKS = ["Write greeting file", "Install tbdemo", "Set tbconf port", "Read os-re
 pytestmark = pytest.mark.docker
 
 
-def request(
-    hosts_inventory: Path, root: Path, mode: RunMode, playbook: Path = CHANGES, **kw: Any
-) -> RunRequest:
+def request(hosts_inventory: Path, root: Path, mode: RunMode, playbook: Path = CHANGES, **kw: Any) -> RunRequest:
     return RunRequest(playbook=playbook, inventory=hosts_inventory, mode=mode, artifacts_root=root, **kw)
 
 
@@ -152,9 +150,7 @@ async def test_unreachable_host_is_a_result_and_others_proceed(
         assert [t.task for t in result.hosts[host].tasks] == TASKS
 
 
-async def test_status_mapping_limit_and_ignored_failures(
-    container_hosts: MakeHosts, runner_artifacts: Path
-) -> None:
+async def test_status_mapping_limit_and_ignored_failures(container_hosts: MakeHosts, runner_artifacts: Path) -> None:
     hosts: HostSet = container_hosts(2)
     first, second = hosts.names
     result = await run_playbook(
@@ -170,9 +166,7 @@ async def test_status_mapping_limit_and_ignored_failures(
         "Fail on the first host",
     ]
     ignored = result.task(first, "Fail but ignored")
-    assert (
-        ignored.status is TaskStatus.FAILED and ignored.ignored and ignored.msg == "this failure is ignored"
-    )
+    assert ignored.status is TaskStatus.FAILED and ignored.ignored and ignored.msg == "this failure is ignored"
     hard = result.task(first, "Fail on the first host")
     assert hard.status is TaskStatus.FAILED and not hard.ignored and hard.msg == f"planned failure on {first}"
     skipped = result.task(first, "Skipped by condition")
@@ -199,17 +193,13 @@ async def test_not_simulated_hint_marks_declared_tasks(
 ) -> None:
     hosts: HostSet = container_hosts(1, apt_repo=apt_repo, preinstall={"tbconf": "1.0-1"})
     result = await run_playbook(
-        request(
-            hosts.inventory, runner_artifacts, RunMode.CHECK, not_simulated_hint=frozenset({"Install tbdemo"})
-        )
+        request(hosts.inventory, runner_artifacts, RunMode.CHECK, not_simulated_hint=frozenset({"Install tbdemo"}))
     )
     flagged = {t.task for t in result.not_simulated}
     assert flagged == {"Install tbdemo", "Read os-release", "Report uptime"}
 
 
-async def test_events_stream_in_order_while_running(
-    container_hosts: MakeHosts, runner_artifacts: Path
-) -> None:
+async def test_events_stream_in_order_while_running(container_hosts: MakeHosts, runner_artifacts: Path) -> None:
     hosts: HostSet = container_hosts(2)
     received: list[tuple[float, RunEvent]] = []
 
@@ -268,9 +258,7 @@ async def test_cancel_stops_a_long_run(container_hosts: MakeHosts, runner_artifa
     assert not _ansible_processes(runner_artifacts)
 
 
-async def test_cancelling_the_awaiting_task_kills_ansible(
-    container_hosts: MakeHosts, runner_artifacts: Path
-) -> None:
+async def test_cancelling_the_awaiting_task_kills_ansible(container_hosts: MakeHosts, runner_artifacts: Path) -> None:
     hosts: HostSet = container_hosts(1)
     waiting = anyio.Event()
 
@@ -284,9 +272,7 @@ async def test_cancelling_the_awaiting_task_kills_ansible(
 
             async def run() -> None:
                 await run_playbook(
-                    request(
-                        hosts.inventory, runner_artifacts, RunMode.APPLY, playbook=PLAYBOOKS / "long.yml"
-                    ),
+                    request(hosts.inventory, runner_artifacts, RunMode.APPLY, playbook=PLAYBOOKS / "long.yml"),
                     on_event=on_event,
                 )
                 raise AssertionError("the run should have been cancelled")
@@ -295,6 +281,24 @@ async def test_cancelling_the_awaiting_task_kills_ansible(
             await waiting.wait()
             tg.cancel_scope.cancel()
     assert time.monotonic() - started < 30
+    assert not _ansible_processes(runner_artifacts)
+
+
+async def test_failing_event_callback_cancels_the_run(localhost_inventory_path: Path, runner_artifacts: Path) -> None:
+    class StoreDown(Exception):
+        pass
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind == "task_start" and event.task == "Wait a long time":
+            raise StoreDown("cannot record progress")
+
+    started = time.monotonic()
+    with anyio.fail_after(60), pytest.raises(StoreDown):
+        await run_playbook(
+            request(localhost_inventory_path, runner_artifacts, RunMode.APPLY, playbook=PLAYBOOKS / "long.yml"),
+            on_event=on_event,
+        )
+    assert time.monotonic() - started < 30  # fail closed: the run stopped, it did not wait 300 s
     assert not _ansible_processes(runner_artifacts)
 
 
@@ -315,9 +319,7 @@ async def test_timeout_ends_the_run(container_hosts: MakeHosts, runner_artifacts
     assert not _ansible_processes(runner_artifacts)
 
 
-async def test_failures_to_start_are_runner_errors(
-    localhost_inventory_path: Path, runner_artifacts: Path
-) -> None:
+async def test_failures_to_start_are_runner_errors(localhost_inventory_path: Path, runner_artifacts: Path) -> None:
     statuses = PLAYBOOKS / "statuses.yml"
     cases: list[tuple[RunRequest, str]] = [
         (
@@ -334,15 +336,11 @@ async def test_failures_to_start_are_runner_errors(
             "couldn't resolve module/action 'tailops_no_such_module'",
         ),
         (
-            request(
-                localhost_inventory_path, runner_artifacts, RunMode.CHECK, statuses, limit="no-such-host"
-            ),
+            request(localhost_inventory_path, runner_artifacts, RunMode.CHECK, statuses, limit="no-such-host"),
             "no hosts to target",
         ),
         (
-            request(
-                localhost_inventory_path, runner_artifacts, RunMode.CHECK, statuses, extra_env={"PATH": "/x"}
-            ),
+            request(localhost_inventory_path, runner_artifacts, RunMode.CHECK, statuses, extra_env={"PATH": "/x"}),
             "ANSIBLE_*",
         ),
         (
@@ -352,9 +350,7 @@ async def test_failures_to_start_are_runner_errors(
     ]
     bad_inventory = localhost_inventory_path.parent / "broken.ini"
     bad_inventory.write_text("[targets\nthis is not an inventory\n")
-    cases.append(
-        (request(bad_inventory, runner_artifacts, RunMode.CHECK, statuses), "failed to parse inventory")
-    )
+    cases.append((request(bad_inventory, runner_artifacts, RunMode.CHECK, statuses), "failed to parse inventory"))
     for req, expected in cases:
         with pytest.raises(RunnerError) as info:
             await run_playbook(req)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import pytest
@@ -38,9 +38,9 @@ def _text(result: object) -> str:
 
 
 @pytest.fixture
-def rt(make_settings: Callable[..., Settings]) -> Runtime:
+def rt(make_settings: Callable[..., Settings]) -> Iterator[Runtime]:
     runtime = Runtime(make_settings(server={"max_output_bytes": 2048}))
-    yield runtime  # type: ignore[misc]
+    yield runtime
     runtime.stop()
 
 
@@ -134,6 +134,6 @@ def test_declared_tools_have_descriptions_scopes_and_models() -> None:
             item_fields = spec.output_model.model_fields[spec.list_field].annotation
             assert item_fields is not None
             # projection needs every item field optional
-            (item_model,) = item_fields.__args__  # type: ignore[union-attr]
+            (item_model,) = item_fields.__args__
             required = [n for n, f in item_model.model_fields.items() if f.is_required()]
             assert required == [], f"{spec.name}: projectable item fields must be optional: {required}"
