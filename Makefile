@@ -13,13 +13,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8787
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-full lint bench venv testbed images conformance-tools molecule verify-catalog clean
+.PHONY: help run test lint bench venv testbed images conformance-tools molecule verify-catalog clean
 
 help:
 	@echo "make run    serve tailops on http://$(HOST):$(PORT)/mcp (data in $(DATA_DIR))"
 	@echo "make test   install everything the tests need, then lint and run all tests"
 	@echo "make bench  run the benchmarks in tests/bench and print a table"
 	@echo "make lint   ruff + mypy"
+	@echo "make molecule  every role's molecule scenario (part of make test)"
 
 $(STAMP): pyproject.toml .python-version
 	@test -n "$(PYTHON)" || { echo "Python $(PY_VERSION) not found (pyenv or python$(PY_VERSION) on PATH)" >&2; exit 1; }
@@ -54,10 +55,14 @@ lint: $(STAMP)
 verify-catalog: $(STAMP)
 	$(BIN)/tailops playbooks verify
 
+molecule: $(STAMP) images
+	scripts/molecule-all.sh
+
 test: $(STAMP) images conformance-tools
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory verify-catalog
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest tests --ignore=tests/bench $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory molecule
 
 bench: $(STAMP) images
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.bench

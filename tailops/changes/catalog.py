@@ -807,9 +807,9 @@ class Catalog:
     def require_pinned(self, name: str) -> CatalogEntry:
         """The entry, only if its current content matches its lock pin (CatalogError otherwise)."""
         entry = self.get(name)
-        drifts = [d for d in self.verify() if d.name == name]
-        if drifts:
-            raise CatalogError(drifts[0].message)
+        drift = self._drift_of(entry)
+        if drift is not None:
+            raise CatalogError(drift.message, hint="Plans of this playbook cannot be made or applied until then.")
         return entry
 
     # ---- parameters

@@ -16,30 +16,24 @@ removed at the end.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import docker
-import yaml
 from mcp.types import TextContent
 
-from tailops.auth.tokens import generate_keypair, mint_token
-from tailops.config import DockerSettings, load_config
+from tailops.config import DockerSettings
 from tailops.monitor import containers as mc
 from tailops.monitor.docker_engine import DockerEngine
 from tests.bench.common import Row, percentile
+from tests.bench.serving import server_process
 from tests.helpers import BASE_IMAGE, SESSION_ID, TEST_LABEL, unique_name
 from tests.integration.container_workloads import remove_quietly, run_workload, wait_for, workload_image
 from tests.servers import mcp_http_client
@@ -47,57 +41,6 @@ from tests.servers import mcp_http_client
 GROUP = "containers"
 N_CONTAINERS = 50
 LOG_MB = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(tmp: Path) -> Iterator[tuple[str, str, int]]:
-    """(url, token, pid) of a real `tailops serve` process."""
-    port = _free_port()
-    cfg = tmp / "config.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "server": {"data_dir": str(tmp / "data"), "port": port, "log_level": "WARNING"},
-                "auth": {"rate_limit_per_minute": 1_000_000, "rate_limit_burst": 100_000},
-            }
-        )
-    )
-    settings = load_config(cfg)
-    generate_keypair(settings.private_key_path, settings.public_key_path)
-    token = mint_token(
-        private_key_path=settings.private_key_path,
-        subject="bench-containers",
-        scopes="readonly",
-        ttl=timedelta(hours=1),
-        max_ttl=settings.auth.max_token_ttl,
-        audience=settings.mcp_url,
-        issuer=settings.auth.issuer,
-    ).token
-    exe = str(Path(sys.executable).with_name("tailops"))
-    proc = subprocess.Popen([exe, "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("bench server did not start") from None
-                time.sleep(0.05)
-        yield settings.mcp_url, token, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _proc_kb(pid: int, field: str) -> int:
@@ -148,7 +91,11 @@ def run() -> list[Row]:
         image = workload_image(client)
         big = run_workload(client, image, "biglog", args=(str(LOG_MB),), purpose="bench-biglog", labels=label)
         fleet = _start_fleet(client, label)
-        with tempfile.TemporaryDirectory(prefix="tailops-bench-") as tmp, _server(Path(tmp)) as (url, token, pid):
+        with (
+            tempfile.TemporaryDirectory(prefix="tailops-bench-") as tmp,
+            server_process(Path(tmp), bench_tools=False, scopes="readonly", subject="bench-containers") as srv,
+        ):
+            url, token, pid = srv.url, srv.token, srv.proc.pid
             rows += anyio.run(_list_and_stats, url, token, run_id)
             rows += _in_process_list(run_id)
             wait_for(

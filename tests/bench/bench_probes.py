@@ -13,95 +13,25 @@ client over streamable HTTP:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
-from mcp import Client
 
-from tailops.auth.tokens import generate_keypair, mint_token
-from tailops.config import Settings, load_config
+from tailops.config import Settings
 from tailops.files.ops import tail_file
 from tailops.files.policy import FilePolicy
 from tests.bench.common import Row
+from tests.bench.serving import latencies, server_process
 from tests.servers import mcp_http_client
 
 GROUP = "probes"
 GIB = 1024**3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(tmp: Path, files_root: Path) -> Iterator[tuple[Settings, str]]:
-    port = _free_port()
-    cfg = tmp / "config.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "server": {"data_dir": str(tmp / "data"), "port": port, "log_level": "WARNING"},
-                "auth": {"rate_limit_per_minute": 10_000_000, "rate_limit_burst": 100_000},
-                "files": {"allowed_roots": [str(files_root)]},
-                "network": {"max_concurrent_probes": 64},
-            }
-        )
-    )
-    settings = load_config(cfg)
-    generate_keypair(settings.private_key_path, settings.public_key_path)
-    token = mint_token(
-        private_key_path=settings.private_key_path,
-        subject="bench",
-        scopes="admin",
-        ttl=timedelta(hours=1),
-        max_ttl=settings.auth.max_token_ttl,
-        audience=settings.mcp_url,
-        issuer=settings.auth.issuer,
-    ).token
-    cmd = [sys.executable, "-m", "tests.bench.server_proc", "--config", str(cfg), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("bench server did not start") from None
-                time.sleep(0.05)
-        yield settings, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def _latencies(client: Client, tool: str, args: dict[str, Any], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        r = await client.call_tool(tool, args)
-        out.append(time.perf_counter() - t)
-        if r.is_error:
-            raise RuntimeError(f"{tool} failed during the benchmark: {r.content}")
-    return out
 
 
 async def _health_under_probes(url: str, token: str) -> list[Row]:
@@ -110,8 +40,8 @@ async def _health_under_probes(url: str, token: str) -> list[Row]:
         listener.listen(64)
         open_port = listener.getsockname()[1]
         async with mcp_http_client(url, token) as probe:
-            await _latencies(probe, "health_check", {}, 30)
-            idle = await _latencies(probe, "health_check", {}, 300)
+            await latencies(probe, "health_check", {}, 30)
+            idle = await latencies(probe, "health_check", {}, 300)
             stop = anyio.Event()
             probes_done = 0
 
@@ -133,7 +63,7 @@ async def _health_under_probes(url: str, token: str) -> list[Row]:
                 for i in range(20):
                     tg.start_soon(load, i)
                 await anyio.sleep(1.5)
-                busy = await _latencies(probe, "health_check", {}, 300)
+                busy = await latencies(probe, "health_check", {}, 300)
                 stop.set()
     i50, b50 = statistics.median(idle) * 1000, statistics.median(busy) * 1000
     return [
@@ -179,9 +109,9 @@ async def _tail_rows(url: str, token: str, root: Path, settings: Settings) -> li
             tail_file(policy, str(big), lines=100, max_bytes=settings.files.max_read_bytes, output_budget=60_000)
             op.append(time.perf_counter() - t)
         async with mcp_http_client(url, token) as c:
-            await _latencies(c, "tail_file", {"path": str(big), "lines": 100}, 5)
-            noop = await _latencies(c, "bench_noop", {}, 50)
-            via_mcp = await _latencies(c, "tail_file", {"path": str(big), "lines": 100}, 50)
+            await latencies(c, "tail_file", {"path": str(big), "lines": 100}, 5)
+            noop = await latencies(c, "bench_noop", {}, 50)
+            via_mcp = await latencies(c, "tail_file", {"path": str(big), "lines": 100}, 50)
     finally:
         big.unlink()
     p50 = statistics.median(op) * 1000
@@ -215,11 +145,12 @@ def run() -> list[Row]:
         base = Path(tmp)
         files_root = base / "files"
         files_root.mkdir()
-        with _server(base, files_root) as (settings, token):
+        config = {"files": {"allowed_roots": [str(files_root)]}, "network": {"max_concurrent_probes": 64}}
+        with server_process(base, config=config) as srv:
 
             async def main() -> None:
-                rows.extend(await _health_under_probes(settings.mcp_url, token))
-                rows.extend(await _tail_rows(settings.mcp_url, token, files_root, settings))
+                rows.extend(await _health_under_probes(srv.url, srv.token))
+                rows.extend(await _tail_rows(srv.url, srv.token, files_root, srv.settings))
 
             anyio.run(main)
     return rows

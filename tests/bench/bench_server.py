@@ -16,14 +16,11 @@ the real MCP SDK client over streamable HTTP with a real token:
 from __future__ import annotations
 
 import contextlib
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,77 +29,12 @@ import psutil
 import yaml
 from mcp import Client
 
-from tailops.auth.tokens import generate_keypair, mint_token
-from tailops.config import Settings, load_config
 from tailops.formats import count_tokens, encode_json, encode_toon, render
 from tests.bench.common import Row, percentile
+from tests.bench.serving import latencies, server_process
 from tests.servers import mcp_http_client, stdio_params
 
 GROUP = "server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server_process(tmp: Path, *, bench_tools: bool = True) -> Iterator[tuple[Settings, str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    cfg = tmp / "config.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "server": {"data_dir": str(tmp / "data"), "port": port, "log_level": "WARNING"},
-                "auth": {"rate_limit_per_minute": 10_000_000, "rate_limit_burst": 100_000},
-            }
-        )
-    )
-    settings = load_config(cfg)
-    generate_keypair(settings.private_key_path, settings.public_key_path)
-    token = mint_token(
-        private_key_path=settings.private_key_path,
-        subject="bench",
-        scopes="admin",
-        ttl=timedelta(hours=2),
-        max_ttl=settings.auth.max_token_ttl,
-        audience=settings.mcp_url,
-        issuer=settings.auth.issuer,
-    ).token
-    if bench_tools:
-        cmd = [sys.executable, "-m", "tests.bench.server_proc", "--config", str(cfg), "--port", str(port)]
-    else:
-        cmd = [str(Path(sys.executable).with_name("tailops")), "serve", "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("bench server did not start") from None
-                time.sleep(0.05)
-        yield settings, token, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def _latencies(client: Client, tool: str, args: dict[str, Any], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        r = await client.call_tool(tool, args)
-        out.append(time.perf_counter() - t)
-        if r.is_error:
-            raise RuntimeError(f"{tool} failed during the benchmark: {r.content}")
-    return out
 
 
 @contextlib.asynccontextmanager
@@ -113,10 +45,10 @@ async def _client(url: str, token: str) -> AsyncIterator[Client]:
 
 async def _sequential(url: str, token: str) -> list[Row]:
     async with _client(url, token) as c:
-        await _latencies(c, "get_system_status", {}, 30)  # warm-up
-        await _latencies(c, "bench_noop", {}, 30)
-        noop = await _latencies(c, "bench_noop", {}, 500)
-        status = await _latencies(c, "get_system_status", {}, 500)
+        await latencies(c, "get_system_status", {}, 30)  # warm-up
+        await latencies(c, "bench_noop", {}, 30)
+        noop = await latencies(c, "bench_noop", {}, 500)
+        status = await latencies(c, "get_system_status", {}, 500)
     n50, s50 = statistics.median(noop) * 1000, statistics.median(status) * 1000
     s99 = percentile(status, 99) * 1000
     return [
@@ -184,8 +116,8 @@ async def _concurrency(url: str, token: str) -> list[Row]:
 
 async def _head_of_line(url: str, token: str) -> list[Row]:
     async with _client(url, token) as probe:
-        await _latencies(probe, "get_system_status", {}, 20)
-        idle = await _latencies(probe, "get_system_status", {}, 200)
+        await latencies(probe, "get_system_status", {}, 20)
+        idle = await latencies(probe, "get_system_status", {}, 200)
         stop = anyio.Event()
 
         async def slow_caller(tool: str, args: dict[str, Any]) -> None:
@@ -200,7 +132,7 @@ async def _head_of_line(url: str, token: str) -> list[Row]:
                 else:
                     tg.start_soon(slow_caller, "get_top_processes", {"limit": 500})
             await anyio.sleep(1.5)
-            busy = await _latencies(probe, "get_system_status", {}, 200)
+            busy = await latencies(probe, "get_system_status", {}, 200)
             stop.set()
     i50, b50 = statistics.median(idle) * 1000, statistics.median(busy) * 1000
     return [
@@ -281,13 +213,13 @@ def run() -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        with server_process(tmp / "a") as (settings, token, _proc):
-            url = settings.mcp_url
+        with server_process(tmp / "a") as srv:
+            url, token = srv.url, srv.token
             rows += anyio.run(_sequential, url, token)
             rows += anyio.run(_concurrency, url, token)
             rows += anyio.run(_head_of_line, url, token)
             rows += anyio.run(_tokens, url, token)
-        with server_process(tmp / "b", bench_tools=False) as (_s, _t, proc):
-            rows += _idle(proc)
+        with server_process(tmp / "b", bench_tools=False) as srv:
+            rows += _idle(srv.proc)
         rows += anyio.run(_stdio_cold_start, tmp)
     return rows
