@@ -28,8 +28,8 @@ from starlette.routing import Mount, Route
 from tailops.auth.tokens import TokenVerifier
 from tailops.runtime import Runtime
 from tailops.server.mcp_server import build_mcp
-from tailops.server.protocol import features
 from tailops.server.middleware import build_middleware, transport_security
+from tailops.server.protocol import features
 
 __all__ = ["build_app"]
 

@@ -5,19 +5,16 @@ the declarations run. Tool modules are thin: argument checks and a call into
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 
 __all__ = ["load_all"]
 
-_loaded = False
 
-
+@functools.cache
 def load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
+    """Import every tool module once (their ``@tool`` declarations register them)."""
     for mod in pkgutil.iter_modules(__path__):
         if mod.name != "registry" and not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
-    _loaded = True

@@ -9,8 +9,8 @@ from pydantic import Field
 from tailops.errors import InvalidInput
 from tailops.monitor.network import (
     STATUSES,
-    ConnKind,
     Connections,
+    ConnKind,
     NetworkIo,
     NetworkStatus,
     active_connections,
