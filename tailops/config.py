@@ -294,9 +294,6 @@ class ChangesSettings(_Section):
     plan_ttl: Duration = Field(timedelta(hours=1), description="How long a plan stays approvable/applicable.")
     approval_ttl: Duration = Field(timedelta(hours=1), description="How long an approval stays valid.")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Approval policy per risk.")
-    allow_elicitation_approval: bool = Field(
-        False, description="Let an MCP elicitation answer count as approval (off: never)."
-    )
     forks: int = Field(5, ge=1, le=100, description="Default Ansible forks.")
     run_timeout: Duration = Field(timedelta(minutes=30), description="Hard limit for one ansible run.")
     keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")

@@ -3,10 +3,17 @@
 A principal is resolved once per request at the transport boundary (a verified
 token on HTTP, the local OS user on stdio, the invoking user on the CLI) and
 handed to the tool layer; tools never look at headers or tokens themselves.
+
+:meth:`Principal.identities` is what "the same person" means for the change
+engine (an approver must not be the requester): every key a principal can be
+recognised by. It must be computed in the process the principal belongs to
+(the local OS user of a stdio/CLI principal is this process's user).
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,6 +38,44 @@ class Principal:
     def has_scope(self, scope: str) -> bool:
         """``admin`` implies every scope."""
         return "admin" in self.scopes or scope in self.scopes
+
+    def identities(self) -> frozenset[str]:
+        """Every key this principal can be recognised by (two principals sharing one are one person).
+
+        ``sub:<subject>`` always (so a stdio ``local:root`` and a CLI ``local:root``
+        match, and so do two tokens minted for the same subject); ``jti:<id>`` for
+        a token; ``tailscale:<login>`` (case-insensitive) when a trusted proxy
+        named the human; for local transports (stdio, cli) ``os-user:<name>`` of
+        the account this process runs as (by uid, so ``USER=someone-else`` does
+        not hide it) and of ``SUDO_USER``. Extra keys only ever add refusals.
+        """
+        ids = {f"sub:{self.subject}"}
+        if self.token_id:
+            ids.add(f"jti:{self.token_id}")
+        if self.human_login:
+            ids.add(f"tailscale:{self.human_login.strip().lower()}")
+        if self.transport in ("stdio", "cli"):
+            if self.subject.startswith("local:"):
+                ids.add(f"os-user:{self.subject.removeprefix('local:')}")
+            try:
+                ids.add(f"os-user:{pwd.getpwuid(os.getuid()).pw_name}")
+            except KeyError:
+                ids.add(f"os-uid:{os.getuid()}")
+            sudo_user = os.environ.get("SUDO_USER")
+            if sudo_user:
+                ids.add(f"os-user:{sudo_user}")
+        return frozenset(ids)
+
+    def describe(self) -> dict[str, str | None]:
+        """Who this is, for plan/approval/run records (no secrets: a jti is an id, not a token)."""
+        return {
+            "subject": self.subject,
+            "token_id": self.token_id,
+            "transport": self.transport,
+            "human_login": self.human_login,
+            "human_name": self.human_name,
+            "client_addr": self.client_addr,
+        }
 
     @property
     def label(self) -> str:

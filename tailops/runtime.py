@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,8 +34,8 @@ from tailops.monitor.system import collect_disks
 from tailops.store import Store
 
 if TYPE_CHECKING:
-    from tailops.server.protocol import ClientLogLevels
     from tailops.principal import Principal
+    from tailops.server.protocol import ClientLogLevels
     from tailops.tools.registry import ToolSpec
 
 __all__ = ["Runtime"]
@@ -65,6 +66,10 @@ class Runtime:
         self._limiter: anyio.CapacityLimiter | None = None
         # Per-connection client log level (logging/setLevel); set by tailops.server.protocol.
         self.client_log_levels: ClientLogLevels | None = None
+        # Change engine: this process's instance id (written on run rows) and the cancel
+        # events of the runs it is applying now (cancel_run sets them).
+        self.instance_id = uuid.uuid4().hex
+        self.active_runs: dict[str, anyio.Event] = {}
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -72,8 +77,31 @@ class Runtime:
         if self._started:
             return
         self._started = True
+        self._recover_runs()
         self.sampler.start()
         processes.prime()
+
+    def _recover_runs(self) -> None:
+        """Runs left 'running' by a server that is gone become 'interrupted' (never a silent gap)."""
+        from tailops.changes.plans import mark_interrupted
+        from tailops.errors import TailopsError
+
+        try:
+            marked = mark_interrupted(self.store, self.instance_id)
+        except TailopsError:
+            log.exception("could not mark interrupted runs")
+            return
+        if not marked:
+            return
+        from tailops.changes.runner import kill_leftover_processes
+
+        for run_id in marked:
+            row = self.store.query_one("SELECT runner_ident FROM runs WHERE id = ?", (run_id,))
+            killed = kill_leftover_processes(self.config.artifacts_dir.absolute(), row["runner_ident"]) if row else 0
+            log.warning(
+                "run interrupted by a previous server stop",
+                extra={"run_id": run_id, "leftover_processes_killed": killed},
+            )
 
     def stop(self) -> None:
         self.sampler.stop()

@@ -57,10 +57,12 @@ def render_scope_table(specs: Iterable[ToolSpec]) -> str:
     """Markdown table: each scope, what it allows, and the tools that need it."""
     by_scope: dict[str, list[str]] = {s: [] for s in SCOPES}
     for spec in specs:
-        by_scope.setdefault(spec.scope, []).append(spec.name)
+        # A tool whose arguments add a scope (plan_change: the playbook's) says so.
+        shown = f"{spec.name}` (+ the playbook's scope)" if spec.scope_for is not None else f"{spec.name}`"
+        by_scope.setdefault(spec.scope, []).append(shown)
     lines = ["| scope | allows | tools that need it |", "|---|---|---|"]
     for scope in SCOPES:
-        tools = ", ".join(f"`{n}`" for n in sorted(by_scope[scope])) or "—"
+        tools = ", ".join(f"`{n}" for n in sorted(by_scope[scope])) or "—"
         if scope == "admin":
             tools = "every tool (admin implies all scopes)" + (f"; only: {tools}" if by_scope[scope] else "")
         lines.append(f"| `{scope}` | {SCOPE_MEANINGS[scope]} | {tools} |")

@@ -98,6 +98,7 @@ __all__ = [
     "TaskInfo",
     "build_env",
     "diff_text",
+    "kill_leftover_processes",
     "run_playbook",
 ]
 
@@ -679,12 +680,36 @@ def _kill_workers(artifact_dir: Path | None) -> None:
     """
     if artifact_dir is None:
         return
-    own_group = os.getpgrp()
     procs: list[psutil.Process] = []
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if proc.environ().get("AWX_ISOLATED_DATA_DIR") == str(artifact_dir):
                 procs.append(proc)
+    _kill_all(procs)
+
+
+def kill_leftover_processes(artifacts_root: Path, ident: str) -> int:
+    """Kill the Ansible processes of a run whose server died; return how many.
+
+    When a server is killed mid-apply, its ``ansible-playbook`` and workers are
+    orphaned (no longer our children) and would go on changing hosts with nobody
+    recording it. At the next start, runs found ``running`` become
+    ``interrupted`` and their leftover processes are stopped here, matched by the
+    run's artifact dir in their environment, never by name.
+    """
+    artifact_dir = str(artifacts_root / ident / "artifacts" / ident)
+    procs: list[psutil.Process] = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("AWX_ISOLATED_DATA_DIR") == artifact_dir:
+                procs.append(proc)
+    _kill_all(procs)
+    return len(procs)
+
+
+def _kill_all(procs: list[psutil.Process]) -> None:
+    """Freeze every process (no new forks), then kill each one's process group."""
+    own_group = os.getpgrp()
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.suspend()

@@ -7,27 +7,30 @@ All of them only read (scope ``readonly``), except:
   refuses (and audits the refusal) before any work, and ``inspect_container``
   never reveals them.
 * ``manage_container`` is the seed tool name: ``action="logs"`` reads like
-  ``get_container_logs``; start/stop/restart change the container, so they are
-  plans of the ``container_state`` catalog playbook (plan → approve → apply) and
-  are refused here until the change engine is wired in. It is declared
-  ``read_only=False`` with scope ``container:write`` (checked by the registry), so
-  a read-only server hides it; ``logs`` additionally requires ``readonly``
-  (checked here). A readonly-only token reads logs with ``get_container_logs``.
+  ``get_container_logs``; start/stop/restart change the container, so they
+  create a plan of the ``container_state`` catalog playbook (plan → approve →
+  apply; the result's ``plan`` field, same shape as ``plan_change``). It is
+  declared ``read_only=False`` with scope ``container:write`` (checked by the
+  registry), so a read-only server hides it; through ``scope_for`` the registry
+  also requires ``readonly`` for ``logs`` and the playbook's own scope for the
+  others. A readonly-only token reads logs with ``get_container_logs``.
 
 This module never changes a container, image or network itself.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from tailops.auth.scopes import require_scope
-from tailops.errors import ChangeError
 from tailops.monitor import containers as mc
 from tailops.monitor.log_analysis import LogAnalysis
+from tailops.tools.changes import PlanView, plan_for_tool
 from tailops.tools.registry import ToolCall, tool
+
+if TYPE_CHECKING:
+    from tailops.runtime import Runtime
 
 NameArg = Annotated[
     str, Field(description="Container name or id (a unique id prefix works).", min_length=1, max_length=255)
@@ -173,6 +176,25 @@ def analyze_container_logs(
     return mc.analyze_logs(call.rt.docker, name=name, since=since, until=until, tail=tail)
 
 
+class ManageContainerResult(mc.ContainerLogs):
+    """Logs (action=logs), or for start/stop/restart the plan it created (``lines`` empty)."""
+
+    plan: PlanView | None = Field(
+        None, description="start/stop/restart: the container_state plan (approve, then apply_plan)."
+    )
+
+
+_STATES = {"start": "started", "stop": "stopped", "restart": "restarted"}
+
+
+def _manage_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    if args.get("action") == "logs":
+        return "readonly"
+    from tailops.changes.planner import load_catalog
+
+    return load_catalog(rt.config).get("container_state").manifest.scope
+
+
 @tool(
     group="containers",
     scope="container:write",
@@ -180,9 +202,10 @@ def analyze_container_logs(
     destructive=False,
     idempotent=False,
     list_field="lines",
+    scope_for=_manage_scope,
     title="Manage container",
 )
-def manage_container(
+async def manage_container(
     call: ToolCall,
     *,
     action: Annotated[
@@ -194,22 +217,15 @@ def manage_container(
     since: SinceArg = None,
     until: UntilArg = None,
     grep: GrepArg = None,
-) -> mc.ContainerLogs:
+) -> ManageContainerResult:
     """Container logs (action=logs), or start/stop/restart through a reviewed plan of the container_state
     playbook."""
     if action != "logs":
-        state = {"start": "started", "stop": "stopped", "restart": "restarted"}[action]
-        raise ChangeError(
-            f"manage_container action {action!r} changes the container, so it is not done directly: it is a "
-            "plan "
-            f"of the catalog playbook 'container_state' (plan_change(playbook='container_state', "
-            f"params={{'name': {name!r}, 'state': {state!r}}})), approved by someone else, then applied. "
-            "This server has no change engine yet (requires the change engine); nothing was changed.",
-        )
-    # The registry checked container:write; reading logs is a read, so it also needs readonly.
-    require_scope(call.principal, "readonly", "manage_container action 'logs'")
+        view = await plan_for_tool(call, "container_state", {"name": name, "state": _STATES[action]})
+        return ManageContainerResult(container=name, lines=[], scanned=0, plan=view)
     mc.check_name(name)
-    return mc.read_logs(
+    logs = await call.rt.run_blocking(
+        mc.read_logs,
         call.rt.docker,
         name=name,
         tail=tail,
@@ -218,3 +234,4 @@ def manage_container(
         grep=grep,
         max_output_bytes=call.rt.config.server.max_output_bytes,
     )
+    return ManageContainerResult(**dict(logs))

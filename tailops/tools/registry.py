@@ -10,7 +10,8 @@ the MCP input schema.
 wrapper is the single place where, for every call:
 
 1. the principal is resolved and the declared scope checked *before* the body
-   runs (deny by default: a spec without a scope cannot be declared);
+   runs (deny by default: a spec without a scope cannot be declared), then the
+   scope its arguments need (``scope_for``, e.g. a playbook's), if declared;
 2. blocking bodies run in the bounded worker pool, never on the event loop;
 3. list results get field projection, the byte cap with a ``truncated`` marker,
    and the JSON/TOON text choice;
@@ -36,6 +37,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from tailops.auth.scopes import require_scope
 from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError
 from tailops.formats import Format, cap_items, encode_json, project_items, render
 
@@ -66,6 +68,9 @@ class ToolSpec:
     list_field: str | None = None
     projectable: bool = True
     title: str | None = None
+    # A second scope that depends on the arguments (e.g. a playbook's manifest scope),
+    # checked after the static ``scope`` (the minimum) and before the body.
+    scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None
 
     @property
     def output_model(self) -> type[BaseModel]:
@@ -100,8 +105,14 @@ def tool(
     projectable: bool = True,
     name: str | None = None,
     title: str | None = None,
+    scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a tool. The docstring's first paragraph is its MCP description."""
+    """Declare a tool. The docstring's first paragraph is its MCP description.
+
+    ``scope_for(rt, arguments)`` names a further scope the call needs when that
+    depends on the arguments (blocking is fine: it runs in the worker pool); a
+    refusal is audited as denied before the body runs, like the static check.
+    """
     from tailops.config import SCOPES
 
     if scope not in SCOPES:
@@ -125,6 +136,7 @@ def tool(
             list_field=list_field,
             projectable=projectable,
             title=title,
+            scope_for=scope_for,
         )
         if any(s.name == spec.name for s in _SPECS):
             raise ValueError(f"tool {spec.name} declared twice")
@@ -246,6 +258,9 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
             try:
                 rt.authorizer.check_tool(principal, spec)
                 rt.rate_limiter.check_call(principal)
+                if spec.scope_for is not None:
+                    needed = await rt.run_blocking(spec.scope_for, rt, dict(kwargs))
+                    require_scope(principal, needed, f"tool {spec.name} with these arguments")
             except (PermissionDenied, RateLimited) as exc:
                 decision, reason = "denied", exc.message
                 raise

@@ -42,6 +42,22 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "get_container_logs": {"name": "{container}", "tail": 5},
     "analyze_container_logs": {"name": "{container}", "tail": 100},
     "manage_container": {"action": "logs", "name": "{container}", "tail": 5},
+    # changes: ids that do not exist (not_found) and limits that are not host patterns
+    # (invalid_input), so no check run touches this machine
+    "list_playbooks": {},
+    "plan_change": {"playbook": "no_such_playbook", "params": {}},
+    "get_plan": {"plan_id": "0" * 64},
+    "list_plans": {"limit": 5},
+    "approve_plan": {"plan_id": "0" * 64, "comment": "contract"},
+    "deny_plan": {"plan_id": "0" * 64, "reason": "contract"},
+    "apply_plan": {"plan_id": "0" * 64},
+    "get_run": {"run_id": "0" * 32},
+    "cancel_run": {"run_id": "0" * 32},
+    "check_system_updates": {"security_only": True, "limit": "@hosts.txt"},
+    "update_system_packages": {"packages": ["tbdemo"], "limit": "@hosts.txt"},
+    "install_package": {"name": "tbdemo", "limit": "@hosts.txt"},
+    "update_docker_container": {"name": "{container}", "image": "NOT A REFERENCE"},
+    "pull_docker_image": {"image": "NOT/A/REPOSITORY", "tag": "1"},
 }
 
 

@@ -348,7 +348,7 @@ async def test_logs_tail_grep_and_time_window(server: RunningServer, fleet: Flee
     assert is_error and text.startswith("invalid_input:") and "since" in text
 
 
-async def test_manage_container_logs_and_refused_changes(
+async def test_manage_container_logs_and_changes_only_as_plans(
     server: RunningServer, fleet: Fleet, docker_client: Any
 ) -> None:
     scopes = "readonly container:write"
@@ -357,14 +357,16 @@ async def test_manage_container_logs_and_refused_changes(
     assert via_manage["lines"] == direct["lines"]
 
     before = docker_client.api.inspect_container(fleet.healthy.id)["State"]["StartedAt"]
-    for action in ("restart", "stop", "start"):
-        is_error, _, text = await call(
-            server, "manage_container", {"action": action, "name": fleet.healthy.name}, scopes
-        )
-        assert is_error and text.startswith("change_error:"), text
-        assert "container_state" in text and "change engine" in text
+    for action, state in (("restart", "restarted"), ("stop", "stopped")):
+        result = await ok(server, "manage_container", {"action": action, "name": fleet.healthy.name}, scopes)
+        plan = result["plan"]
+        assert result["lines"] == []
+        assert plan["playbook"] == "container_state"
+        assert plan["params"] == {"name": fleet.healthy.name, "state": state}
+        assert plan["status"] == "pending", plan["status_reason"]  # waits for someone else's approval
+        assert plan["hosts_changing"] == 1  # the check run predicts the change...
     after = docker_client.api.inspect_container(fleet.healthy.id)["State"]
-    assert after["StartedAt"] == before and after["Running"] is True  # nothing was done
+    assert after["StartedAt"] == before and after["Running"] is True  # ...but nothing was done
 
     # container:write is what the registry checks; readonly alone cannot even read logs through it.
     is_error, _, text = await call(server, "manage_container", {"action": "logs", "name": fleet.errors.name})

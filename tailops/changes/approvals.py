@@ -1,0 +1,245 @@
+"""Who may approve or deny a plan, and how a decision is recorded.
+
+Why: an approval is the one human check between "an agent wants this change"
+and "Ansible changes the hosts" (DESIGN.md "The change lifecycle", step 3).
+The rules live here, in one place, and raise — they never return False:
+
+* deny by default: a plan without a live approval cannot be applied;
+* the approver holds ``changes:approve`` and is NOT the requester — compared
+  by identities (:meth:`tailops.principal.Principal.identities`: token
+  subject, token id, Tailscale login, local OS user), not by token subject
+  alone;
+* an approval is bound to one plan id, carries who/when/comment, expires
+  after ``changes.approval_ttl`` but never after the plan, and is used once
+  (the executor consumes it in the transaction that writes the run row);
+* policy per risk (``changes.approval``): ``low: auto`` approves a low-risk
+  plan at plan time, recorded as an approval *by policy*; high and critical
+  are always manual.
+
+MCP elicitation is deliberately not an approval path: the elicitation answer
+comes from the requester's own client, so it would be self-approval.
+
+What it must never do: approve a plan for its own requester, approve a
+blocked, stale, denied, applied or expired plan, or write anything when a
+rule refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+from tailops.changes import plans
+from tailops.changes.plans import Approval, Plan
+from tailops.config import ChangesSettings
+from tailops.errors import ApprovalError, InvalidInput, PermissionDenied
+from tailops.principal import Principal
+from tailops.store import Store
+
+__all__ = [
+    "APPROVE_SCOPE",
+    "POLICY_SUBJECT",
+    "approve",
+    "approve_by_policy",
+    "check_not_requester",
+    "clean_text",
+    "deny",
+    "policy_for",
+    "refuse_unapprovable",
+]
+
+log = logging.getLogger("tailops.changes.approvals")
+
+APPROVE_SCOPE = "changes:approve"
+POLICY_SUBJECT = "policy:changes.approval"
+_MAX_TEXT = 1000
+
+_KEY_NAMES = {
+    "sub": "token subject / user",
+    "jti": "token",
+    "tailscale": "Tailscale login",
+    "os-user": "local OS user",
+    "os-uid": "local OS user",
+}
+
+
+def clean_text(value: str | None, what: str, *, required: bool = False) -> str | None:
+    """A comment or reason fit for the record: printable, trimmed, at most 1000 characters."""
+    if value is None:
+        if required:
+            raise InvalidInput(f"{what} is required.")
+        return None
+    text = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    if len(text) > _MAX_TEXT:
+        raise InvalidInput(f"{what} is longer than {_MAX_TEXT} characters.")
+    if required and not text:
+        raise InvalidInput(f"{what} is required (say why).")
+    return text or None
+
+
+def policy_for(settings: ChangesSettings, risk: str) -> Literal["manual", "auto"]:
+    """The approval policy for a risk class (unknown risk: manual)."""
+    if risk == "low":
+        return settings.approval.low
+    return "manual"
+
+
+def check_not_requester(plan: Plan, approver: Principal) -> None:
+    """PermissionDenied if ``approver`` shares any identity with the plan's requester."""
+    shared = sorted(set(plan.requester_ids) & approver.identities())
+    if shared:
+        kinds = sorted({_KEY_NAMES.get(key.split(":", 1)[0], key.split(":", 1)[0]) for key in shared})
+        raise PermissionDenied(
+            f"approval refused: {approver.label} is the requester of plan {plan.id} (same {', '.join(kinds)}). "
+            "A plan must be approved by someone else.",
+            hint="Ask another person with the changes:approve scope (approve_plan tool, or `tailops plans approve` "
+            "run by another OS user).",
+        )
+
+
+def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "approved") -> None:
+    """ApprovalError naming why ``plan`` cannot be approved (or denied) now; returns if it can."""
+    status = plan.status
+    if status == "pending":
+        return
+    when = plan.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if status == "expired":
+        raise ApprovalError(
+            f"plan {plan.id} expired at {when}; it cannot be {action}.",
+            hint="Plan the change again (plan_change) and have the new plan approved.",
+        )
+    if status == "blocked":
+        raise ApprovalError(
+            f"plan {plan.id} is blocked and cannot be {action}: {plan.status_reason}",
+            hint="Fix the cause or plan again with a limit that leaves the failing host(s) out.",
+        )
+    if status == "denied":
+        raise ApprovalError(f"plan {plan.id} was denied ({plan.status_reason or 'no reason given'}).")
+    if status == "stale":
+        raise ApprovalError(
+            f"plan {plan.id} is stale ({plan.status_reason}); it cannot be {action}.",
+            hint="Plan the change again.",
+        )
+    if status == "applied":
+        raise ApprovalError(f"plan {plan.id} was already applied ({plan.status_reason}).")
+    # approved: only a re-approval after the previous approval expired unused is allowed.
+    current = plans.live_approval(store, plan.id)
+    if action == "approved" and current is not None and current.used_at is None and current.expires_at is not None:
+        if current.expires_at.timestamp() <= now:
+            return
+        raise ApprovalError(
+            f"plan {plan.id} is already approved by {current.approver_subject} until "
+            f"{current.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}.",
+            hint="Apply it with apply_plan.",
+        )
+
+
+def approve(
+    store: Store,
+    settings: ChangesSettings,
+    plan_id: str,
+    approver: Principal,
+    comment: str | None = None,
+    *,
+    now: float | None = None,
+) -> Approval:
+    """Approve ``plan_id`` as ``approver`` (every rule in the module docstring); the approval."""
+    now = time.time() if now is None else now
+    if not approver.has_scope(APPROVE_SCOPE):
+        held = " ".join(sorted(approver.scopes)) or "none"
+        raise PermissionDenied(
+            f"approving plans needs scope '{APPROVE_SCOPE}'; {approver.subject} has: {held}.",
+            hint="Ask someone who holds changes:approve to review and approve the plan.",
+        )
+    text = clean_text(comment, "comment")
+    plan = plans.get_plan(store, plan_id, now=now)
+    check_not_requester(plan, approver)
+    refuse_unapprovable(store, plan, now=now)
+    expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
+    approval = Approval(
+        id=plans.new_id(),
+        plan_id=plan.id,
+        decision="approved",
+        by_policy=False,
+        approver_subject=approver.subject,
+        approver=approver.describe(),
+        approver_ids=sorted(approver.identities()),
+        comment=text,
+        created_at=datetime.fromtimestamp(now, UTC),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+    plans.insert_approval(store, approval, plan_from=("pending", "approved"), now=now)
+    log.info("plan approved", extra={"plan_id": plan.id, "approver": approver.label})
+    return approval
+
+
+def deny(
+    store: Store,
+    plan_id: str,
+    principal: Principal,
+    reason: str,
+    *,
+    now: float | None = None,
+) -> Approval:
+    """Deny ``plan_id`` (closes it; a live approval stops counting).
+
+    Needs ``changes:approve``; the requester may deny (withdraw) their own plan,
+    since a denial can only ever stop a change.
+    """
+    now = time.time() if now is None else now
+    plan = plans.get_plan(store, plan_id, now=now)
+    if not principal.has_scope(APPROVE_SCOPE) and not (principal.identities() & set(plan.requester_ids)):
+        held = " ".join(sorted(principal.scopes)) or "none"
+        raise PermissionDenied(
+            f"denying plans needs scope '{APPROVE_SCOPE}' (or being the requester); {principal.subject} has: {held}."
+        )
+    text = clean_text(reason, "reason", required=True)
+    if plan.status not in ("pending", "approved"):
+        refuse_unapprovable(store, plan, now=now, action="denied")
+        raise ApprovalError(f"plan {plan.id} is {plan.status}; only pending or approved plans can be denied.")
+    denial = Approval(
+        id=plans.new_id(),
+        plan_id=plan.id,
+        decision="denied",
+        by_policy=False,
+        approver_subject=principal.subject,
+        approver=principal.describe(),
+        approver_ids=sorted(principal.identities()),
+        comment=text,
+        created_at=datetime.fromtimestamp(now, UTC),
+    )
+    plans.insert_approval(store, denial, plan_from=("pending", "approved"), now=now)
+    log.info("plan denied", extra={"plan_id": plan.id, "by": principal.label})
+    return denial
+
+
+def approve_by_policy(
+    store: Store, settings: ChangesSettings, plan: Plan, *, now: float | None = None
+) -> Approval | None:
+    """At plan time: approve a pending plan whose risk policy is ``auto``; None if manual.
+
+    Recorded like any approval, with ``by_policy`` set and the policy as approver,
+    so the audit trail says the plan was never seen by a person.
+    """
+    if plan.status != "pending" or policy_for(settings, plan.risk) != "auto":
+        return None
+    now = time.time() if now is None else now
+    expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
+    key = f"changes.approval.{plan.risk}"
+    approval = Approval(
+        id=plans.new_id(),
+        plan_id=plan.id,
+        decision="approved",
+        by_policy=True,
+        approver_subject=f"{POLICY_SUBJECT}.{plan.risk}=auto",
+        approver={"subject": f"{POLICY_SUBJECT}.{plan.risk}=auto", "transport": "policy"},
+        approver_ids=[f"policy:{key}"],
+        comment=f"approved by policy: {key} is 'auto' (no person reviewed this plan)",
+        created_at=datetime.fromtimestamp(now, UTC),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+    plans.insert_approval(store, approval, plan_from=("pending",), now=now)
+    log.warning("plan approved by policy", extra={"plan_id": plan.id, "policy": f"{key}=auto"})
+    return approval

@@ -1,0 +1,404 @@
+"""``tailops plans``: review, approve, deny, apply and cancel changes from a shell.
+
+A thin layer over :mod:`tailops.changes` (no lifecycle logic of its own):
+``list``, ``show PLAN`` (per host, per task, with the diffs), ``approve PLAN``,
+``deny PLAN --reason``, ``apply PLAN`` (streams progress; Ctrl-C cancels the
+run), ``runs``, ``run RUN`` and ``cancel RUN`` (works on a run a server is
+applying: the server polls for the request). PLAN and RUN are ids or unique
+prefixes of at least 8 hex digits.
+
+The principal is the invoking OS user (transport ``cli``) with admin-equivalent
+rights — whoever can run this can read the data dir anyway — but approval
+rules still apply: the CLI user is never the approver of a plan they (as the
+same OS user, e.g. over stdio) requested. ``approve``, ``deny``, ``apply`` and
+``cancel`` are recorded in the audit log with the plan/run ids, refusals too.
+Bad input prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from tailops.audit import record_cli
+from tailops.auth import local_user
+from tailops.changes import approvals, plans
+from tailops.changes.models import RunEvent
+from tailops.changes.plans import Plan, Run
+from tailops.cli.common import ConfigOption, cli_errors, console_err, load
+from tailops.config import Settings
+from tailops.errors import AuditError, TailopsError
+from tailops.principal import Principal
+from tailops.store import Store
+
+__all__ = ["app", "cli_principal"]
+
+app = typer.Typer(
+    help="Plans and runs of the change engine: list, show, approve, deny, apply, cancel.", no_args_is_help=True
+)
+
+PlanArg = Annotated[str, typer.Argument(help="Plan id or a unique prefix (at least 8 hex digits).")]
+RunArg = Annotated[str, typer.Argument(help="Run id or a unique prefix (at least 8 hex digits).")]
+
+
+def cli_principal() -> Principal:
+    """The invoking OS user: admin-equivalent locally, never the requester of what it approves."""
+    return Principal(subject=f"local:{local_user()}", scopes=frozenset({"admin"}), transport="cli")
+
+
+def _console() -> Console:
+    return Console(width=160, highlight=False, soft_wrap=False)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+
+def _audit(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError | None, **facts: Any) -> None:
+    record_cli(
+        settings.audit_path,
+        command,
+        args,
+        outcome="error" if exc else "ok",
+        error=exc.public_message() if exc else None,
+        rotate_bytes=settings.audit.rotate_bytes,
+        **facts,
+    )
+
+
+def _audit_failure(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError, **facts: Any) -> None:
+    try:
+        _audit(settings, command, args, exc, **facts)
+    except AuditError as audit_exc:
+        console_err(f"warning: {audit_exc.public_message()}")
+
+
+# --------------------------------------------------------------------------- reading
+@app.command("list")
+@cli_errors
+def list_command(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only: pending, approved, denied, blocked, stale, applied, expired."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Most plans shown.")] = 50,
+    config: ConfigOption = None,
+) -> None:
+    """List plans, newest first."""
+    settings = load(config)
+    store = Store(settings.db_path)
+    try:
+        found, total = plans.list_plans(store, status=status, limit=limit)
+    finally:
+        store.close()
+    if not found:
+        console_err("no plans" + (f" with status {status}" if status else "") + ".")
+        return
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for column in ("PLAN", "PLAYBOOK", "STATUS", "RISK", "REQUESTER", "HOSTS", "CREATED", "EXPIRES"):
+        table.add_column(column, no_wrap=True)
+    for p in found:
+        changing = sum(1 for h in p.hosts if h.changed_tasks)
+        table.add_row(
+            p.id[:12],
+            f"{p.playbook} {p.version}",
+            p.status,
+            p.risk,
+            str(p.requester.get("subject")),
+            f"{changing}/{len(p.hosts)} changing",
+            _when(p.created_at),
+            _when(p.expires_at),
+        )
+    _console().print(table)
+    if total > len(found):
+        console_err(f"{total - len(found)} older plan(s) not shown (--limit).")
+
+
+def _print_plan(console: Console, plan: Plan, store: Store) -> None:
+    console.print(f"plan        {plan.id}")
+    console.print(f"playbook    {plan.playbook} {plan.version} (sha256 {plan.playbook_sha256[:16]})")
+    console.print(f"status      {plan.status}" + (f" — {plan.status_reason}" if plan.status_reason else ""))
+    console.print(f"risk        {plan.risk} (apply needs scope {plan.scope})")
+    requester = plan.requester
+    human = f" [{requester.get('human_login')}]" if requester.get("human_login") else ""
+    console.print(f"requested   by {requester.get('subject')}{human} via {requester.get('transport')}")
+    console.print(f"created     {_when(plan.created_at)}, expires {_when(plan.expires_at)}")
+    console.print(f"params      {plans.canonical_json(plan.params)}")
+    console.print(f"limit       {plan.limit or '(all hosts)'}")
+    console.print(f"inventory   sha256 {plan.inventory_sha256[:16]}")
+    for decision in plans.approvals_for(store, plan.id):
+        used = f", used by run {decision.used_by_run}" if decision.used_by_run else ""
+        until = f", valid until {_when(decision.expires_at)}" if decision.expires_at else ""
+        console.print(
+            f"{decision.decision:<11} by {decision.approver_subject} at {_when(decision.created_at)}{until}{used}"
+            + (f": {decision.comment}" if decision.comment else "")
+        )
+    runs, _ = plans.list_runs(store, plan_id=plan.id, limit=10)
+    for run in runs:
+        console.print(f"run         {run.id} {run.status}" + (f" — {run.status_reason}" if run.status_reason else ""))
+    for host in plan.hosts:
+        console.print()
+        changing = ", ".join(host.changed_tasks) or "nothing"
+        console.print(f"[bold]host {host.host}[/bold] — {host.status}; would change: {changing}")
+        table = Table(box=None, show_edge=False, pad_edge=False)
+        for column in ("TASK", "STATUS", "CHANGED", "NOTE"):
+            table.add_column(column, no_wrap=column != "NOTE", overflow="fold")
+        for task in host.tasks:
+            note = "not simulated in check mode" if task.not_simulated else ""
+            if task.status in ("failed", "unreachable") and task.msg:
+                note = task.msg[:300]
+            table.add_row(task.task, task.status, "yes" if task.changed else "", note)
+        console.print(table)
+        for task in host.tasks:
+            if task.diff:
+                console.print(f"--- diff: {host.host} / {task.task}")
+                console.print(Syntax(task.diff, "diff", theme="ansi_dark", background_color="default"))
+
+
+@app.command("show")
+@cli_errors
+def show(plan: PlanArg, config: ConfigOption = None) -> None:
+    """Show one plan: per host, per task, with the diffs; approvals and runs."""
+    settings = load(config)
+    store = Store(settings.db_path)
+    try:
+        found = plans.get_plan(store, plans.resolve_plan_id(store, plan))
+        _print_plan(_console(), found, store)
+    finally:
+        store.close()
+
+
+@app.command("runs")
+@cli_errors
+def runs_command(
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only: running, succeeded, failed, canceled, interrupted.")
+    ] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="Only runs of this plan (id or prefix).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Most runs shown.")] = 50,
+    config: ConfigOption = None,
+) -> None:
+    """List runs, newest first."""
+    settings = load(config)
+    store = Store(settings.db_path)
+    try:
+        plan_id = plans.resolve_plan_id(store, plan) if plan else None
+        found, _total = plans.list_runs(store, status=status, plan_id=plan_id, limit=limit)
+    finally:
+        store.close()
+    if not found:
+        console_err("no runs.")
+        return
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for column in ("RUN", "PLAN", "STATUS", "BY", "STARTED", "FINISHED", "REASON"):
+        table.add_column(column, no_wrap=column != "REASON", overflow="fold")
+    for r in found:
+        table.add_row(
+            r.id[:12], r.plan_id[:12], r.status, r.requester_subject, _when(r.started_at), _when(r.finished_at),
+            r.status_reason or "",
+        )
+    _console().print(table)
+
+
+def _print_run(console: Console, run: Run, store: Store, events: int) -> None:
+    console.print(f"run         {run.id}")
+    console.print(f"plan        {run.plan_id}")
+    console.print(f"status      {run.status}" + (f" — {run.status_reason}" if run.status_reason else ""))
+    console.print(f"by          {run.requester_subject} via {run.requester.get('transport')}")
+    console.print(f"started     {_when(run.started_at)}, finished {_when(run.finished_at)}")
+    if run.cancel_requested_by:
+        console.print(f"cancel      requested by {run.cancel_requested_by} at {_when(run.cancel_requested_at)}")
+    for host in run.outcome:
+        console.print(
+            f"host {host.host}: {host.status}; planned: {', '.join(host.planned) or 'nothing'}; "
+            f"actual: {', '.join(host.actual) or 'nothing'}"
+        )
+    for mismatch in run.mismatches:
+        console.print(f"mismatch    {mismatch}")
+    if events:
+        shown = plans.run_events(store, run.id, limit=events, kinds=["task_result", "warning", "run_end"])
+        for e in shown:
+            changed = " (changed)" if e.changed else ""
+            line = f"  [{e.seq:>4}] {e.kind:<11} {e.host or '':<24} {e.task or '':<40} {e.status or ''}{changed}"
+            console.print(line.rstrip())
+        console.print(f"({run.event_count} events stored)")
+
+
+@app.command("run")
+@cli_errors
+def run_command(
+    run: RunArg,
+    events: Annotated[int, typer.Option("--events", min=0, max=10000, help="Stored events shown.")] = 200,
+    config: ConfigOption = None,
+) -> None:
+    """Show one run: status, planned vs actual per host, mismatches, events."""
+    settings = load(config)
+    store = Store(settings.db_path)
+    try:
+        found = plans.get_run(store, plans.resolve_run_id(store, run))
+        _print_run(_console(), found, store, events)
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- deciding
+@app.command("approve")
+@cli_errors
+def approve(
+    plan: PlanArg,
+    comment: Annotated[str | None, typer.Option("--comment", help="Why it is fine (kept with the approval).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Approve a plan requested by someone else (single use; expires after changes.approval_ttl)."""
+    settings = load(config)
+    args: dict[str, Any] = {"plan": plan, "comment": comment}
+    store = Store(settings.db_path)
+    plan_id: str | None = None
+    try:
+        plan_id = plans.resolve_plan_id(store, plan)
+        approval = approvals.approve(store, settings.changes, plan_id, cli_principal(), comment)
+    except TailopsError as exc:
+        _audit_failure(settings, "plans approve", args, exc, plan_id=plan_id)
+        raise
+    finally:
+        store.close()
+    _audit(settings, "plans approve", args, None, plan_id=plan_id, approval_id=approval.id)
+    typer.echo(f"approved plan {plan_id} until {_when(approval.expires_at)} (approval {approval.id}).")
+
+
+@app.command("deny")
+@cli_errors
+def deny(
+    plan: PlanArg,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why not (required; kept with the denial).", show_default=False)
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Deny a plan: it can then never be applied."""
+    settings = load(config)
+    args: dict[str, Any] = {"plan": plan, "reason": reason}
+    store = Store(settings.db_path)
+    plan_id: str | None = None
+    try:
+        plan_id = plans.resolve_plan_id(store, plan)
+        denial = approvals.deny(store, plan_id, cli_principal(), reason or "")
+    except TailopsError as exc:
+        _audit_failure(settings, "plans deny", args, exc, plan_id=plan_id)
+        raise
+    finally:
+        store.close()
+    _audit(settings, "plans deny", args, None, plan_id=plan_id, approval_id=denial.id)
+    typer.echo(f"denied plan {plan_id}.")
+
+
+# --------------------------------------------------------------------------- running
+@app.command("apply")
+@cli_errors
+def apply(plan: PlanArg, config: ConfigOption = None) -> None:
+    """Apply an approved plan here and stream its progress (Ctrl-C cancels the run)."""
+    from tailops.changes.executor import apply_plan
+    from tailops.runtime import Runtime
+
+    settings = load(config)
+    args: dict[str, Any] = {"plan": plan}
+    rt = Runtime(settings)
+    principal = cli_principal()
+    plan_id: str | None = None
+    try:
+        try:
+            plan_id = plans.resolve_plan_id(rt.store, plan)
+            found = plans.get_plan(rt.store, plan_id)
+            # No start record, no run: the audit log must know before anything can change.
+            _audit(settings, "plans apply", args, None, plan_id=plan_id, phase="start")
+        except TailopsError as exc:
+            _audit_failure(settings, "plans apply", args, exc, plan_id=plan_id)
+            raise
+        total = max(1, sum(len(h.tasks) for h in found.hosts))
+        done = 0
+        run_ids: list[str] = []
+
+        def on_event(event: RunEvent) -> None:
+            nonlocal done
+            if event.kind != "task_result":
+                return
+            done += 1
+            changed = " (changed)" if event.changed else ""
+            typer.echo(f"[{done:>3}/{max(total, done)}] {event.host}  {event.task}  {event.status}{changed}")
+
+        async def main() -> Run:
+            cancel = anyio.Event()
+            finished: list[Run] = []
+            failed: list[TailopsError] = []
+            async with anyio.create_task_group() as tg:
+
+                async def watch_signals() -> None:
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            console_err("canceling the run ...")
+                            cancel.set()
+
+                if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+                    tg.start_soon(watch_signals)
+                try:
+                    finished.append(
+                        await apply_plan(
+                            rt,
+                            principal,
+                            plan_id or "",
+                            on_event=on_event,
+                            cancel=cancel,
+                            on_start=lambda r: run_ids.append(r.id),
+                        )
+                    )
+                except TailopsError as exc:  # raised outside the task group, unwrapped
+                    failed.append(exc)
+                finally:
+                    tg.cancel_scope.cancel()
+            if failed:
+                raise failed[0]
+            return finished[0]
+
+        started = time.monotonic()
+        try:
+            run = anyio.run(main)
+        except TailopsError as exc:
+            _audit_failure(settings, "plans apply", args, exc, plan_id=plan_id, run_id=run_ids[0] if run_ids else None)
+            raise
+        _audit(settings, "plans apply", args, None, plan_id=plan_id, run_id=run.id, run_status=run.status)
+        console = _console()
+        console.print(f"run {run.id}: {run.status} in {time.monotonic() - started:.1f} s")
+        _print_run(console, run, rt.store, 0)
+    finally:
+        rt.stop()
+    if run.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("cancel")
+@cli_errors
+def cancel(run: RunArg, config: ConfigOption = None) -> None:
+    """Ask a running run to stop (the process applying it stops Ansible within about a second)."""
+    settings = load(config)
+    args: dict[str, Any] = {"run": run}
+    store = Store(settings.db_path)
+    run_id: str | None = None
+    try:
+        run_id = plans.resolve_run_id(store, run)
+        found = plans.request_cancel(store, run_id, f"{cli_principal().label} (cli)")
+    except TailopsError as exc:
+        _audit_failure(settings, "plans cancel", args, exc, run_id=run_id)
+        raise
+    finally:
+        store.close()
+    _audit(settings, "plans cancel", args, None, run_id=run_id, plan_id=found.plan_id)
+    typer.echo(f"cancel requested for run {run_id} (plan {found.plan_id[:12]}).")

@@ -1,0 +1,249 @@
+"""``tailops plans``: every command on real store records, its bad inputs (one stderr
+line, exit 2), its refusals (exit 1) and its audit records. Applying for real is
+covered by tests/integration/test_change_lifecycle.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from tailops.auth import local_user
+from tailops.changes import approvals, plans
+from tailops.changes.models import RunEvent, TaskStatus
+from tailops.changes.plans import HostPrediction, Plan, TaskPrediction
+from tailops.cli.main import app
+from tailops.config import Settings, load_config
+from tailops.principal import Principal
+from tailops.store import Store
+
+runner = CliRunner()
+DIFF = "--- before\n+++ /etc/tailops-tb-marker\n@@ -0,0 +1 @@\n+hello\n"
+ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-a")
+BOB = Principal("bob", frozenset({"changes:approve"}), "http", token_id="jti-b")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp_path / "data")}}))
+    return path
+
+
+@pytest.fixture
+def settings(cfg: Path) -> Settings:
+    return load_config(cfg)
+
+
+def run(cfg: Path, *args: str) -> Result:
+    return runner.invoke(app, ["plans", *args, "--config", str(cfg)])
+
+
+def one_error_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    return lines[0]
+
+
+def cli_records(settings: Settings) -> list[dict[str, Any]]:
+    if not settings.audit_path.exists():
+        return []
+    return [r for r in map(json.loads, settings.audit_path.read_text().splitlines()) if r.get("kind") == "cli"]
+
+
+def add_plan(
+    settings: Settings, requester: Principal = ALICE, *, message: str = "hello", status: str = "pending"
+) -> Plan:
+    hosts = [
+        HostPrediction(
+            host="web1",
+            status="changed",
+            tasks=[
+                TaskPrediction(task="Write the marker file", status="changed", changed=True, diff=DIFF),
+                TaskPrediction(task="Wait before finishing", status="skipped", not_simulated=True),
+            ],
+        )
+    ]
+    now = time.time()
+    plan_id = plans.plan_id_for(
+        playbook="tb_marker", version="1.0.0", playbook_sha256="a" * 64, params={"message": message},
+        limit=None, inventory_sha256="b" * 64, hosts=hosts,
+    )
+    plan = Plan(
+        id=plan_id, playbook="tb_marker", version="1.0.0", playbook_sha256="a" * 64, params={"message": message},
+        inventory_sha256="b" * 64, risk="low", scope="system:admin", status=status, stored_status=status,
+        status_reason="host web2 unreachable" if status == "blocked" else None, hosts=hosts,
+        requester=requester.describe(), requester_ids=sorted(requester.identities()),
+        created_at=datetime.fromtimestamp(now, UTC), expires_at=datetime.fromtimestamp(now + 3600, UTC),
+        updated_at=datetime.fromtimestamp(now, UTC),
+    )
+    store = Store(settings.db_path)
+    try:
+        plans.insert_plan(store, plan)
+    finally:
+        store.close()
+    return plan
+
+
+def add_run(settings: Settings, plan: Plan) -> plans.Run:
+    store = Store(settings.db_path)
+    try:
+        approval = approvals.approve(store, settings.changes, plan.id, BOB)
+        run_row = plans.consume_and_start_run(
+            store, run_id=plans.new_id(), plan_id=plan.id, approval_id=approval.id, requester=ALICE.describe(),
+            instance_id="server-1", pid=os.getpid(), pid_started=psutil.Process().create_time(),
+            runner_ident="apply-x", now=time.time(),
+        )
+        plans.append_events(
+            store, run_row.id, 0,
+            [RunEvent(kind="task_result", host="web1", task="Write the marker file", status=TaskStatus.CHANGED,
+                      changed=True)],
+        )
+        return run_row
+    finally:
+        store.close()
+
+
+def stored_plan(settings: Settings, plan_id: str) -> Plan:
+    store = Store(settings.db_path)
+    try:
+        return plans.get_plan(store, plan_id)
+    finally:
+        store.close()
+
+
+def test_list_and_show(cfg: Path, settings: Settings) -> None:
+    empty = run(cfg, "list")
+    assert empty.exit_code == 0 and "no plans" in empty.stderr
+    plan = add_plan(settings)
+    listed = run(cfg, "list")
+    assert listed.exit_code == 0, listed.output
+    assert plan.id[:12] in listed.stdout and "tb_marker 1.0.0" in listed.stdout and "1/1 changing" in listed.stdout
+    assert plan.id[:12] in run(cfg, "list", "--status", "pending").stdout
+    assert "no plans with status approved" in run(cfg, "list", "--status", "approved").stderr
+
+    shown = run(cfg, "show", plan.id[:8])
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert plan.id in out and "requested   by alice via http" in out
+    assert "host web1" in out and "would change: Write the marker file" in out
+    assert "+hello" in out and "not simulated in check mode" in out
+
+    bad = run(cfg, "list", "--status", "done")
+    assert bad.exit_code == 2 and "unknown plan status" in one_error_line(bad)
+    for arg, fragment in (("xyz", "not a plan id"), ("1234567", "at least 8 hex"), ("deadbeef00", "no plan starts")):
+        result = run(cfg, "show", arg)
+        assert result.exit_code == 2, (arg, result.output)
+        assert fragment in one_error_line(result)
+
+
+def test_approve_by_another_person_is_audited(cfg: Path, settings: Settings) -> None:
+    plan = add_plan(settings)
+    result = run(cfg, "approve", plan.id[:10], "--comment", "reviewed")
+    assert result.exit_code == 0, result.output
+    assert f"approved plan {plan.id}" in result.stdout
+    assert stored_plan(settings, plan.id).status == "approved"
+    [record] = cli_records(settings)
+    assert record["command"] == "plans approve" and record["outcome"] == "ok"
+    assert record["plan_id"] == plan.id and record["approval_id"]
+    assert record["principal"]["sub"] == f"local:{local_user()}"
+
+    again = run(cfg, "approve", plan.id[:10])
+    assert again.exit_code == 1 and "already approved" in one_error_line(again)
+    assert [r["outcome"] for r in cli_records(settings)] == ["ok", "error"]
+
+
+def test_approve_refuses_the_cli_users_own_plan(cfg: Path, settings: Settings) -> None:
+    # Requested over stdio by this OS user: the same person as the CLI user.
+    mine = add_plan(settings, Principal(f"local:{local_user()}", frozenset({"system:admin"}), "stdio"))
+    result = run(cfg, "approve", mine.id)
+    assert result.exit_code == 1
+    assert "is the requester" in one_error_line(result)
+    assert stored_plan(settings, mine.id).status == "pending"
+    [record] = cli_records(settings)
+    assert record["outcome"] == "error" and record["plan_id"] == mine.id and "requester" in record["error"]
+
+
+def test_deny(cfg: Path, settings: Settings) -> None:
+    plan = add_plan(settings)
+    missing = run(cfg, "deny", plan.id[:8])
+    assert missing.exit_code == 2 and "reason is required" in one_error_line(missing)
+    assert stored_plan(settings, plan.id).status == "pending"
+    result = run(cfg, "deny", plan.id[:8], "--reason", "wrong maintenance window")
+    assert result.exit_code == 0, result.output
+    denied = stored_plan(settings, plan.id)
+    assert denied.status == "denied" and denied.status_reason == "wrong maintenance window"
+    assert run(cfg, "approve", plan.id[:8]).exit_code == 1
+    assert [(r["command"], r["outcome"]) for r in cli_records(settings)] == [
+        ("plans deny", "error"),
+        ("plans deny", "ok"),
+        ("plans approve", "error"),
+    ]
+
+
+def test_apply_refuses_what_is_not_approved(cfg: Path, settings: Settings) -> None:
+    pending = add_plan(settings)
+    result = run(cfg, "apply", pending.id[:8])
+    assert result.exit_code == 1
+    assert "has not been approved" in one_error_line(result)
+    blocked = add_plan(settings, message="other", status="blocked")
+    result = run(cfg, "apply", blocked.id[:8])
+    assert result.exit_code == 1 and "blocked (host web2 unreachable)" in one_error_line(result)
+    bad = run(cfg, "apply", "not-an-id")
+    assert bad.exit_code == 2 and "not a plan id" in one_error_line(bad)
+    records = cli_records(settings)
+    # The refusals happened before any run: start records, then errors, and no run ids.
+    assert [(r.get("phase"), r["outcome"]) for r in records] == [
+        ("start", "ok"), (None, "error"), ("start", "ok"), (None, "error"), (None, "error"),
+    ]
+    assert all(r.get("run_id") is None for r in records)
+
+
+def test_runs_run_and_cancel(cfg: Path, settings: Settings) -> None:
+    empty = run(cfg, "runs")
+    assert empty.exit_code == 0 and "no runs" in empty.stderr
+    plan = add_plan(settings)
+    started = add_run(settings, plan)
+    listed = run(cfg, "runs")
+    assert listed.exit_code == 0 and started.id[:12] in listed.stdout and "running" in listed.stdout
+    assert started.id[:12] in run(cfg, "runs", "--plan", plan.id[:8], "--status", "running").stdout
+
+    shown = run(cfg, "run", started.id[:8])
+    assert shown.exit_code == 0, shown.output
+    assert f"run         {started.id}" in shown.stdout and "Write the marker file" in shown.stdout
+    assert "(1 events stored)" in shown.stdout
+
+    cancelled = run(cfg, "cancel", started.id[:8])
+    assert cancelled.exit_code == 0, cancelled.output
+    store = Store(settings.db_path)
+    try:
+        assert plans.cancel_requested(store, started.id)
+        plans.finish_run(store, started.id, status="canceled", reason="canceled on request")
+    finally:
+        store.close()
+    again = run(cfg, "cancel", started.id)
+    assert again.exit_code == 1 and "is canceled, not running" in one_error_line(again)
+    records = cli_records(settings)
+    assert [(r["command"], r["outcome"], r.get("run_id")) for r in records] == [
+        ("plans cancel", "ok", started.id),
+        ("plans cancel", "error", started.id),
+    ]
+
+    for args, fragment in (
+        (("run", "zz"), "not a run id"),
+        (("run", "0" * 8), "no run starts"),
+        (("runs", "--status", "done"), "unknown run status"),
+        (("cancel", "0" * 40), "not a run id"),
+    ):
+        result = run(cfg, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert fragment in one_error_line(result)
