@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from tailops.config import Settings, load_config
-from tailops.errors import ConfigError, InvalidInput, TailopsError
+from tailops.errors import AuditError, ConfigError, InvalidInput, TailopsError
 
-__all__ = ["ConfigOption", "cli_errors", "console_err", "load"]
+__all__ = ["ConfigOption", "audit_cli", "audit_cli_failure", "cli_errors", "console_err", "load"]
 
 
 log = logging.getLogger("tailops.cli")
@@ -56,6 +56,29 @@ def cli_errors[**P, R](fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exit_code_for(exc)) from None
 
     return wrapper
+
+
+def audit_cli(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError | None, **facts: Any) -> None:
+    """Record a state-changing CLI command (transport ``cli``) with its true outcome."""
+    from tailops.audit import record_cli
+
+    record_cli(
+        settings.audit_path,
+        command,
+        args,
+        outcome="error" if exc else "ok",
+        error=exc.public_message() if exc else None,
+        rotate_bytes=settings.audit.rotate_bytes,
+        **facts,
+    )
+
+
+def audit_cli_failure(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError, **facts: Any) -> None:
+    """Record a refused/failed state change; a broken audit log must not hide the first error."""
+    try:
+        audit_cli(settings, command, args, exc, **facts)
+    except AuditError as audit_exc:
+        console_err(f"warning: {audit_exc.public_message()}")
 
 
 def load(config: Path | None, **overrides: Any) -> Settings:

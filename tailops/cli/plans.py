@@ -29,14 +29,12 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from tailops.audit import record_cli
 from tailops.auth import local_user
 from tailops.changes import approvals, plans
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import Plan, Run
-from tailops.cli.common import ConfigOption, cli_errors, console_err, load
-from tailops.config import Settings
-from tailops.errors import AuditError, TailopsError
+from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
+from tailops.errors import TailopsError
 from tailops.principal import Principal
 from tailops.store import Store
 
@@ -61,25 +59,6 @@ def _console() -> Console:
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
-
-
-def _audit(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError | None, **facts: Any) -> None:
-    record_cli(
-        settings.audit_path,
-        command,
-        args,
-        outcome="error" if exc else "ok",
-        error=exc.public_message() if exc else None,
-        rotate_bytes=settings.audit.rotate_bytes,
-        **facts,
-    )
-
-
-def _audit_failure(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError, **facts: Any) -> None:
-    try:
-        _audit(settings, command, args, exc, **facts)
-    except AuditError as audit_exc:
-        console_err(f"warning: {audit_exc.public_message()}")
 
 
 # --------------------------------------------------------------------------- reading
@@ -203,7 +182,12 @@ def runs_command(
         table.add_column(column, no_wrap=column != "REASON", overflow="fold")
     for r in found:
         table.add_row(
-            r.id[:12], r.plan_id[:12], r.status, r.requester_subject, _when(r.started_at), _when(r.finished_at),
+            r.id[:12],
+            r.plan_id[:12],
+            r.status,
+            r.requester_subject,
+            _when(r.started_at),
+            _when(r.finished_at),
             r.status_reason or "",
         )
     _console().print(table)
@@ -267,11 +251,11 @@ def approve(
         plan_id = plans.resolve_plan_id(store, plan)
         approval = approvals.approve(store, settings.changes, plan_id, cli_principal(), comment)
     except TailopsError as exc:
-        _audit_failure(settings, "plans approve", args, exc, plan_id=plan_id)
+        audit_cli_failure(settings, "plans approve", args, exc, plan_id=plan_id)
         raise
     finally:
         store.close()
-    _audit(settings, "plans approve", args, None, plan_id=plan_id, approval_id=approval.id)
+    audit_cli(settings, "plans approve", args, None, plan_id=plan_id, approval_id=approval.id)
     typer.echo(f"approved plan {plan_id} until {_when(approval.expires_at)} (approval {approval.id}).")
 
 
@@ -293,11 +277,11 @@ def deny(
         plan_id = plans.resolve_plan_id(store, plan)
         denial = approvals.deny(store, plan_id, cli_principal(), reason or "")
     except TailopsError as exc:
-        _audit_failure(settings, "plans deny", args, exc, plan_id=plan_id)
+        audit_cli_failure(settings, "plans deny", args, exc, plan_id=plan_id)
         raise
     finally:
         store.close()
-    _audit(settings, "plans deny", args, None, plan_id=plan_id, approval_id=denial.id)
+    audit_cli(settings, "plans deny", args, None, plan_id=plan_id, approval_id=denial.id)
     typer.echo(f"denied plan {plan_id}.")
 
 
@@ -319,9 +303,9 @@ def apply(plan: PlanArg, config: ConfigOption = None) -> None:
             plan_id = plans.resolve_plan_id(rt.store, plan)
             found = plans.get_plan(rt.store, plan_id)
             # No start record, no run: the audit log must know before anything can change.
-            _audit(settings, "plans apply", args, None, plan_id=plan_id, phase="start")
+            audit_cli(settings, "plans apply", args, None, plan_id=plan_id, phase="start")
         except TailopsError as exc:
-            _audit_failure(settings, "plans apply", args, exc, plan_id=plan_id)
+            audit_cli_failure(settings, "plans apply", args, exc, plan_id=plan_id)
             raise
         total = max(1, sum(len(h.tasks) for h in found.hosts))
         done = 0
@@ -372,9 +356,11 @@ def apply(plan: PlanArg, config: ConfigOption = None) -> None:
         try:
             run = anyio.run(main)
         except TailopsError as exc:
-            _audit_failure(settings, "plans apply", args, exc, plan_id=plan_id, run_id=run_ids[0] if run_ids else None)
+            audit_cli_failure(
+                settings, "plans apply", args, exc, plan_id=plan_id, run_id=run_ids[0] if run_ids else None
+            )
             raise
-        _audit(settings, "plans apply", args, None, plan_id=plan_id, run_id=run.id, run_status=run.status)
+        audit_cli(settings, "plans apply", args, None, plan_id=plan_id, run_id=run.id, run_status=run.status)
         console = _console()
         console.print(f"run {run.id}: {run.status} in {time.monotonic() - started:.1f} s")
         _print_run(console, run, rt.store, 0)
@@ -396,9 +382,9 @@ def cancel(run: RunArg, config: ConfigOption = None) -> None:
         run_id = plans.resolve_run_id(store, run)
         found = plans.request_cancel(store, run_id, f"{cli_principal().label} (cli)")
     except TailopsError as exc:
-        _audit_failure(settings, "plans cancel", args, exc, run_id=run_id)
+        audit_cli_failure(settings, "plans cancel", args, exc, run_id=run_id)
         raise
     finally:
         store.close()
-    _audit(settings, "plans cancel", args, None, run_id=run_id, plan_id=found.plan_id)
+    audit_cli(settings, "plans cancel", args, None, run_id=run_id, plan_id=found.plan_id)
     typer.echo(f"cancel requested for run {run_id} (plan {found.plan_id[:12]}).")

@@ -14,12 +14,11 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import jwt
 import typer
 
-from tailops.audit import record_cli
 from tailops.auth import local_user
 from tailops.auth.scopes import render_scope_table
 from tailops.auth.tokens import (
@@ -34,8 +33,8 @@ from tailops.auth.tokens import (
     mint_token,
     revoke_token,
 )
-from tailops.cli.common import ConfigOption, cli_errors, console_err, load
-from tailops.config import SCOPES, Settings
+from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
+from tailops.config import SCOPES
 from tailops.durations import format_duration, parse_duration
 from tailops.errors import AuditError, AuthError, InvalidInput, TailopsError
 from tailops.store import Store
@@ -52,28 +51,6 @@ def _iso(ts: int | float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _audit(
-    settings: Settings, command: str, args: dict[str, Any], exc: TailopsError | None, **facts: Any
-) -> None:
-    record_cli(
-        settings.audit_path,
-        command,
-        args,
-        outcome="error" if exc else "ok",
-        error=exc.public_message() if exc else None,
-        rotate_bytes=settings.audit.rotate_bytes,
-        **facts,
-    )
-
-
-def _audit_failure(settings: Settings, command: str, args: dict[str, Any], exc: TailopsError) -> None:
-    """Record a refused/failed state change; a broken audit log must not hide the first error."""
-    try:
-        _audit(settings, command, args, exc)
-    except AuditError as audit_exc:
-        console_err(f"warning: {audit_exc.public_message()}")
 
 
 @app.command()
@@ -95,9 +72,9 @@ def keygen(
     try:
         generate_keypair(settings.private_key_path, settings.public_key_path, overwrite=force)
     except TailopsError as exc:
-        _audit_failure(settings, "token keygen", args, exc)
+        audit_cli_failure(settings, "token keygen", args, exc)
         raise
-    _audit(settings, "token keygen", args, None)
+    audit_cli(settings, "token keygen", args, None)
     typer.echo(f"private key: {settings.private_key_path} (0600; keep it off the server if you can)")
     typer.echo(f"public key:  {settings.public_key_path} (the server verifies tokens with this one)")
 
@@ -106,9 +83,7 @@ def keygen(
 @cli_errors
 def mint(
     subject: Annotated[str, typer.Option("--subject", "-s", help="Who the token is for, e.g. alice.")],
-    scopes: Annotated[
-        str, typer.Option("--scopes", help=f"Space-separated scopes: {' '.join(SCOPES)}.")
-    ],
+    scopes: Annotated[str, typer.Option("--scopes", help=f"Space-separated scopes: {' '.join(SCOPES)}.")],
     ttl: Annotated[str, typer.Option("--ttl", help="Lifetime, e.g. 1h, 24h, 7d (max: auth.max_token_ttl).")],
     note: Annotated[str | None, typer.Option("--note", help="Free text kept with the record.")] = None,
     config: ConfigOption = None,
@@ -120,7 +95,7 @@ def mint(
         lifetime = parse_duration(ttl)
         store = Store(settings.db_path)
     except TailopsError as exc:
-        _audit_failure(settings, "token mint", args, exc)
+        audit_cli_failure(settings, "token mint", args, exc)
         raise
     try:
         minted = mint_token(
@@ -135,12 +110,12 @@ def mint(
             note=note,
         )
     except TailopsError as exc:
-        _audit_failure(settings, "token mint", args, exc)
+        audit_cli_failure(settings, "token mint", args, exc)
         store.close()
         raise
     try:
         try:
-            _audit(settings, "token mint", args, None, jti=minted.jti, expires=_iso(minted.expires_at))
+            audit_cli(settings, "token mint", args, None, jti=minted.jti, expires=_iso(minted.expires_at))
         except AuditError as exc:
             # No audit record, no token: take it back before anyone can use it.
             revoke_token(store, minted.jti, by=f"cli:{local_user()} (audit write failed)")
@@ -174,9 +149,9 @@ def revoke(
         finally:
             store.close()
     except TailopsError as exc:
-        _audit_failure(settings, "token revoke", args, exc)
+        audit_cli_failure(settings, "token revoke", args, exc)
         raise
-    _audit(settings, "token revoke", args, None, newly_revoked=newly, issued_here=known)
+    audit_cli(settings, "token revoke", args, None, newly_revoked=newly, issued_here=known)
     if not newly:
         typer.echo(f"{clean} was already revoked.")
     elif known:
@@ -201,19 +176,36 @@ def list_command(
     now = time.time()
     if as_json:
         for r in rows:
-            typer.echo(json.dumps({
-                "jti": r.jti, "subject": r.subject, "scopes": r.scopes, "issued": _iso(r.issued_at),
-                "expires": _iso(r.expires_at), "revoked": _iso(r.revoked_at) if r.revoked_at else None,
-                "revoked_by": r.revoked_by, "status": r.status(now), "note": r.note,
-            }))
+            typer.echo(
+                json.dumps(
+                    {
+                        "jti": r.jti,
+                        "subject": r.subject,
+                        "scopes": r.scopes,
+                        "issued": _iso(r.issued_at),
+                        "expires": _iso(r.expires_at),
+                        "revoked": _iso(r.revoked_at) if r.revoked_at else None,
+                        "revoked_by": r.revoked_by,
+                        "status": r.status(now),
+                        "note": r.note,
+                    }
+                )
+            )
         return
     if not rows:
         console_err("no tokens yet: tailops token mint --subject NAME --scopes readonly --ttl 24h")
         return
     header = ("JTI", "SUBJECT", "SCOPES", "ISSUED", "EXPIRES", "REVOKED", "STATUS")
     table = [header] + [
-        (r.jti, r.subject, r.scopes, _iso(r.issued_at), _iso(r.expires_at),
-         _iso(r.revoked_at) if r.revoked_at else "-", r.status(now))
+        (
+            r.jti,
+            r.subject,
+            r.scopes,
+            _iso(r.issued_at),
+            _iso(r.expires_at),
+            _iso(r.revoked_at) if r.revoked_at else "-",
+            r.status(now),
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -267,9 +259,7 @@ def inspect(
 
 @app.command()
 def scopes(
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="The Markdown table docs/security.md embeds.")
-    ] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="The Markdown table docs/security.md embeds.")] = False,
 ) -> None:
     """Which scope each tool needs (from the tool registry)."""
     from tailops.tools.registry import declared_specs  # imports every tool module: only here
