@@ -263,12 +263,14 @@ class BearerAuth:
                 f'Bearer realm="tailops", error="invalid_token", error_description="{description}", '
                 f'resource_metadata="{self.metadata_url}"'
             )
+        # The refusal is on disk before the client learns of it (the failed-auth
+        # budget keeps a flood of bad tokens from turning into a flood of fsyncs).
+        await self._audit(scope, headers, reason, description)
         if scope["type"] == "http":
             await _answer(
                 send, 401, {"error": "invalid_token", "error_description": description},
                 [("www-authenticate", challenge)],
             )
-        await self._audit(scope, headers, reason, description)
 
     async def _audit(self, scope: Scope, headers: Headers, reason: str, description: str) -> None:
         peer = _peer(scope)
