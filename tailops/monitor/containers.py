@@ -870,7 +870,12 @@ class _LogReader:
 
     def lines(
         self, *, tail: int, since: datetime | None, until: datetime | None, deadline: float
-    ) -> Generator[str, None, None]:
+    ) -> Generator[tuple[str, str], None, None]:
+        """``(stream, line)`` pairs, stream ``stdout``/``stderr`` (``tty`` for TTY containers).
+
+        Partial lines are joined per stream: stdout and stderr reach the engine
+        through separate pipes, so their lines interleave and one stream's line
+        may arrive in pieces around the other's."""
         res = self._open(tail, since, until)
 
         def expire() -> None:
@@ -881,12 +886,13 @@ class _LogReader:
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
         timer.daemon = True
         timer.start()
-        pending = b""  # an incomplete line carried over to the next payload
+        pending: dict[str, bytes] = {}  # per stream: an incomplete line carried over
         frames = bytearray()  # undecoded multiplexed frames (non-TTY)
         try:
             while chunk := res.raw.read(65536):
+                payloads: list[tuple[str, bytes]]
                 if self.tty:
-                    payloads = [chunk]
+                    payloads = [("tty", chunk)]
                 else:
                     frames += chunk
                     payloads = []
@@ -896,22 +902,26 @@ class _LogReader:
                         size = int.from_bytes(frames[pos + 4 : pos + 8], "big")
                         if avail - pos - 8 < size:
                             break
-                        payloads.append(bytes(frames[pos + 8 : pos + 8 + size]))
+                        stream = _STREAMS.get(frames[pos], "stdout")
+                        payloads.append((stream, bytes(frames[pos + 8 : pos + 8 + size])))
                         pos += 8 + size
                     del frames[:pos]
-                for payload in payloads:
-                    data = pending + payload if pending else payload
+                for stream, payload in payloads:
+                    carried = pending.pop(stream, b"")
+                    data = carried + payload if carried else payload
                     if b"\n" not in data:
-                        pending = data
-                        if len(pending) > _MAX_LINE_BYTES:
-                            yield pending[:_MAX_LINE_BYTES].decode("utf-8", "replace") + "…"
-                            pending = b""
+                        if len(data) > _MAX_LINE_BYTES:
+                            yield stream, data[:_MAX_LINE_BYTES].decode("utf-8", "replace") + "…"
+                        else:
+                            pending[stream] = data
                         continue
-                    *complete, pending = data.split(b"\n")
+                    *complete, rest = data.split(b"\n")
+                    if rest:
+                        pending[stream] = rest
                     for raw in complete:
-                        yield raw[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
-            if pending:
-                yield pending[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
+                        yield stream, raw[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
+            for stream, rest in pending.items():
+                yield stream, rest[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
         except _READ_ERRORS as exc:
             # AttributeError/ValueError: reading a response the watchdog closed under us.
             if not self.timed_out:
@@ -922,6 +932,9 @@ class _LogReader:
             timer.cancel()
             with contextlib.suppress(Exception):  # already closed by the watchdog or the engine
                 res.close()
+
+
+_STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
 
 
 def _split_ts(line: str) -> tuple[str | None, str]:
@@ -959,7 +972,7 @@ def read_logs(
     kept: collections.deque[str] = collections.deque(maxlen=tail)
     scanned = 0
     held = 0
-    for line in reader.lines(tail=scan, since=t_since, until=t_until, deadline=deadline):
+    for _stream, line in reader.lines(tail=scan, since=t_since, until=t_until, deadline=deadline):
         scanned += 1
         if needle is not None and needle not in line.lower():
             continue
@@ -1034,8 +1047,8 @@ def analyze_logs(engine: DockerEngine, *, name: str, since: str | None, until: s
         reader = _LogReader(engine, raw["Id"], f"read logs of {state.name!r}", tty=tty)
         lines = reader.lines(tail=want, since=t_since, until=t_until, deadline=started + budget)
         try:
-            for line in lines:
-                if not analyzer.feed(line):
+            for stream, line in lines:
+                if not analyzer.feed(line, stream):
                     break
         finally:
             lines.close()  # closes the engine stream when we stop early

@@ -599,6 +599,10 @@ class LogAnalyzer:
         self._traces: dict[tuple[str, str, str], _Group] = {}
         self._trace: _Trace | None = None
         self._java_candidate: tuple[str, int, str | None] | None = None
+        # Trace state of the other streams: a stack trace on stderr must not be cut by
+        # stdout lines that the engine interleaved with it.
+        self._stream = "stdout"
+        self._parked: dict[str, tuple[_Trace | None, tuple[str, int, str | None] | None]] = {}
         self._last_plain: tuple[int, int] | None = None  # (line number, template id) of the last error/warning
         self.lines = 0
         self.bytes = 0
@@ -612,10 +616,14 @@ class LogAnalyzer:
         self.notes: list[str] = []
 
     # -- feeding -------------------------------------------------------------------
-    def feed(self, raw: str) -> bool:
-        """Take one line; False once a limit is reached (further lines are ignored)."""
+    def feed(self, raw: str, stream: str = "stdout") -> bool:
+        """Take one line of ``stream``; False once a limit is reached (further lines are ignored)."""
         if self.stopped is not None:
             return False
+        if stream != self._stream:
+            self._parked[self._stream] = (self._trace, self._java_candidate)
+            self._trace, self._java_candidate = self._parked.pop(stream, (None, None))
+            self._stream = stream
         lim = self.limits
         if self.lines >= lim.max_lines:
             self.stopped = f"line cap of {lim.max_lines} reached"
@@ -838,11 +846,14 @@ class LogAnalyzer:
 
     # -- result ----------------------------------------------------------------------
     def finish(self) -> None:
-        if self._java_candidate is not None:
-            cand_text, cand_no, cand_ts = self._java_candidate
-            self._java_candidate = None
-            self._plain(cand_text, cand_no, cand_ts)
-        self._close_trace()
+        self._parked[self._stream] = (self._trace, self._java_candidate)
+        for stream in list(self._parked):
+            self._trace, self._java_candidate = self._parked.pop(stream)
+            if self._java_candidate is not None:
+                cand_text, cand_no, cand_ts = self._java_candidate
+                self._java_candidate = None
+                self._plain(cand_text, cand_no, cand_ts)
+            self._close_trace()
 
     def result(self, *, input_truncated: bool = False, notes: Iterable[str] = ()) -> LogAnalysis:
         self.finish()

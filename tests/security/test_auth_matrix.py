@@ -70,6 +70,10 @@ def _stub(spec: ToolSpec, counts: Counter[str]) -> Callable[..., Any]:
     return stub
 
 
+def _static_scope(spec: ToolSpec) -> Callable[[Any, dict[str, Any]], str]:
+    return lambda _rt, _args: spec.scope
+
+
 @dataclass
 class Matrix:
     srv: RunningServer
@@ -82,7 +86,14 @@ class Matrix:
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     real = registry.declared_specs()  # imports every tool module first
     counts: Counter[str] = Counter()
-    stubs = [dataclasses.replace(s, fn=_stub(s, counts)) for s in real]
+    # The matrix checks the static scope gate of every tool. An argument-dependent
+    # scope (``scope_for``: a playbook's or a plan's) resolves real catalog entries
+    # and plans, so here it is pinned to the static scope; its own denials are
+    # proven in tests/integration/test_change_lifecycle.py.
+    stubs = [
+        dataclasses.replace(s, fn=_stub(s, counts), scope_for=_static_scope(s) if s.scope_for else None)
+        for s in real
+    ]
     tmp = tmp_path_factory.mktemp("matrix")
     (tmp / "empty.yaml").write_text("{}\n")
     settings = load_config(

@@ -75,6 +75,40 @@ def test_python_traceback_is_folded_into_one_finding() -> None:
     assert all(f.category != "template" for f in r.findings)
 
 
+def test_a_trace_on_stderr_survives_interleaved_stdout_lines() -> None:
+    """stdout and stderr reach the engine through separate pipes, so their lines interleave;
+    a traceback on stderr is still one finding when stdout lines land in the middle of it."""
+    stderr = [
+        "2026-01-01T10:00:01.000000000Z ERROR unhandled error in flush loop",
+        "Traceback (most recent call last):",
+        '  File "/opt/workload.py", line 75, in errors',
+        '    raise OSError(28, "No space left on device", "/data/cache/item-9.bin")',
+        "OSError: [Errno 28] No space left on device: '/data/cache/item-9.bin'",
+    ]
+    stdout = [f"2026-01-01T10:00:0{i}.500000000Z INFO request {i} handled in 10 ms" for i in range(3)]
+    analyzer = LogAnalyzer(None, None)
+    order = [("stderr", stderr[0]), ("stderr", stderr[1]), ("stdout", stdout[0]), ("stderr", stderr[2]),
+             ("stdout", stdout[1]), ("stdout", stdout[2]), ("stderr", stderr[3]), ("stderr", stderr[4])]
+    for stream, line in order:
+        assert analyzer.feed(line, stream)
+    r = analyzer.result()
+    traces = [f for f in r.findings if f.category == "stack_trace"]
+    assert len(traces) == 1 and traces[0].count == 1, r.findings
+    assert "OSError" in (traces[0].title or "")
+    disk = [f for f in r.findings if f.kind == "disk_full" and f.category == "signature"]
+    assert all(f.count == 1 for f in disk), disk  # the trace's lines are not counted again
+
+
+def test_an_unfinished_trace_on_another_stream_is_closed_at_the_end() -> None:
+    analyzer = LogAnalyzer(None, None)
+    analyzer.feed("Traceback (most recent call last):", "stderr")
+    analyzer.feed('  File "/app/x.py", line 1, in <module>', "stderr")
+    analyzer.feed("ValueError: bad input", "stderr")
+    analyzer.feed("INFO shutting down", "stdout")
+    r = analyzer.result()
+    assert [f.category for f in r.findings if f.category == "stack_trace"] == ["stack_trace"]
+
+
 def test_java_stack_root_cause_is_found() -> None:
     r = analyze_lines(fixture("java_stack.log"))
     top = r.findings[0]
