@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     wanted = set(argv)
     rows: list[Row] = []
     failures: list[str] = []
-    console = Console(stderr=False)
+    console = Console(stderr=False, width=200)
     for mod in sorted(pkgutil.iter_modules([str(HERE)]), key=lambda m: m.name):
         if not mod.name.startswith("bench_"):
             continue
