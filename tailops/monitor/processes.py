@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 import psutil
@@ -21,6 +22,7 @@ from tailops.models import ListResult, Model
 __all__ = ["ProcessInfo", "TopProcesses", "prime", "top_processes"]
 
 CMDLINE_MAX = 200
+SCAN_MAX_AGE_S = 1.0
 _ATTRS = [
     "pid",
     "name",
@@ -54,6 +56,7 @@ class TopProcesses(ListResult):
     processes: list[ProcessInfo]
     sort_by: Literal["cpu", "memory"]
     cpu_window_s: float | None = Field(description="Seconds covered by cpu_percent (since the previous scan).")
+    sample_age_s: float = Field(0.0, description=f"Age of the scan (scans are shared for up to {SCAN_MAX_AGE_S:g} s).")
     skipped: int = Field(0, description="Processes that exited during the scan.")
 
 
@@ -63,6 +66,7 @@ def prime() -> None:
         for _ in psutil.process_iter(["cpu_percent"]):
             pass
         _last_scan[0] = time.monotonic()
+        _last[0] = None
 
 
 def _cmdline(parts: list[str] | None) -> str | None:
@@ -72,34 +76,56 @@ def _cmdline(parts: list[str] | None) -> str | None:
     return text if len(text) <= CMDLINE_MAX else text[: CMDLINE_MAX - 1] + "…"
 
 
-def top_processes(limit: int, sort_by: Literal["cpu", "memory"]) -> TopProcesses:
+@dataclass(frozen=True)
+class _Scan:
+    rows: tuple[ProcessInfo, ...]
+    window: float | None
+    skipped: int
+    at: float  # time.monotonic()
+
+
+_last: list[_Scan | None] = [None]
+
+
+def _scan() -> _Scan:
     rows: list[ProcessInfo] = []
     skipped = 0
-    with _scan_lock:
-        now = time.monotonic()
-        window = now - _last_scan[0] if _last_scan[0] else None
-        for proc in psutil.process_iter(_ATTRS, ad_value=None):
-            try:
-                info = proc.info
-            except psutil.Error:
-                skipped += 1
-                continue
-            mem = info.get("memory_info")
-            rows.append(
-                ProcessInfo(
-                    pid=info["pid"],
-                    name=info.get("name"),
-                    user=info.get("username"),
-                    cpu_percent=round(info["cpu_percent"], 1) if info.get("cpu_percent") is not None else None,
-                    rss=mem.rss if mem is not None else None,
-                    memory_percent=round(info["memory_percent"], 2) if info.get("memory_percent") is not None else None,
-                    status=info.get("status"),
-                    threads=info.get("num_threads"),
-                    started=info.get("create_time"),
-                    cmdline=_cmdline(info.get("cmdline")),
-                )
+    now = time.monotonic()
+    window = now - _last_scan[0] if _last_scan[0] else None
+    for proc in psutil.process_iter(_ATTRS, ad_value=None):
+        try:
+            info = proc.info
+        except psutil.Error:
+            skipped += 1
+            continue
+        mem = info.get("memory_info")
+        rows.append(
+            ProcessInfo(
+                pid=info["pid"],
+                name=info.get("name"),
+                user=info.get("username"),
+                cpu_percent=round(info["cpu_percent"], 1) if info.get("cpu_percent") is not None else None,
+                rss=mem.rss if mem is not None else None,
+                memory_percent=round(info["memory_percent"], 2) if info.get("memory_percent") is not None else None,
+                status=info.get("status"),
+                threads=info.get("num_threads"),
+                started=info.get("create_time"),
+                cmdline=_cmdline(info.get("cmdline")),
             )
-        _last_scan[0] = now
+        )
+    _last_scan[0] = now
+    return _Scan(tuple(rows), window, skipped, now)
+
+
+def top_processes(limit: int, sort_by: Literal["cpu", "memory"], *, max_age: float = SCAN_MAX_AGE_S) -> TopProcesses:
+    """The top ``limit`` processes. Callers within ``max_age`` seconds of a scan share it
+    (one scan at a time: concurrent callers wait for it instead of scanning again), so a
+    burst of requests costs one walk of /proc, not one each."""
+    with _scan_lock:
+        scan = _last[0]
+        if scan is None or time.monotonic() - scan.at > max_age:
+            scan = _last[0] = _scan()
+    rows = list(scan.rows)
     if sort_by == "cpu":
         rows.sort(key=lambda p: (p.cpu_percent or 0.0, p.rss or 0), reverse=True)
     else:
@@ -109,7 +135,8 @@ def top_processes(limit: int, sort_by: Literal["cpu", "memory"]) -> TopProcesses
     return TopProcesses(
         processes=shown,
         sort_by=sort_by,
-        cpu_window_s=round(window, 2) if window is not None else None,
-        skipped=skipped,
+        cpu_window_s=round(scan.window, 2) if scan.window is not None else None,
+        sample_age_s=round(time.monotonic() - scan.at, 2),
+        skipped=scan.skipped,
         total=total,
     )

@@ -65,7 +65,7 @@ class CpuInfo(Model):
     per_cpu: list[float] | None = Field(None, description="Busy % per logical CPU (when requested).")
     count_logical: int
     count_physical: int | None
-    sample_age_s: float = Field(description="Age of the CPU sample in seconds.")
+    sample_age_s: float = Field(description="Age of the CPU, memory and swap sample in seconds.")
 
 
 class LoadAverage(Model):
@@ -175,8 +175,7 @@ def collect_disks() -> list[DiskUsage]:
 def system_status(sampler: Sampler, *, per_cpu: bool = False) -> SystemStatus:
     os_name, kernel, arch, boot, logical, physical = _identity()
     cpu = sampler.cpu()
-    vm = psutil.virtual_memory()
-    sw = psutil.swap_memory()
+    vm, sw = cpu.memory, cpu.swap
     disks, disks_age = sampler.slow()
     return SystemStatus(
         hostname=socket.gethostname(),

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import anyio
-import uvicorn
 
 from tailops.config import Settings
 from tailops.logsetup import configure_logging
@@ -58,6 +57,8 @@ def serve(settings: Settings, *, config_path: Path | None = None) -> None:
 
 
 def _serve_http(settings: Settings, config_path: Path | None) -> None:
+    import uvicorn  # only the HTTP transport needs it (stdio starts faster without)
+
     from tailops.server.app import build_app
 
     sock = bind_socket(settings.server.host, settings.server.port)
