@@ -49,7 +49,7 @@ conformance-tools:
 	scripts/testbed/setup-node-tools.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check tailops tests
+	$(BIN)/ruff check tailops tests scripts
 	$(BIN)/mypy
 
 verify-catalog: $(STAMP)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tailops.docs import generated_sections  # noqa: E402
+from tailops.docs import generated_sections
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -25,7 +25,7 @@ def main() -> int:
         if not pattern.search(text):
             print(f"README.md has no <!-- {name}:start/end --> markers", file=sys.stderr)
             return 1
-        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
     README.write_text(text)
     return 0
 

@@ -15,10 +15,6 @@ import time
 from typing import Literal
 
 import anyio
-import dns.exception
-import dns.rdatatype
-import dns.resolver
-import dns.reversename
 from pydantic import Field
 
 from tailops.errors import InvalidInput
@@ -77,6 +73,8 @@ def parse_record_types(values: list[str]) -> list[str]:
 
 
 def _query_name(name: str, types: list[str]) -> tuple[str, str, IPAddress | None]:
+    import dns.reversename  # dnspython loads on first use (server start stays fast)
+
     target = parse_target(name)
     if target.ip is not None:
         if types != ["PTR"]:
@@ -98,6 +96,10 @@ async def dns_lookup(
     timeout_s: float,
     tcp: bool = False,
 ) -> DnsLookupResult:
+    import dns.exception
+    import dns.rdatatype
+    import dns.resolver
+
     types = parse_record_types(record_types)
     shown, qname, _ip = _query_name(name, types)
     servers: list[tuple[IPAddress, int]] | None
