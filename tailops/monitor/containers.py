@@ -570,6 +570,7 @@ def container_state(raw: dict[str, Any]) -> ContainerState:
 
 # ------------------------------------------------------------------ stats
 CPU_REUSE_MAX_AGE = 60.0  # seconds a previous sample may be old and still serve as the CPU baseline
+CGROUP_CPU_WINDOW = 1.0  # seconds between the two cgroup reads of a first sample (as one engine tick)
 _CPU_SAMPLES_KEPT = 4096
 
 
@@ -648,9 +649,12 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
     answered on the engine's next collection tick(s). CPU % needs two samples: for a
     container this engine sampled at most ``CPU_REUSE_MAX_AGE`` seconds ago, a
     ``one_shot`` sample (API >= 1.41; next tick) is compared with that one (the
-    window is reported per container); any other gets a plain ``stream=False``
-    sample, for which the engine pairs two consecutive ticks (``precpu_stats``,
-    ~1 s window). One round either way, bounded by ``docker.stats_timeout``.
+    window is reported per container). Any other container's CPU time is read from
+    its cgroup at the start and end of a ``CGROUP_CPU_WINDOW`` window while a
+    one-shot sample brings the rest (see :mod:`tailops.monitor.cgroup_cpu`; a local
+    engine only). Failing that, a plain ``stream=False`` sample, for which the
+    engine pairs two consecutive ticks (``precpu_stats``, ~1 s window). One round
+    either way, bounded by ``docker.stats_timeout``.
     """
     started = time.monotonic()
     settings = engine.settings
@@ -687,12 +691,21 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
             if (point := engine.cpu_samples.get(cid)) is not None and now - point[0] <= CPU_REUSE_MAX_AGE
         }
 
-    def sample(cid: str) -> dict[str, Any]:
+    cgroup = engine.cgroup_cpu
+
+    def sample(cid: str) -> tuple[dict[str, Any], tuple[float, int] | None]:
+        """The engine's sample, plus (window s, CPU ns) measured on the cgroup when that path is taken."""
         if one_shot_ok and cid in cached:
-            result: dict[str, Any] = api.stats(cid, stream=False, one_shot=True)
-        else:
-            result = api.stats(cid, stream=False)
-        return result
+            return api.stats(cid, stream=False, one_shot=True), None
+        if one_shot_ok:
+            t0, c0 = time.monotonic(), cgroup.usage_ns(cid)
+            if c0 is not None:
+                result: dict[str, Any] = api.stats(cid, stream=False, one_shot=True)
+                time.sleep(max(0.0, t0 + CGROUP_CPU_WINDOW - time.monotonic()))
+                t1, c1 = time.monotonic(), cgroup.usage_ns(cid)
+                # A restarted container starts a new counter: no CPU % rather than a wrong one.
+                return result, ((t1 - t0, c1 - c0) if c1 is not None and c1 >= c0 else None)
+        return api.stats(cid, stream=False), None
 
     got_all = engine.fan_out(
         "read container stats",
@@ -701,7 +714,13 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
         timeout=deadline - time.monotonic(),
         width=settings.stats_concurrency,
     )
-    samples: dict[str, dict[str, Any] | TailopsError] = dict(zip(to_sample, got_all, strict=True))
+    samples: dict[str, dict[str, Any] | TailopsError] = {}
+    measured: dict[str, tuple[float, int] | None] = {}
+    for cid, res in zip(to_sample, got_all, strict=True):
+        if isinstance(res, TailopsError):
+            samples[cid] = res
+        else:
+            samples[cid], measured[cid] = res
     baselines: dict[str, tuple[float, int, int]] = {}
     with engine.cpu_samples_lock:
         for cid, got in samples.items():
@@ -730,7 +749,10 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
         cur = _cpu_point(got.get("cpu_stats"), got.get("read"))
         base = baselines.get(cid)
         cpu = window = None
-        if cur is not None and base is not None and cur[2] > base[2]:
+        if (on_cgroup := measured.get(cid)) is not None:
+            seconds, cpu_ns = on_cgroup
+            cpu, window = round(cpu_ns / (seconds * 1e9) * 100.0, 2), round(seconds, 2)
+        elif cur is not None and base is not None and cur[2] > base[2]:
             cpu = _cpu_percent(base, cur, _online_cpus(got))
             window = round(cur[0] - base[0], 2)
         out.append(

@@ -34,6 +34,8 @@ import urllib3.exceptions
 
 from tailops.config import DockerSettings
 from tailops.errors import InvalidInput, NotFound, OperationTimeout, TailopsError, Unavailable
+from tailops.monitor.cgroup_cpu import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
+from tailops.monitor.cgroup_cpu import CgroupCpu
 
 __all__ = ["ENGINE_EXCEPTIONS", "DockerEngine", "InspectCache", "close_matches", "translate"]
 
@@ -231,6 +233,8 @@ class DockerEngine:
         # so CPU % can be computed against the previous call (see monitor.containers.container_stats).
         self.cpu_samples: collections.OrderedDict[str, tuple[float, int, int]] = collections.OrderedDict()
         self.cpu_samples_lock = threading.Lock()
+        # Container CPU time from the cgroup files: only meaningful when the engine runs on this host.
+        self.cgroup_cpu = CgroupCpu(DEFAULT_CGROUP_ROOT if self._unix_path else None)
         self.inspect_cache = InspectCache(self)
 
     @property

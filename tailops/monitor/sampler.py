@@ -84,9 +84,7 @@ class Sampler:
         total = round(sum(per_cpu) / len(per_cpu), 1) if per_cpu else 0.0
         memory, swap = psutil.virtual_memory(), psutil.swap_memory()
         with self._lock:
-            self._cpu = CpuSample(
-                total=total, per_cpu=per_cpu, taken_at=time.monotonic(), memory=memory, swap=swap
-            )
+            self._cpu = CpuSample(total=total, per_cpu=per_cpu, taken_at=time.monotonic(), memory=memory, swap=swap)
 
     def _cpu_loop(self) -> None:
         while not self._stop.wait(self._cpu_interval):

@@ -3,7 +3,8 @@
 - get_container_list with 50 containers (label-filtered), p50/p99 over HTTP through
   the MCP SDK client, next to the same call made in-process (no HTTP);
 - get_container_stats over all running containers (>= 50): the first call (no CPU
-  baseline yet: two engine ticks) and a second call (baseline reused), target <= 2 s;
+  baseline yet: a 1 s cgroup window beside one engine tick) and a second call
+  (baseline reused), target <= 2 s, both with a CPU % for every container;
 - analyze_container_logs on a container that wrote 10 MB of log: wall time over
   HTTP, peak RSS growth of the server process during the call (VmHWM after resetting
   it through /proc/PID/clear_refs), and the Python allocation peak (tracemalloc) of
@@ -131,16 +132,17 @@ async def _list_and_stats(url: str, token: str, run_id: str) -> list[Row]:
     cold_t, cold = await _call(url, token, "get_container_stats", {"limit": 500}, 1)
     warm_t, warm = await _call(url, token, "get_container_stats", {"limit": 500}, 1)
     n = len(cold["containers"])
+    cold_cpu = sum(1 for c in cold["containers"] if c.get("cpu_percent") is not None)
     with_cpu = sum(1 for c in warm["containers"] if c.get("cpu_percent") is not None)
     rows += [
         Row(
             GROUP,
-            f"get_container_stats, {n} running, first call (two engine ticks)",
+            f"get_container_stats, {n} running, first call (never sampled)",
             cold_t[0],
             "s",
             target="<= 2 s",
-            ok=cold_t[0] <= 2.0 and n >= N_CONTAINERS,
-            note=f"tool elapsed {cold['elapsed_s']} s",
+            ok=cold_t[0] <= 2.0 and n >= N_CONTAINERS and cold_cpu >= N_CONTAINERS,
+            note=f"tool elapsed {cold['elapsed_s']} s, {cold_cpu} with cpu %",
         ),
         Row(
             GROUP,

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -36,6 +39,22 @@ EXTRAVARS = {"packages": [{"name": "tbdemo", "version": "1.1-1"}], "allow_downgr
 HOST_COUNTS = (1, 5, 20)
 REPEATS = {1: 5, 5: 3, 20: 3}
 TARGET = 1.10
+
+
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process and its waited-for children (Ansible and its forks)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        u = resource.getrusage(who)
+        total += u.ru_utime + u.ru_stime
+    return total
+
+
+def _measured(fn: Callable[[], float]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run."""
+    c0 = _cpu_s()
+    wall = fn()
+    return wall, _cpu_s() - c0
 
 
 def _plain(hosts: HostSet, workdir: Path) -> float:
@@ -119,17 +138,18 @@ def run() -> list[Row]:
                     rows.append(Row("testbed", f"bring up {count} hosts", factory.last_bringup_s or 0, "s"))
                 artifacts = work / f"runs{count}"
                 _adapter(hosts, artifacts)  # warm-up: page cache, python bytecode, docker exec paths
-                adapter: list[float] = []
-                plain: list[float] = []
+                adapter: list[tuple[float, float]] = []
+                plain: list[tuple[float, float]] = []
                 for i in range(REPEATS[count]):
                     # alternate the order so drifting machine load hits both sides alike
                     if i % 2 == 0:
-                        adapter.append(_adapter(hosts, artifacts))
-                        plain.append(_plain(hosts, work))
+                        adapter.append(_measured(partial(_adapter, hosts, artifacts)))
+                        plain.append(_measured(partial(_plain, hosts, work)))
                     else:
-                        plain.append(_plain(hosts, work))
-                        adapter.append(_adapter(hosts, artifacts))
-                a, p = statistics.median(adapter), statistics.median(plain)
+                        plain.append(_measured(partial(_plain, hosts, work)))
+                        adapter.append(_measured(partial(_adapter, hosts, artifacts)))
+                a, p = statistics.median(w for w, _ in adapter), statistics.median(w for w, _ in plain)
+                a_cpu, p_cpu = statistics.median(c for _, c in adapter), statistics.median(c for _, c in plain)
                 rows.append(
                     Row(
                         "runner",
@@ -140,6 +160,18 @@ def run() -> list[Row]:
                         target=f"ratio <= {TARGET:.2f}",
                         ok=a / p <= TARGET,
                         note=f"median of {REPEATS[count]}",
+                    )
+                )
+                # Wall time on a 2-core box swings +-10 % run to run (docker exec latency);
+                # CPU time (server process + Ansible and its forks) shows the adapter's own cost.
+                rows.append(
+                    Row(
+                        "runner",
+                        f"  CPU seconds, {count} host{'s' if count > 1 else ''}",
+                        a_cpu,
+                        "s",
+                        baseline=p_cpu,
+                        note="adapter process + children vs ansible-playbook + children",
                     )
                 )
             finally:

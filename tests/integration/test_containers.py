@@ -503,3 +503,53 @@ def test_list_reuses_inspects_until_an_engine_event_says_otherwise(fleet: Fleet,
         engine.close()
         remove_quietly(docker_client, box)
     assert not engine.inspect_cache.watching
+
+
+# --------------------------------------------------------------------------- stats: CPU on a first sample
+def test_first_stats_call_measures_cpu_on_the_cgroup_and_falls_back_to_the_engine(
+    docker_client: Any, base_image: str
+) -> None:
+    """A container never sampled before gets a real CPU % in one engine tick (cgroup window),
+    and the same figures come from the engine's two-tick sample when no cgroup is readable."""
+    labels = {TEST_LABEL: SESSION_ID}
+    busy = docker_client.containers.run(
+        base_image,
+        ["sh", "-c", "while :; do :; done"],
+        detach=True,
+        init=True,
+        labels=labels,
+        name=unique_name("stats-busy"),
+    )
+    idle = docker_client.containers.run(
+        base_image, ["sleep", "600"], detach=True, init=True, labels=labels, name=unique_name("stats-idle")
+    )
+    local = DockerEngine(DockerSettings())
+    remote_like = DockerEngine(DockerSettings())
+    remote_like.cgroup_cpu.root = None  # as for an engine on another machine: no cgroup files here
+    try:
+        # The counter this host's kernel keeps for the busy container grows.
+        first = local.cgroup_cpu.usage_ns(busy.id)
+        assert first is not None, "the engine's cgroup layout was not found under /sys/fs/cgroup"
+        wait_for(lambda: (local.cgroup_cpu.usage_ns(busy.id) or 0) > first, timeout=5, what="CPU time to grow")
+
+        for engine in (local, remote_like):
+            rows = {
+                r.name: r
+                for r in (
+                    mc.container_stats(engine, name=busy.name, limit=10).containers
+                    + mc.container_stats(engine, name=idle.name, limit=10).containers
+                )
+            }
+            hot, cold = rows[busy.name], rows[idle.name]
+            assert hot.error is None and cold.error is None
+            assert hot.cpu_percent is not None and hot.cpu_percent > 30, hot
+            assert cold.cpu_percent is not None and cold.cpu_percent < 10, cold
+            assert hot.cpu_window_s is not None and 0.5 <= hot.cpu_window_s <= 3, hot
+            assert hot.memory_usage is not None and hot.pids is not None and hot.pids >= 1
+            # The sample is remembered: the next call compares against it (one engine tick).
+            assert busy.id in engine.cpu_samples
+    finally:
+        local.close()
+        remote_like.close()
+        remove_quietly(docker_client, busy)
+        remove_quietly(docker_client, idle)
