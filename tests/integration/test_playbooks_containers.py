@@ -18,15 +18,13 @@ from typing import Any
 
 import pytest
 
-from tailops.changes.catalog import Catalog
-from tailops.changes.models import RunMode, RunRequest, RunResult, TaskStatus
-from tailops.changes.runner import run_playbook
+from tailops.changes.models import RunMode, RunResult, TaskStatus
 from tests.helpers import BASE_IMAGE, unique_name
+from tests.testbed.catalog_runs import run_pinned
 from tests.testbed.registry import REPOSITORY, LocalRegistry
 
 pytestmark = pytest.mark.docker
 
-CATALOG = Catalog.load()
 SET_STATE = "Set the container state"
 PULL = "Pull the image"
 REPLACE = [
@@ -38,19 +36,7 @@ REPLACE = [
 
 
 async def run(name: str, params: dict[str, Any], inventory: Path, artifacts: Path, mode: RunMode) -> RunResult:
-    entry = CATALOG.require_pinned(name)
-    valid = CATALOG.validate_params(name, params)
-    return await run_playbook(
-        RunRequest(
-            playbook=entry.playbook,
-            inventory=inventory,
-            mode=mode,
-            artifacts_root=artifacts,
-            extravars=entry.extravars(valid),
-            roles_path=CATALOG.roles_dir,
-            not_simulated_hint=frozenset(entry.manifest.not_simulated),
-        )
-    )
+    return await run_pinned(name, params, inventory, artifacts, mode)
 
 
 def changed(result: RunResult) -> list[str]:

@@ -21,16 +21,14 @@ from typing import Any
 
 import pytest
 
-from tailops.changes.catalog import Catalog
-from tailops.changes.models import RunMode, RunRequest, RunResult, TaskStatus
-from tailops.changes.runner import run_playbook
+from tailops.changes.models import RunMode, RunResult, TaskStatus
 from tests.helpers import REPO_ROOT, unique_name
 from tests.testbed.aptrepo import AptRepo
+from tests.testbed.catalog_runs import run_pinned
 from tests.testbed.hosts import HostSet, MakeHosts
 
 pytestmark = pytest.mark.docker
 
-CATALOG = Catalog.load()
 INSTALL = "Install packages (apt)"
 REMOVE = "Remove packages (apt)"
 UPGRADE = "Upgrade packages (apt)"
@@ -46,20 +44,8 @@ async def run(
     limit: str | None = None,
 ) -> RunResult:
     """Run a pinned catalog playbook the way the planner/executor will."""
-    entry = CATALOG.require_pinned(name)
-    valid = CATALOG.validate_params(name, params)
-    return await run_playbook(
-        RunRequest(
-            playbook=entry.playbook,
-            inventory=inventory,
-            mode=mode,
-            artifacts_root=artifacts,
-            extravars=entry.extravars(valid),
-            roles_path=CATALOG.roles_dir,
-            not_simulated_hint=frozenset(entry.manifest.not_simulated),
-            limit=limit,
-            extra_env={"ANSIBLE_HOST_KEY_CHECKING": "False"},
-        )
+    return await run_pinned(
+        name, params, inventory, artifacts, mode, limit=limit, extra_env={"ANSIBLE_HOST_KEY_CHECKING": "False"}
     )
 
 

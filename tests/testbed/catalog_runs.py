@@ -1,0 +1,47 @@
+"""Run a pinned catalog playbook through the runner adapter, the way the planner/executor will.
+
+Why: the playbook tests exercise each catalog entry as the change engine uses it
+(parameters validated by the catalog, the pinned playbook, its not-simulated
+hints), without going through plans and approvals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tailops.changes.catalog import Catalog
+from tailops.changes.models import RunMode, RunRequest, RunResult
+from tailops.changes.runner import run_playbook
+
+__all__ = ["CATALOG", "run_pinned"]
+
+CATALOG = Catalog.load()
+
+
+async def run_pinned(
+    name: str,
+    params: dict[str, Any],
+    inventory: Path,
+    artifacts: Path,
+    mode: RunMode,
+    *,
+    limit: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> RunResult:
+    entry = CATALOG.require_pinned(name)
+    valid = CATALOG.validate_params(name, params)
+    return await run_playbook(
+        RunRequest(
+            playbook=entry.playbook,
+            inventory=inventory,
+            mode=mode,
+            artifacts_root=artifacts,
+            extravars=entry.extravars(valid),
+            roles_path=CATALOG.roles_dir,
+            not_simulated_hint=frozenset(entry.manifest.not_simulated),
+            limit=limit,
+            extra_env=dict(extra_env or {}),
+        )
+    )
