@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -29,19 +30,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import jsonschema
 import semver
 import yaml
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
-from jsonschema.exceptions import ValidationError as SchemaValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import tailops
 from tailops.config import Scope, Settings
 from tailops.errors import CatalogError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError as SchemaValidationError
 
 __all__ = [
     "HASH_FORMAT",
@@ -184,22 +184,15 @@ PARAM_FORMATS: dict[str, _Format] = {
     ),
 }
 
-_FORMAT_CHECKER = FormatChecker(formats=())
-
-
 def _format_check(check: Callable[[str], bool]) -> Callable[[object], bool]:
     # Formats apply to strings only; "type" reports any other kind of value.
     return lambda value: not isinstance(value, str) or check(value)
 
 
-for _fmt_name, _fmt in PARAM_FORMATS.items():
-    _FORMAT_CHECKER.checks(_fmt_name)(_format_check(_fmt.check))
-
-
-def _unique_by(
-    validator: Any, key: str, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[SchemaValidationError]:
+def _unique_by(validator: Any, key: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[Any]:
     """``x-unique-by: KEY``: no two objects in the array share the same KEY."""
+    from jsonschema.exceptions import ValidationError
+
     if not validator.is_type(instance, "array"):
         return
     seen: set[str] = set()
@@ -207,13 +200,27 @@ def _unique_by(
         if isinstance(item, dict) and key in item:
             value = json.dumps(item[key], sort_keys=True)
             if value in seen:
-                yield SchemaValidationError(f"lists {key} {item[key]!r} more than once")
+                yield ValidationError(f"lists {key} {item[key]!r} more than once")
             seen.add(value)
 
 
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"x-unique-by": _unique_by}
-)
+@functools.cache
+def _jsonschema() -> tuple[Any, Any]:
+    """(validator class with ``x-unique-by``, format checker with PARAM_FORMATS).
+
+    Built on first use: the server starts without importing jsonschema (it is
+    needed only once a catalog is loaded or parameters are checked).
+    """
+    import jsonschema.validators
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    checker = FormatChecker(formats=())
+    for fmt_name, fmt in PARAM_FORMATS.items():
+        checker.checks(fmt_name)(_format_check(fmt.check))
+    validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"x-unique-by": _unique_by}
+    )
+    return validator, checker
 
 
 # --------------------------------------------------------------------------- models
@@ -292,8 +299,10 @@ class Manifest(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _schema_ok(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from jsonschema.exceptions import SchemaError
+
         try:
-            _Validator.check_schema(value)
+            _jsonschema()[0].check_schema(value)
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.path) or "(top level)"
             raise ValueError(f"not a valid JSON Schema (Draft 2020-12) at {where}: {exc.message}") from None
@@ -827,7 +836,8 @@ class Catalog:
             raise InvalidInput(f"parameters for {name} must be an object (a mapping of names to values).")
         data = copy.deepcopy(dict(params))
         schema = entry.manifest.parameters
-        validator = _Validator(schema, format_checker=_FORMAT_CHECKER)
+        validator_class, format_checker = _jsonschema()
+        validator = validator_class(schema, format_checker=format_checker)
         errors = sorted(
             validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)
         )

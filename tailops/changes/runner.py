@@ -73,9 +73,6 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 import psutil
-from ansible_runner.config.runner import RunnerConfig
-from ansible_runner.exceptions import AnsibleRunnerException
-from ansible_runner.runner import Runner
 
 from tailops.changes import ansible_plugins
 from tailops.changes.models import (
@@ -797,6 +794,12 @@ class _Job:
             _write_private(self.private / "env" / "extravars", json.dumps(dict(req.extravars), default=str))
         self.parser = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint, taskinfo=TaskInfo(taskinfo_path))
         cmdline = "--check --diff" if req.mode is RunMode.CHECK else "--diff"
+        # Imported here, not at module level: a server that never runs a playbook
+        # starts without loading ansible-runner (and pexpect) at all.
+        from ansible_runner.config.runner import RunnerConfig
+        from ansible_runner.exceptions import AnsibleRunnerException
+        from ansible_runner.runner import Runner
+
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         try:

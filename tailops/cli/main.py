@@ -3,10 +3,12 @@ registered here; each is a thin layer over the library (no logic of its own)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,17 +16,7 @@ from tailops import __version__
 from tailops.cli.common import ConfigOption, cli_errors, load
 from tailops.config import default_config_path
 
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="tailops",
-    help="MCP server that monitors Linux hosts and containers and changes them only through reviewed playbooks.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+__all__ = ["build_app", "main"]  # and `app` (module __getattr__)
 
 # Command groups provided by other modules: (module, attribute, name).
 _GROUPS = [
@@ -33,14 +25,6 @@ _GROUPS = [
     ("tailops.cli.playbooks", "app", "playbooks"),
     ("tailops.cli.plans", "app", "plans"),
 ]
-for _module, _attr, _name in _GROUPS:
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-        continue
-    app.add_typer(getattr(_mod, _attr), name=_name)
 
 
 def _version(value: bool) -> None:
@@ -49,7 +33,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -58,7 +41,6 @@ def _root(
     """tailops command line."""
 
 
-@app.command()
 @cli_errors
 def serve(
     config: ConfigOption = None,
@@ -82,7 +64,6 @@ def serve(
     run_serve(settings, config_path=config or default_config_path())
 
 
-@config_app.command("check")
 @cli_errors
 def config_check(config: ConfigOption = None) -> None:
     """Validate the configuration; exit 2 with the offending key if it is wrong."""
@@ -90,7 +71,6 @@ def config_check(config: ConfigOption = None) -> None:
     typer.echo(f"config OK (data dir {settings.server.data_dir})")
 
 
-@config_app.command("show")
 @cli_errors
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration (file + environment + defaults) as JSON."""
@@ -98,7 +78,6 @@ def config_show(config: ConfigOption = None) -> None:
     typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
 
 
-@config_app.command("reference")
 def config_reference() -> None:
     """Print the config reference table (Markdown) that the README embeds."""
     from tailops.config import config_reference_markdown
@@ -106,5 +85,47 @@ def config_reference() -> None:
     typer.echo(config_reference_markdown(), nl=False)
 
 
+def build_app(*, full: bool = True) -> typer.Typer:
+    """The ``tailops`` command. ``full=False`` leaves out the command groups (token, audit,
+    playbooks, plans): ``tailops serve`` needs none of them, and their imports (PyJWT and
+    cryptography, jsonschema, rich tables) would only delay the server's first answer."""
+    app = typer.Typer(
+        name="tailops",
+        help="MCP server that monitors Linux hosts and containers and changes them only through reviewed playbooks.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)
+    app.command()(serve)
+    config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
+    config_app.command("check")(config_check)
+    config_app.command("show")(config_show)
+    config_app.command("reference")(config_reference)
+    app.add_typer(config_app, name="config")
+    if full:
+        for module, attr, name in _GROUPS:
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                continue
+            app.add_typer(getattr(mod, attr), name=name)
+    return app
+
+
+@functools.cache
+def _full_app() -> typer.Typer:
+    return build_app(full=True)
+
+
+def __getattr__(name: str) -> Any:
+    # ``tailops.cli.main.app``: the whole command (tests, docs), built on first use.
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main() -> None:
-    app()
+    build_app(full=sys.argv[1:2] != ["serve"])()

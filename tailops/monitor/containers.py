@@ -23,15 +23,12 @@ from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import docker.errors
-import docker.utils
-import requests.exceptions
 from pydantic import Field
 
 from tailops.durations import parse_duration
 from tailops.errors import InvalidInput, NotFound, OperationTimeout, TailopsError
 from tailops.models import ListResult, Model
-from tailops.monitor.docker_engine import ENGINE_EXCEPTIONS, DockerEngine, translate
+from tailops.monitor.docker_engine import DockerEngine, engine_exceptions, translate
 from tailops.monitor.log_analysis import AnalysisLimits, ContainerState, LogAnalysis, LogAnalyzer
 from tailops.redact import REDACTED, redact_text
 
@@ -679,6 +676,8 @@ def container_stats(engine: DockerEngine, *, name: str | None, limit: int) -> Co
         for row in rows[:limit]:
             names = row.get("Names") or ["/" + row["Id"][:12]]
             targets.append((row["Id"], names[0].lstrip("/")))
+    import docker.utils
+
     one_shot_ok = not docker.utils.version_lt(api.api_version, "1.41")
     to_sample = [cid for cid, _ in targets if cid not in entries]
     # A container with a recent sample of ours needs one more (one-shot: the engine's next tick);
@@ -847,9 +846,10 @@ def list_networks(engine: DockerEngine, *, limit: int) -> NetworkList:
 
 
 # ------------------------------------------------------------------ logs
-# What reading a log stream can raise: the engine's errors, plus what a response closed by the
-# watchdog raises while being read.
-_READ_ERRORS: tuple[type[BaseException], ...] = (*ENGINE_EXCEPTIONS, AttributeError, ValueError)
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a log stream can raise: the engine's errors, plus what a response closed
+    by the watchdog raises while being read."""
+    return (*engine_exceptions(), AttributeError, ValueError)
 
 
 class _LogReader:
@@ -877,6 +877,9 @@ class _LogReader:
         if until is not None:
             params["until"] = f"{until.timestamp():.9f}"
         url = f"{api.base_url}/v{api.api_version}/containers/{self.cid}/logs"
+
+        import docker.errors
+        import requests.exceptions
 
         def get() -> Any:
             res = api.get(url, params=params, stream=True, timeout=api.timeout)
@@ -944,7 +947,7 @@ class _LogReader:
                         yield stream, raw[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
             for stream, rest in pending.items():
                 yield stream, rest[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
-        except _READ_ERRORS as exc:
+        except _read_errors() as exc:
             # AttributeError/ValueError: reading a response the watchdog closed under us.
             if not self.timed_out:
                 if isinstance(exc, AttributeError | ValueError):

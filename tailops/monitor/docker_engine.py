@@ -19,37 +19,48 @@ import collections
 import concurrent.futures
 import contextlib
 import difflib
+import functools
 import logging
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import requests.exceptions
-import urllib3.exceptions
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tailops.config import DockerSettings
 from tailops.errors import InvalidInput, NotFound, OperationTimeout, TailopsError, Unavailable
 from tailops.monitor.cgroup_cpu import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
 from tailops.monitor.cgroup_cpu import CgroupCpu
 
-__all__ = ["ENGINE_EXCEPTIONS", "DockerEngine", "InspectCache", "close_matches", "translate"]
+if TYPE_CHECKING:
+    import docker.errors
+
+__all__ = ["DockerEngine", "InspectCache", "close_matches", "engine_exceptions", "translate"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger("tailops.docker")
 
-# Everything the SDK (and the HTTP stack under it) raises when talking to the engine.
-ENGINE_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    docker.errors.DockerException,
-    requests.exceptions.RequestException,
-    urllib3.exceptions.HTTPError,
-    OSError,  # includes TimeoutError / socket.timeout, FileNotFoundError of a missing socket
-)
+
+@functools.cache
+def engine_exceptions() -> tuple[type[BaseException], ...]:
+    """Everything the SDK (and the HTTP stack under it) raises when talking to the engine.
+
+    A function, not a constant: the Docker SDK (with requests and urllib3) is
+    imported on first use, so the server starts without it (``except
+    engine_exceptions():`` is evaluated only when an exception is on its way).
+    """
+    import docker.errors
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,  # includes TimeoutError / socket.timeout, FileNotFoundError of a missing socket
+    )
 
 _HINT_DOWN = "Start dockerd or set docker.base_url / DOCKER_HOST; the other tools keep working."
 
@@ -73,6 +84,10 @@ def translate(exc: BaseException, *, what: str, where: str) -> TailopsError:
     Every subclass of ``docker.errors.DockerException`` maps to some tailops error
     (tests/integration/test_containers_errors.py checks that).
     """
+    import docker.errors
+    import requests.exceptions
+    import urllib3.exceptions
+
     if isinstance(exc, TailopsError):
         return exc
     if isinstance(exc, docker.errors.NotFound):
@@ -274,13 +289,15 @@ class DockerEngine:
                 # One pooled connection per concurrent fan-out call, plus a few for the rest.
                 pool = max(self.settings.concurrency, self.settings.stats_concurrency) + 4
                 try:
+                    import docker  # on first use: the server starts without the SDK
+
                     if self.settings.base_url:
                         self._client = docker.DockerClient(
                             base_url=self.settings.base_url, timeout=timeout, max_pool_size=pool
                         )
                     else:
                         self._client = docker.from_env(timeout=timeout, max_pool_size=pool)
-                except ENGINE_EXCEPTIONS as exc:
+                except engine_exceptions() as exc:
                     err = translate(exc, what="connecting", where=self.where)
                     self._ping_cache = (time.monotonic(), err.message)
                     raise err from exc
@@ -297,7 +314,7 @@ class DockerEngine:
             return fn(*args, **kwargs)
         except TailopsError:
             raise
-        except ENGINE_EXCEPTIONS as exc:
+        except engine_exceptions() as exc:
             err = translate(exc, what=what, where=self.where)
             if isinstance(err, Unavailable):
                 self.reset()

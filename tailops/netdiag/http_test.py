@@ -20,10 +20,9 @@ from __future__ import annotations
 import ssl
 import time
 import urllib.parse
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import httpx
 from pydantic import Field
 
 from tailops import __version__
@@ -31,6 +30,9 @@ from tailops.errors import InvalidInput, OperationTimeout, PermissionDenied, Tar
 from tailops.models import Model
 from tailops.netdiag.context import NetDiag
 from tailops.netdiag.policy import CheckedTarget, parse_target
+
+if TYPE_CHECKING:
+    import httpx  # imported where used: the server starts without httpx's CLI extras
 
 __all__ = ["HttpResult", "HttpTiming", "RedirectHop", "http_request"]
 
@@ -83,6 +85,8 @@ class HttpResult(Model):
 def _parse_url(raw: str) -> httpx.URL:
     """Parse and normalise a URL: its host goes through the target parser (every IPv4/IPv6 spelling
     becomes the canonical address, names become IDNA ASCII), then httpx builds the URL from the parts."""
+    import httpx
+
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput("url is empty; give an http:// or https:// URL.")
     if len(raw) > _MAX_URL:
@@ -130,6 +134,8 @@ def _headers(response: httpx.Response) -> dict[str, str]:
 
 
 def _translate(exc: httpx.HTTPError, where: str, timeout_s: float) -> Exception:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return OperationTimeout(f"HTTP request to {where} timed out ({timeout_s:g} s).")
     cause: BaseException | None = exc
@@ -157,6 +163,8 @@ async def _one(
     verify_tls: bool,
 ) -> tuple[httpx.Response, bytes, bool, dict[str, float], tuple[str | None, str | None]]:
     """One request to the pinned address; returns the response (closed), body head, truncation, marks, TLS."""
+    import httpx
+
     ip = checked.address
     request_url = url.copy_with(host=str(ip))
     headers = {
@@ -216,6 +224,8 @@ async def http_request(
     body_cap: int,
     verify_tls: bool = True,
 ) -> HttpResult:
+    import httpx
+
     method = method.upper()
     allowed = list(nd.config.network.http_methods)
     if method not in allowed:

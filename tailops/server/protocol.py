@@ -74,7 +74,7 @@ from tailops.errors import (
     TailopsError,
 )
 from tailops.monitor.containers import check_name, inspect_container
-from tailops.monitor.docker_engine import ENGINE_EXCEPTIONS
+from tailops.monitor.docker_engine import engine_exceptions
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -325,7 +325,7 @@ def _close_quietly(stream: Any) -> None:
         return
     try:
         stream.close()
-    except ENGINE_EXCEPTIONS:
+    except engine_exceptions():
         log.debug("closing the docker event stream failed", exc_info=True)
     except AttributeError:  # its response was already torn down
         log.debug("docker event stream already closed", exc_info=True)
@@ -438,7 +438,7 @@ class _ContainerWatcher:
                     uris = self._matches(event) if isinstance(event, Mapping) else []
                 for uri in uris:
                     anyio.from_thread.run(self._notify, uri, token=token)
-        except ENGINE_EXCEPTIONS as exc:
+        except engine_exceptions() as exc:
             log.warning("the docker event stream ended: %s", exc.__class__.__name__)
         except RuntimeError:
             # The event loop we report to has shut down: nobody is left to tell.
