@@ -31,7 +31,7 @@ from mcp import Client
 
 from tailops.formats import count_tokens, encode_json, encode_toon, render
 from tests.bench.common import Row, percentile
-from tests.bench.serving import latencies, server_process
+from tests.bench.serving import interleaved_latencies, latencies, server_process
 from tests.servers import mcp_http_client, stdio_params
 
 GROUP = "server"
@@ -47,14 +47,13 @@ async def _sequential(url: str, token: str) -> list[Row]:
     async with _client(url, token) as c:
         await latencies(c, "get_system_status", {}, 30)  # warm-up
         await latencies(c, "bench_noop", {}, 30)
-        noop = await latencies(c, "bench_noop", {}, 500)
-        status = await latencies(c, "get_system_status", {}, 500)
+        noop, status = await interleaved_latencies(c, [("bench_noop", {}), ("get_system_status", {})], 500)
     n50, s50 = statistics.median(noop) * 1000, statistics.median(status) * 1000
     s99 = percentile(status, 99) * 1000
     return [
         Row(
             GROUP,
-            "get_system_status p50 (500 sequential, HTTP)",
+            "get_system_status p50 (500 sequential, HTTP, interleaved with the no-op)",
             s50,
             "ms",
             baseline=n50,

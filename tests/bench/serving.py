@@ -100,6 +100,25 @@ def server_process(
             proc.kill()
 
 
+async def interleaved_latencies(
+    client: Client, calls: list[tuple[str, dict[str, Any]]], n: int
+) -> list[list[float]]:
+    """Seconds per call for ``n`` rounds of ``calls`` (one list per call), the order rotating
+    each round, so drift on the machine (load, caches, a growing audit log) hits every call
+    alike and their ratio compares like with like."""
+    out: list[list[float]] = [[] for _ in calls]
+    for i in range(n):
+        for k in range(len(calls)):
+            j = (i + k) % len(calls)
+            tool, args = calls[j]
+            t = time.perf_counter()
+            r = await client.call_tool(tool, args)
+            out[j].append(time.perf_counter() - t)
+            if r.is_error:
+                raise RuntimeError(f"{tool} failed during the benchmark: {r.content}")
+    return out
+
+
 async def latencies(client: Client, tool: str, args: dict[str, Any], n: int) -> list[float]:
     """Seconds per call for ``n`` sequential calls; a failing call aborts the benchmark."""
     out = []
