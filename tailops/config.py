@@ -93,6 +93,9 @@ class ServerSettings(_Section):
         description="Directory for the SQLite store, audit log, keys and run artifacts (created 0700).",
     )
     read_only: bool = Field(False, description="Expose no tool that can lead to a change (same as --read-only).")
+    review_page: bool = Field(
+        True, description="Serve the plan review page at /review on the HTTP transport (sign in with a token)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Server log level.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format on stderr.")
     workers: int = Field(8, ge=1, le=64, description="Size of the bounded worker pool for blocking calls.")

@@ -3,6 +3,7 @@
 # - docker.io (+ a running dockerd), debootstrap, dpkg-dev, openssh-client
 # - docker-registry (a real local registry on loopback for image pull tests; never started as a service)
 # - Node >= 22 + the MCP conformance suite under .tools/ (npm registry)
+# - chromium (the review page's browser tests drive it with Playwright)
 # Runs as root (CI) or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +19,7 @@ command -v dpkg-scanpackages >/dev/null 2>&1 || need_pkgs+=(dpkg-dev)
 command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "testbed: installing ${need_pkgs[*]}"
     $SUDO apt-get update -qq

@@ -80,11 +80,14 @@ class PrincipalResolver:
         if request is None:
             return self.stdio
         peer = request.client.host if request.client else None
-        headers = request.headers
+        return self.for_http(peer, request.headers, get_access_token())
+
+    def for_http(self, peer: str | None, headers: Mapping[str, str], token: Any) -> Principal:
+        """The principal of an HTTP request from ``peer`` that carried the verified ``token``
+        (an SDK ``AccessToken``; None only with ``auth.unsafe_no_auth``)."""
         human_login, human_name = self.human(peer, headers)
         client_addr = self.client_address(peer, headers)
         extra = {"via": peer} if peer and client_addr != peer else {}
-        token = get_access_token()
         if token is None:
             # Only reachable with auth.unsafe_no_auth: everyone is an anonymous reader.
             return Principal(

@@ -1,4 +1,4 @@
-"""The HTTP application: ``/mcp`` (streamable HTTP), ``/health``, ``/metrics``.
+"""The HTTP application: ``/mcp`` (streamable HTTP), ``/health``, ``/metrics``, ``/review``.
 
 Layout (outermost first): the middleware stack of ``tailops.server.middleware``
 (metrics → Host/Origin check → failed-auth limit → bearer token → per-principal
@@ -6,6 +6,8 @@ rate limit → /metrics scope) → routes. Every route except ``/health`` and th
 RFC 9728 metadata needs a valid token (401 + ``WWW-Authenticate`` with
 ``resource_metadata``); ``/metrics`` needs the ``admin`` scope. ``/mcp`` is the
 SDK's streamable HTTP app; its own bearer check reuses our verification.
+``/review`` is the plan review page (:mod:`tailops.web.review`; its session
+cookie stands in for the bearer header there, ``server.review_page``).
 
 The SDK's session manager is started in *our* lifespan: Starlette never runs a
 mounted app's lifespan.
@@ -86,12 +88,16 @@ def build_app(
             features(mcp).close()
             rt.stop()
 
+    routes: list[Route | Mount] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if rt.config.server.review_page:
+        from tailops.web.review import build_review
+
+        routes += build_review(rt, token_verifier)
     app = Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Mount("/", app=mcp_app),
-        ],
+        routes=[*routes, Mount("/", app=mcp_app)],
         lifespan=lifespan,
         middleware=build_middleware(rt, token_verifier),
     )

@@ -36,12 +36,15 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tailops.auth.tokens import TokenVerifier, failure_reason
 from tailops.config import Settings
 from tailops.errors import AuditError, AuthError, RateLimited
 from tailops.runtime import Runtime
+from tailops.web.session import COOKIE as REVIEW_COOKIE
+from tailops.web.session import LOGIN_PATH, clear_cookie, is_review_path, open_review_path
 
 __all__ = [
     "ACCESS_TOKEN_KEY",
@@ -51,6 +54,7 @@ __all__ = [
     "MetricsScope",
     "PrincipalRateLimit",
     "RequestMetrics",
+    "allowed_origin",
     "build_middleware",
     "open_paths",
     "transport_security",
@@ -76,6 +80,8 @@ def _route_class(path: str) -> str:
         return path[1:]
     if path.startswith("/.well-known/"):
         return "well-known"
+    if is_review_path(path):
+        return "review"
     return "other"
 
 
@@ -92,6 +98,15 @@ async def _answer(
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": data})
+
+
+async def _see_other(send: Send, location: str, cookie: str | None = None) -> None:
+    """303 to a local page (the review login form), optionally replacing the session cookie."""
+    raw = [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")]
+    if cookie is not None:
+        raw.append((b"set-cookie", cookie.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 303, "headers": raw})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _retry_after(seconds: float) -> str:
@@ -121,6 +136,11 @@ def transport_security(config: Settings) -> TransportSecuritySettings:
         allowed_hosts=list(dict.fromkeys(hosts)),
         allowed_origins=list(dict.fromkeys(origins)),
     )
+
+
+def allowed_origin(origin: str, settings: TransportSecuritySettings) -> bool:
+    """``origin`` is one of the server's own (the allow-list of :func:`transport_security`)."""
+    return _allowed(origin, list(settings.allowed_origins))
 
 
 def _allowed(value: str, allowed: list[str]) -> bool:
@@ -231,17 +251,31 @@ class BearerAuth:
         headers = Headers(scope=scope)
         header = headers.get("authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        # The review page's browser session: its cookie stands in for the header there only.
+        review = scope["type"] == "http" and is_review_path(path)
+        from_cookie = False
+        if token is None and review:
+            token = cookie_parser(headers.get("cookie", "")).get(REVIEW_COOKIE) or None
+            from_cookie = token is not None
         if token is None:
-            if path in self.open:
+            if path in self.open or (review and open_review_path(path)):
                 await self.app(scope, receive, send)
+                return
+            if review:
+                await _see_other(send, LOGIN_PATH)
                 return
             await self._refuse(scope, send, headers, None)
             return
         try:
             access = self.verifier.authenticate(token)
         except AuthError as exc:
-            if path in self.open:
+            if path in self.open or (review and open_review_path(path)):
                 await self.app(scope, receive, send)
+                return
+            if from_cookie:
+                # An expired or revoked session: audited like any refused token, then back to the form.
+                await self._audit(scope, headers, failure_reason(exc), exc.message)
+                await _see_other(send, f"{LOGIN_PATH}?expired=1", clear_cookie(secure=False))
                 return
             await self._refuse(scope, send, headers, exc)
             return

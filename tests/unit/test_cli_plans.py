@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,15 @@ from typer.testing import CliRunner, Result
 from tailops.auth import local_user
 from tailops.changes import approvals, plans
 from tailops.changes.models import RunEvent, TaskStatus
-from tailops.changes.plans import HostPrediction, Plan, TaskPrediction
+from tailops.changes.plans import Plan
 from tailops.cli.main import app
 from tailops.config import Settings, load_config
 from tailops.principal import Principal
 from tailops.store import Store
+from tests.testbed.seed import MARKER_DIFF, seed_plan
 
 runner = CliRunner()
-DIFF = "--- before\n+++ /etc/tailops-tb-marker\n@@ -0,0 +1 @@\n+hello\n"
+DIFF = MARKER_DIFF
 ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-a")
 BOB = Principal("bob", frozenset({"changes:approve"}), "http", token_id="jti-b")
 
@@ -63,35 +63,7 @@ def cli_records(settings: Settings) -> list[dict[str, Any]]:
 def add_plan(
     settings: Settings, requester: Principal = ALICE, *, message: str = "hello", status: str = "pending"
 ) -> Plan:
-    hosts = [
-        HostPrediction(
-            host="web1",
-            status="changed",
-            tasks=[
-                TaskPrediction(task="Write the marker file", status="changed", changed=True, diff=DIFF),
-                TaskPrediction(task="Wait before finishing", status="skipped", not_simulated=True),
-            ],
-        )
-    ]
-    now = time.time()
-    plan_id = plans.plan_id_for(
-        playbook="tb_marker", version="1.0.0", playbook_sha256="a" * 64, params={"message": message},
-        limit=None, inventory_sha256="b" * 64, hosts=hosts,
-    )
-    plan = Plan(
-        id=plan_id, playbook="tb_marker", version="1.0.0", playbook_sha256="a" * 64, params={"message": message},
-        inventory_sha256="b" * 64, risk="low", scope="system:admin", status=status, stored_status=status,
-        status_reason="host web2 unreachable" if status == "blocked" else None, hosts=hosts,
-        requester=requester.describe(), requester_ids=sorted(requester.identities()),
-        created_at=datetime.fromtimestamp(now, UTC), expires_at=datetime.fromtimestamp(now + 3600, UTC),
-        updated_at=datetime.fromtimestamp(now, UTC),
-    )
-    store = Store(settings.db_path)
-    try:
-        plans.insert_plan(store, plan)
-    finally:
-        store.close()
-    return plan
+    return seed_plan(settings.db_path, requester, message=message, status=status)
 
 
 def add_run(settings: Settings, plan: Plan) -> plans.Run:

@@ -1,0 +1,366 @@
+"""The review page (``/review``): read a plan the way an ops person reviews a change, then decide.
+
+Why: approving is the one human check between "an agent wants this change" and
+"Ansible changes the hosts" (DESIGN.md, the change lifecycle, step 3). Reading
+per-host, per-task diffs in a terminal works; a page that shows them side by side
+with the plan's facts (playbook version and hash, parameters, who asked, what
+check mode could not simulate) makes the review the easy path. The page is a
+thin door: every rule — scope ``changes:approve``, never the requester,
+single-use approvals that expire — lives in :mod:`tailops.changes.approvals`,
+exactly as for the ``approve_plan`` tool and ``tailops plans approve``.
+
+Routes (all under ``/review``, served by the HTTP transport only):
+
+- ``GET /review/login`` and ``POST /review/login``: paste a token; it is verified
+  like any bearer token and kept in the session cookie (:mod:`tailops.web.session`).
+- ``POST /review/logout``.
+- ``GET /review``: open plans (pending, approved) and the most recent others.
+- ``GET /review/plans/{id}``: one plan, whole: hosts, tasks, diffs, approvals, runs.
+- ``POST /review/plans/{id}/approve`` (comment) and ``/deny`` (reason).
+
+Authentication happens in :class:`tailops.server.middleware.BearerAuth` (the
+cookie stands in for the ``Authorization`` header on these paths); without a
+valid token a page redirects to the login form. Every POST needs an allowed
+``Origin`` and the CSRF field unless the request carried an ``Authorization``
+header (which a browser never adds on its own). Decisions are audited (fsynced)
+with their true outcome. Pages are rendered by Jinja2 with autoescaping and
+served with a strict Content-Security-Policy (no scripts at all) that also
+forbids framing.
+
+What it must never do: decide anything the approvals module would refuse,
+show a token, or answer a POST that came from another site.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from tailops import __version__
+from tailops.auth.tokens import TokenVerifier
+from tailops.changes import approvals, plans
+from tailops.changes.plans import Plan
+from tailops.errors import (
+    ApprovalError,
+    AuditError,
+    AuthError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TailopsError,
+    http_status,
+)
+from tailops.principal import Principal
+from tailops.runtime import Runtime
+from tailops.server.middleware import ACCESS_TOKEN_KEY, allowed_origin, transport_security
+from tailops.web.session import COOKIE, LOGIN_PATH, PREFIX, clear_cookie, csrf_ok, csrf_token, session_cookie
+
+__all__ = ["build_review"]
+
+log = logging.getLogger("tailops.web")
+
+_MAX_FORM_BYTES = 64 * 1024
+_DONE = {
+    "approved": "Approved. The plan can now be applied once (apply_plan or `tailops plans apply`).",
+    "denied": "Denied. This plan can never be applied.",
+    "logged-out": "Signed out.",
+}
+_SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on our own forms.
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+@functools.cache
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("tailops.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@functools.cache
+def _stylesheet() -> bytes:
+    return resources.files("tailops.web").joinpath("static/review.css").read_bytes()
+
+
+def _diff_lines(diff: str | None) -> list[tuple[str, str]]:
+    """(css class, line) for a unified diff: additions, deletions, hunk headers, context."""
+    out: list[tuple[str, str]] = []
+    for line in (diff or "").splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
+
+
+class _Page:
+    """Everything one request needs: runtime, who is asking, and how to answer."""
+
+    def __init__(self, rt: Runtime, verifier: TokenVerifier | None, request: Request) -> None:
+        self.rt = rt
+        self.verifier = verifier
+        self.request = request
+        access = request.scope.get(ACCESS_TOKEN_KEY)
+        peer = request.client.host if request.client else None
+        self.signed_in = access is not None or verifier is None
+        self.principal: Principal = rt.principals.for_http(peer, request.headers, access)
+        self.session_token: str | None = request.cookies.get(COOKIE) if access is not None else None
+        self.secure = request.url.scheme == "https" or (rt.config.server.public_url or "").startswith("https:")
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = (
+            _templates()
+            .get_template(template)
+            .render(
+                version=__version__,
+                prefix=PREFIX,
+                who=self.principal if self.signed_in else None,
+                csrf=csrf_token(self.session_token) if self.session_token else "",
+                **context,
+            )
+        )
+        return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+
+    def redirect(self, url: str, *, cookie: str | None = None) -> Response:
+        response = RedirectResponse(url, status_code=303, headers=_SECURITY_HEADERS)
+        if cookie is not None:
+            response.headers.append("set-cookie", cookie)
+        return response
+
+    def cross_site(self, form: FormData) -> str | None:
+        """Why this POST must be refused as possibly cross-site, or None when it is fine."""
+        if self.request.headers.get("authorization"):
+            return None  # a browser never adds this header to a cross-site form
+        origin = self.request.headers.get("origin")
+        if not origin or not allowed_origin(origin, transport_security(self.rt.config)):
+            return "the form was not sent from this server's own page (Origin missing or not allowed)"
+        if self.session_token is not None and not csrf_ok(self.session_token, _field(form, "csrf")):
+            return "the form's CSRF field is missing or stale (reload the page and try again)"
+        return None
+
+    async def audit(self, event: str, args: dict[str, Any], exc: TailopsError | None, **facts: Any) -> None:
+        p = self.principal
+        entry: dict[str, Any] = {
+            "kind": "web",
+            "event": event,
+            "principal": {
+                "sub": p.subject,
+                "jti": p.token_id,
+                "transport": "http",
+                "page": "review",
+                "addr": p.client_addr,
+                "human": p.human_login,
+                "human_name": p.human_name,
+            },
+            "args": args,
+            # Refused by a rule (scope, own plan, state) vs allowed and then done (or failed).
+            "decision": "denied" if isinstance(exc, AuthError | PermissionDenied | ApprovalError) else "allowed",
+            "outcome": "error" if exc else "ok",
+            "error": exc.public_message() if exc else None,
+            **facts,
+        }
+        await self.rt.run_blocking(self.rt.audit.record, entry, sync=True)
+
+
+def _field(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+async def _form(request: Request) -> FormData:
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > _MAX_FORM_BYTES:
+        raise InvalidInput(f"the form is missing or larger than {_MAX_FORM_BYTES // 1024} KiB.")
+    return await request.form(max_files=0, max_fields=16)
+
+
+def _plan_context(plan: Plan, store_approvals: list[plans.Approval], runs: list[plans.Run]) -> dict[str, Any]:
+    hosts = []
+    for h in plan.hosts:
+        tasks = [{"task": t, "diff": _diff_lines(t.diff)} for t in h.tasks]
+        hosts.append({"host": h, "tasks": tasks, "changing": bool(h.changed_tasks)})
+    return {
+        "plan": plan,
+        "params": json.dumps(plan.params, indent=2, sort_keys=True),
+        "hosts": hosts,
+        "hosts_changing": sum(1 for h in hosts if h["changing"]),
+        "not_simulated": sum(1 for h in plan.hosts for t in h.tasks if t.not_simulated),
+        "approvals": store_approvals,
+        "runs": runs,
+    }
+
+
+def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mount]:
+    """The ``/review`` routes for ``rt`` (``verifier`` is None only with ``auth.unsafe_no_auth``)."""
+
+    async def login_form(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        done = _DONE.get(request.query_params.get("done", ""))
+        expired = request.query_params.get("expired") == "1"
+        return page.render("login.html", done=done, expired=expired, auth=verifier is not None)
+
+    async def login(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        try:
+            form = await _form(request)
+        except InvalidInput as exc:
+            return page.render("login.html", status=400, error=exc.public_message(), auth=verifier is not None)
+        if reason := page.cross_site(form):
+            return page.render("login.html", status=403, error=f"Refused: {reason}.", auth=verifier is not None)
+        if verifier is None:
+            return page.redirect(f"{PREFIX}/")
+        token = (_field(form, "token") or "").strip()
+        if token.lower().startswith("bearer "):
+            token = token[7:].strip()
+        try:
+            access = verifier.authenticate(token) if token else None
+        except AuthError as exc:
+            await page.audit("review:login", {}, exc)
+            return page.render("login.html", status=401, error=exc.message, auth=True)
+        if access is None:
+            return page.render("login.html", status=401, error="Paste a token to sign in.", auth=True)
+        return page.redirect(f"{PREFIX}/", cookie=session_cookie(token, access.expires_at, secure=page.secure))
+
+    async def logout(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        try:
+            form = await _form(request)
+        except InvalidInput as exc:
+            return page.render("message.html", status=400, error=exc.public_message())
+        if reason := page.cross_site(form):
+            return page.render("message.html", status=403, error=f"Refused: {reason}.")
+        return page.redirect(f"{LOGIN_PATH}?done=logged-out", cookie=clear_cookie(secure=page.secure))
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(_stylesheet(), media_type="text/css", headers=_SECURITY_HEADERS)
+
+    async def plan_list(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading plans needs the readonly scope.")
+
+        def load() -> tuple[list[Plan], list[Plan], int]:
+            open_plans = [p for status in ("pending", "approved") for p in plans.list_plans(rt.store, status=status)[0]]
+            recent, total = plans.list_plans(rt.store, limit=50)
+            return open_plans, [p for p in recent if p.status not in ("pending", "approved")], total
+
+        open_plans, others, total = await rt.run_blocking(load)
+        return page.render("plans.html", open_plans=open_plans, others=others, total=total)
+
+    async def plan_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading plans needs the readonly scope.")
+        plan_id = request.path_params["plan_id"]
+
+        def load() -> dict[str, Any]:
+            plan = plans.get_plan(rt.store, plan_id)
+            runs = plans.list_runs(rt.store, plan_id=plan.id, limit=20)[0]
+            return _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
+
+        try:
+            context = await rt.run_blocking(load)
+        except TailopsError as exc:
+            return page.render("message.html", status=http_status(exc), error=exc.public_message())
+        plan: Plan = context["plan"]
+        mine = bool(page.principal.identities() & set(plan.requester_ids))
+        may_approve = page.principal.has_scope(approvals.APPROVE_SCOPE) and not mine
+        return page.render(
+            "plan.html",
+            status=status,
+            error=error,
+            done=_DONE.get(request.query_params.get("done", "")),
+            mine=mine,
+            may_approve=may_approve and plan.status == "pending" and not rt.config.server.read_only,
+            may_deny=(may_approve or mine) and plan.status in ("pending", "approved"),
+            read_only=rt.config.server.read_only,
+            **context,
+        )
+
+    async def decide(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        plan_id = request.path_params["plan_id"]
+        decision = request.path_params["decision"]
+        if decision not in ("approve", "deny"):
+            return await not_found(request)
+        try:
+            form = await _form(request)
+        except InvalidInput as bad_form:
+            return await plan_detail(request, error=bad_form.public_message(), status=400)
+        if reason := page.cross_site(form):
+            return await plan_detail(request, error=f"Refused: {reason}.", status=403)
+        text = _field(form, "comment" if decision == "approve" else "reason")
+        args = {"plan_id": plan_id, "comment" if decision == "approve" else "reason": text}
+        failure: TailopsError | None = None
+        facts: dict[str, Any] = {"plan_id": plan_id}
+        try:
+            if decision == "approve":
+                if rt.config.server.read_only:
+                    raise InvalidInput("this server is read-only (server.read_only): it approves nothing.")
+                approval = await rt.run_blocking(
+                    approvals.approve, rt.store, rt.config.changes, plan_id, page.principal, text
+                )
+            else:
+                approval = await rt.run_blocking(approvals.deny, rt.store, plan_id, page.principal, text or "")
+            facts["approval_id"] = approval.id
+        except TailopsError as caught:
+            failure = caught
+        try:
+            await page.audit(f"review:{decision}", args, failure, **facts)
+        except AuditError as audit_exc:
+            log.error("audit write failed for a review decision: %s", audit_exc.message)
+            failure = failure or audit_exc
+        if failure is not None:
+            return await plan_detail(request, error=failure.public_message(), status=http_status(failure))
+        return page.redirect(f"{PREFIX}/plans/{plan_id}?done={'approved' if decision == 'approve' else 'denied'}")
+
+    async def not_found(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        return page.render("message.html", status=404, error=NotFound("no such page.").public_message())
+
+    async def to_index(request: Request) -> Response:
+        return RedirectResponse(f"{PREFIX}/", status_code=303, headers=_SECURITY_HEADERS)
+
+    return [
+        Route(PREFIX, to_index, methods=["GET"]),
+        Mount(
+            PREFIX,
+            routes=[
+                Route("/", plan_list, methods=["GET"]),
+                Route("/login", login_form, methods=["GET"]),
+                Route("/login", login, methods=["POST"]),
+                Route("/logout", logout, methods=["POST"]),
+                Route("/static/review.css", stylesheet, methods=["GET"]),
+                Route("/plans/{plan_id:str}", plan_detail, methods=["GET"]),
+                Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
+                Route("/{rest:path}", not_found),
+            ],
+        ),
+    ]

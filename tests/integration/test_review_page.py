@@ -1,0 +1,262 @@
+"""The review page over real HTTP: sessions, CSRF, scopes, escaping, audit.
+
+A real server (uvicorn in a thread, real tokens, real SQLite); plans are stored
+through the store API (tests/testbed/seed.py). The browser flow itself is in
+test_review_browser.py; here each refusal is checked at the HTTP level, together
+with what must NOT have happened (the plan is still pending, nothing approved).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tailops.auth.tokens import revoke_token
+from tailops.changes import plans
+from tailops.changes.plans import Plan
+from tailops.config import load_config
+from tailops.principal import Principal
+from tests.servers import RunningServer, http_server
+from tests.testbed.seed import seed_plan
+
+ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-alice-plan")
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    settings = load_config(None, server={"data_dir": tmp_path / "data"})
+    with http_server(settings) as srv:
+        yield srv
+
+
+def plan_for(srv: RunningServer, **kwargs: Any) -> Plan:
+    return seed_plan(srv.settings.db_path, ALICE, **kwargs)
+
+
+def status_of(srv: RunningServer, plan_id: str) -> str:
+    return plans.get_plan(srv.runtime.store, plan_id).status
+
+
+def audit(srv: RunningServer) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in srv.settings.audit_path.read_text().splitlines()]
+
+
+def client(srv: RunningServer) -> httpx.Client:
+    return httpx.Client(base_url=srv.base_url, follow_redirects=False, timeout=10)
+
+
+def sign_in(c: httpx.Client, srv: RunningServer, token: str) -> str:
+    """Sign in through the form; returns the session cookie value."""
+    r = c.post("/review/login", data={"token": token}, headers={"Origin": srv.base_url})
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/review/"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/review" in cookie
+    return c.cookies["tailops_review"]
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert m, "page has no CSRF field"
+    return m.group(1)
+
+
+def test_without_a_session_pages_redirect_to_the_login_form(server: RunningServer) -> None:
+    plan = plan_for(server)
+    with client(server) as c:
+        for path in ("/review", "/review/", f"/review/plans/{plan.id}"):
+            r = c.get(path)
+            assert r.status_code == 303 and r.headers["location"] in ("/review/login", "/review/"), path
+        form = c.get("/review/login")
+        assert form.status_code == 200 and 'name="token"' in form.text
+        assert c.get("/review/static/review.css").headers["content-type"].startswith("text/css")
+        # A POST without a session never reaches the decision.
+        r = c.post(f"/review/plans/{plan.id}/approve", headers={"Origin": server.base_url})
+        assert r.status_code == 303 and r.headers["location"] == "/review/login"
+    assert status_of(server, plan.id) == "pending"
+
+
+def test_login_refuses_bad_tokens_and_audits_it(server: RunningServer) -> None:
+    with client(server) as c:
+        for bad in ("not-a-token", server.mint("eve", "readonly") + "x"):
+            r = c.post("/review/login", data={"token": bad}, headers={"Origin": server.base_url})
+            assert r.status_code == 401 and "set-cookie" not in r.headers
+            assert "Sign in" in r.text and bad not in r.text
+    records = [e for e in audit(server) if e.get("event") == "review:login"]
+    assert len(records) == 2 and all(e["outcome"] == "error" for e in records)
+    assert "not-a-token" not in server.settings.audit_path.read_text()
+
+
+def test_pages_carry_the_security_headers(server: RunningServer) -> None:
+    plan = plan_for(server)
+    with client(server) as c:
+        sign_in(c, server, server.mint("bob", "readonly changes:approve"))
+        for path in ("/review/", f"/review/plans/{plan.id}", "/review/login"):
+            r = c.get(path)
+            assert r.status_code == 200, path
+            csp = r.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+            assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+
+
+def test_plan_page_shows_the_plan_and_escapes_everything(server: RunningServer) -> None:
+    diff = f"--- before\n+++ /etc/motd\n@@ -1 +1 @@\n-old {XSS}\n+new {XSS}\n"
+    plan = plan_for(server, diff=diff, task_msg=XSS, message=XSS)
+    with client(server) as c:
+        sign_in(c, server, server.mint("bob", "readonly changes:approve"))
+        html = c.get(f"/review/plans/{plan.id}").text
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert '<span class="del">-old &lt;script&gt;' in html and '<span class="add">+new &lt;script&gt;' in html
+    assert plan.id in html and "Write the marker file" in html and "not simulated" in html
+    assert 'id="approve-form"' in html and 'id="deny-form"' in html
+
+
+def test_approve_needs_origin_and_csrf_then_works_once(server: RunningServer) -> None:
+    plan = plan_for(server)
+    with client(server) as c:
+        sign_in(c, server, server.mint("bob", "readonly changes:approve"))
+        token = csrf_of(c.get(f"/review/plans/{plan.id}").text)
+        url = f"/review/plans/{plan.id}/approve"
+        refused = [
+            c.post(url, data={"csrf": token}),  # no Origin
+            c.post(url, data={"csrf": token}, headers={"Origin": "http://evil.example"}),
+            c.post(url, data={}, headers={"Origin": server.base_url}),  # no CSRF field
+            c.post(url, data={"csrf": "0" * 40}, headers={"Origin": server.base_url}),
+        ]
+        assert [r.status_code for r in refused] == [403, 403, 403, 403]
+        assert status_of(server, plan.id) == "pending"
+
+        ok = c.post(url, data={"csrf": token, "comment": "looks right"}, headers={"Origin": server.base_url})
+        assert ok.status_code == 303 and ok.headers["location"] == f"/review/plans/{plan.id}?done=approved"
+        assert status_of(server, plan.id) == "approved"
+        page = c.get(ok.headers["location"]).text
+        assert "Approved." in page and "looks right" in page and 'id="approve-form"' not in page
+
+        again = c.post(url, data={"csrf": token}, headers={"Origin": server.base_url})
+        assert again.status_code in (403, 409)
+    live = plans.live_approval(server.runtime.store, plan.id)
+    assert live is not None and live.approver_subject == "bob" and live.comment == "looks right"
+    decisions = [e for e in audit(server) if e.get("event") == "review:approve"]
+    assert [e["outcome"] for e in decisions] == ["ok", "error"]
+    assert decisions[0]["principal"]["sub"] == "bob" and decisions[0]["plan_id"] == plan.id
+
+
+def test_rules_of_the_approvals_module_hold_on_the_page(server: RunningServer) -> None:
+    plan = plan_for(server)
+    # The requester (same token subject as the plan's) may not approve; a reader may not either.
+    for subject, scopes, shown in (("alice", "readonly changes:approve", "own-plan"), ("carol", "readonly", None)):
+        with client(server) as c:
+            sign_in(c, server, server.mint(subject, scopes))
+            html = c.get(f"/review/plans/{plan.id}").text
+            assert 'id="approve-form"' not in html
+            if shown:
+                assert f'id="{shown}"' in html
+            r = c.post(
+                f"/review/plans/{plan.id}/approve",
+                data={"csrf": csrf_of(c.get("/review/").text)},
+                headers={"Origin": server.base_url},
+            )
+            assert r.status_code == 403, r.text
+    assert status_of(server, plan.id) == "pending"
+    outcomes = [(e["principal"]["sub"], e["decision"]) for e in audit(server) if e.get("event") == "review:approve"]
+    assert outcomes == [("alice", "denied"), ("carol", "denied")]
+
+
+def test_deny_needs_a_reason_and_closes_the_plan(server: RunningServer) -> None:
+    plan = plan_for(server)
+    with client(server) as c:
+        sign_in(c, server, server.mint("bob", "readonly changes:approve"))
+        token = csrf_of(c.get(f"/review/plans/{plan.id}").text)
+        empty = c.post(f"/review/plans/{plan.id}/deny", data={"csrf": token}, headers={"Origin": server.base_url})
+        assert empty.status_code == 400 and "reason" in empty.text
+        assert status_of(server, plan.id) == "pending"
+        r = c.post(
+            f"/review/plans/{plan.id}/deny",
+            data={"csrf": token, "reason": "wrong host group"},
+            headers={"Origin": server.base_url},
+        )
+        assert r.status_code == 303
+    assert status_of(server, plan.id) == "denied"
+
+
+def test_a_revoked_token_ends_the_session_on_the_next_click(server: RunningServer) -> None:
+    plan = plan_for(server)
+    token = server.mint("bob", "readonly changes:approve")
+    with client(server) as c:
+        sign_in(c, server, token)
+        page = c.get(f"/review/plans/{plan.id}")
+        assert page.status_code == 200
+        csrf = csrf_of(page.text)
+        row = server.runtime.store.query_one("SELECT jti FROM tokens WHERE subject = 'bob'", ())
+        assert row is not None
+        revoke_token(server.runtime.store, str(row["jti"]), by="test")
+        r = c.post(f"/review/plans/{plan.id}/approve", data={"csrf": csrf}, headers={"Origin": server.base_url})
+        assert r.status_code == 303 and r.headers["location"] == "/review/login?expired=1"
+        assert "Max-Age=0" in r.headers["set-cookie"]
+    assert status_of(server, plan.id) == "pending"
+
+
+def test_bad_paths_and_oversized_forms_get_clear_answers(server: RunningServer) -> None:
+    plan = plan_for(server)
+    with client(server) as c:
+        sign_in(c, server, server.mint("bob", "readonly changes:approve"))
+        token = csrf_of(c.get("/review/").text)
+        assert c.get("/review/plans/" + "f" * 64).status_code == 404
+        assert c.get("/review/nothing-here").status_code == 404
+        assert c.post(f"/review/plans/{plan.id}/launch", headers={"Origin": server.base_url}).status_code == 404
+        huge = c.post(
+            f"/review/plans/{plan.id}/approve",
+            data={"csrf": token, "comment": "x" * 70_000},
+            headers={"Origin": server.base_url},
+        )
+        assert huge.status_code == 400 and "KiB" in huge.text
+        long = c.post(
+            f"/review/plans/{plan.id}/approve",
+            data={"csrf": token, "comment": "y" * 5000},
+            headers={"Origin": server.base_url},
+        )
+        assert long.status_code == 400
+    assert status_of(server, plan.id) == "pending"
+
+
+def test_the_session_cookie_is_not_a_bearer_token_elsewhere(server: RunningServer) -> None:
+    with client(server) as c:
+        cookie = sign_in(c, server, server.mint("bob", "readonly changes:approve admin"))
+        r = httpx.get(f"{server.base_url}/metrics", cookies={"tailops_review": cookie})
+        assert r.status_code == 401
+        r = httpx.post(
+            server.url, cookies={"tailops_review": cookie}, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        )
+        assert r.status_code == 401
+
+
+def test_read_only_server_approves_nothing(tmp_path: Path) -> None:
+    settings = load_config(None, server={"data_dir": tmp_path / "data", "read_only": True})
+    with http_server(settings) as srv:
+        plan = plan_for(srv)
+        with client(srv) as c:
+            sign_in(c, srv, srv.mint("bob", "readonly changes:approve"))
+            html = c.get(f"/review/plans/{plan.id}").text
+            assert 'id="approve-form"' not in html and "read-only" in html
+            r = c.post(
+                f"/review/plans/{plan.id}/approve", data={"csrf": csrf_of(html)}, headers={"Origin": srv.base_url}
+            )
+            assert r.status_code == 400
+        assert status_of(srv, plan.id) == "pending"
+
+
+def test_the_page_can_be_switched_off(tmp_path: Path) -> None:
+    settings = load_config(None, server={"data_dir": tmp_path / "data", "review_page": False})
+    with http_server(settings) as srv, client(srv) as c:
+        token = srv.mint("bob", "readonly changes:approve")
+        r = c.get("/review/", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 404
+
