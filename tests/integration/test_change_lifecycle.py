@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import httpx2
 import psutil
 import pytest
@@ -433,9 +434,7 @@ async def test_blocked_plans_cli_approval_and_apply(
     assert cli_records[-1]["run_id"] == run.id and cli_records[0]["plan_id"] == plan["plan_id"]
 
 
-async def test_low_risk_auto_policy_approves_at_plan_time(
-    settings_for: Callable[..., Settings], bed: HostSet
-) -> None:
+async def test_low_risk_auto_policy_approves_at_plan_time(settings_for: Callable[..., Settings], bed: HostSet) -> None:
     settings = settings_for(approval={"low": "auto"})
     host = bed.names[2]
     async with session(settings) as s:
@@ -450,14 +449,54 @@ async def test_low_risk_auto_policy_approves_at_plan_time(
     assert record["approved_by_policy"] is True and record["plan_id"] == plan["plan_id"]
 
 
+async def test_approved_on_the_review_page_then_applied(settings_for: Callable[..., Settings], bed: HostSet) -> None:
+    """The page's approval is a real approval: the executor accepts it and the change lands."""
+    settings = settings_for()
+    host = bed.names[1]
+    async with session(settings) as s:
+        plan = await ok(
+            s.alice, "plan_change", {"playbook": "tb_marker", "params": {"message": "reviewed"}, "limit": host}
+        )
+        plan_id = plan["plan_id"]
+        assert plan["status"] == "pending"
+        base = s.srv.base_url
+        async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as web:
+            signed = await web.post("/review/login", data={"token": s.srv.mint("bob", BOB)}, headers={"Origin": base})
+            assert signed.status_code == 303
+            page = await web.get(f"/review/plans/{plan_id}")
+            assert page.status_code == 200 and host in page.text and "+reviewed" in page.text
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            assert csrf is not None
+            decided = await web.post(
+                f"/review/plans/{plan_id}/approve",
+                data={"csrf": csrf.group(1), "comment": "marker text checked"},
+                headers={"Origin": base},
+            )
+            assert decided.status_code == 303, decided.text
+        run = await ok(s.alice, "apply_plan", {"plan_id": plan_id})
+        assert run["status"] == "succeeded" and marker(bed, host) == "reviewed"
+        [approval] = plans.approvals_for(s.store, plan_id)
+        assert approval.approver_subject == "bob" and approval.used_by_run == run["run_id"]
+    [record] = [r for r in audit(settings) if r.get("event") == "review:approve"]
+    assert record["outcome"] == "ok" and record["plan_id"] == plan_id and record["approval_id"] == approval.id
+
+
 async def test_read_only_server_hides_every_change_tool(settings_for: Callable[..., Settings]) -> None:
     settings = settings_for(server={"read_only": True})
     with http_server(settings) as srv:
         async with mcp_http_client(srv.url, srv.mint("alice", "admin")) as client:
             names = {t.name for t in (await client.list_tools()).tools}
     hidden = {
-        "plan_change", "approve_plan", "deny_plan", "apply_plan", "cancel_run", "check_system_updates",
-        "update_system_packages", "install_package", "update_docker_container", "pull_docker_image",
+        "plan_change",
+        "approve_plan",
+        "deny_plan",
+        "apply_plan",
+        "cancel_run",
+        "check_system_updates",
+        "update_system_packages",
+        "install_package",
+        "update_docker_container",
+        "pull_docker_image",
         "manage_container",
     }
     assert not names & hidden
@@ -526,9 +565,7 @@ async def test_cancel_mid_apply_three_ways(settings_for: Callable[..., Settings]
                     assert result.exit_code == 0, result.output
                 else:
                     tg.cancel_scope.cancel()  # the client abandons the request
-            await wait_for(
-                lambda: plans.get_run(s.store, run.id).status != "running", f"the run to stop ({how})", 60
-            )
+            await wait_for(lambda: plans.get_run(s.store, run.id).status != "running", f"the run to stop ({how})", 60)
             final = plans.get_run(s.store, run.id)
             assert final.status == "canceled", final
             assert time.monotonic() - started < 60  # the pause alone takes 300 s
@@ -615,8 +652,14 @@ async def test_server_killed_mid_apply_leaves_an_interrupted_run(
 
     def token(subject: str, scopes: str) -> str:
         return mint_token(
-            private_key_path=settings.private_key_path, subject=subject, scopes=scopes, ttl=timedelta(hours=1),
-            max_ttl=settings.auth.max_token_ttl, audience=settings.mcp_url, issuer=settings.auth.issuer, store=store,
+            private_key_path=settings.private_key_path,
+            subject=subject,
+            scopes=scopes,
+            ttl=timedelta(hours=1),
+            max_ttl=settings.auth.max_token_ttl,
+            audience=settings.mcp_url,
+            issuer=settings.auth.issuer,
+            store=store,
         ).token
 
     host = bed.names[1]
