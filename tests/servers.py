@@ -12,6 +12,8 @@ Usage (async test)::
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -47,16 +49,24 @@ class RunningServer:
     base_url: str
 
     def mint(self, subject: str, scopes: str, ttl: timedelta = timedelta(hours=1)) -> str:
-        return mint_token(
-            private_key_path=self.settings.private_key_path,
-            subject=subject,
-            scopes=scopes,
-            ttl=ttl,
-            max_ttl=self.settings.auth.max_token_ttl,
-            audience=self.settings.mcp_url,
-            issuer=self.settings.auth.issuer,
-            store=self.runtime.store,
-        ).token
+        return mint_for(self.settings, subject, scopes, ttl=ttl, store=self.runtime.store)
+
+
+def mint_for(
+    settings: Settings, subject: str, scopes: str, *, ttl: timedelta = timedelta(hours=1), store: Any = None
+) -> str:
+    """A token for the server configured by ``settings`` (its audience and issuer), recorded in
+    ``store`` when given (so it can be listed and revoked)."""
+    return mint_token(
+        private_key_path=settings.private_key_path,
+        subject=subject,
+        scopes=scopes,
+        ttl=ttl,
+        max_ttl=settings.auth.max_token_ttl,
+        audience=settings.mcp_url,
+        issuer=settings.auth.issuer,
+        store=store,
+    ).token
 
 
 def with_port(settings: Settings, port: int) -> Settings:
@@ -96,6 +106,40 @@ def http_server(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_process(cfg: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``tailops serve --config cfg --port port`` as a real process, its output appended to ``log``.
+
+    Ready once ``/health`` answers 200. The server sees only its config file: ``TAILOPS_*``
+    and ``FORWARDED_ALLOW_IPS`` are dropped from its environment. Stopped with SIGTERM (then
+    SIGKILL) at the end unless the test already ended it.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILOPS_") and k != "FORWARDED_ALLOW_IPS"}
+    exe = str(Path(sys.executable).with_name("tailops"))
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [exe, "serve", "--config", str(cfg), "--port", str(port)], stdout=out, stderr=out, env=env
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"tailops serve did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @contextlib.asynccontextmanager

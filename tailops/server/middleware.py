@@ -44,7 +44,7 @@ from tailops.config import Settings
 from tailops.errors import AuditError, AuthError, RateLimited
 from tailops.runtime import Runtime
 from tailops.web.session import COOKIE as REVIEW_COOKIE
-from tailops.web.session import LOGIN_PATH, clear_cookie, is_review_path, open_review_path
+from tailops.web.session import LOGIN_PATH, clear_cookie, cookie_secure, is_review_path, open_review_path
 
 __all__ = [
     "ACCESS_TOKEN_KEY",
@@ -275,7 +275,8 @@ class BearerAuth:
             if from_cookie:
                 # An expired or revoked session: audited like any refused token, then back to the form.
                 await self._audit(scope, headers, failure_reason(exc), exc.message)
-                await _see_other(send, f"{LOGIN_PATH}?expired=1", clear_cookie(secure=False))
+                secure = cookie_secure(str(scope.get("scheme", "http")), self.rt.config.server.public_url)
+                await _see_other(send, f"{LOGIN_PATH}?expired=1", clear_cookie(secure=secure))
                 return
             await self._refuse(scope, send, headers, exc)
             return

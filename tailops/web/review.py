@@ -62,7 +62,16 @@ from tailops.errors import (
 from tailops.principal import Principal
 from tailops.runtime import Runtime
 from tailops.server.middleware import ACCESS_TOKEN_KEY, allowed_origin, transport_security
-from tailops.web.session import COOKIE, LOGIN_PATH, PREFIX, clear_cookie, csrf_ok, csrf_token, session_cookie
+from tailops.web.session import (
+    COOKIE,
+    LOGIN_PATH,
+    PREFIX,
+    clear_cookie,
+    cookie_secure,
+    csrf_ok,
+    csrf_token,
+    session_cookie,
+)
 
 __all__ = ["build_review"]
 
@@ -132,7 +141,7 @@ class _Page:
         self.signed_in = access is not None or verifier is None
         self.principal: Principal = rt.principals.for_http(peer, request.headers, access)
         self.session_token: str | None = request.cookies.get(COOKIE) if access is not None else None
-        self.secure = request.url.scheme == "https" or (rt.config.server.public_url or "").startswith("https:")
+        self.secure = cookie_secure(request.url.scheme, rt.config.server.public_url)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = (

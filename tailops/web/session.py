@@ -28,6 +28,7 @@ __all__ = [
     "SESSION_MAX_S",
     "STYLESHEET_PATH",
     "clear_cookie",
+    "cookie_secure",
     "csrf_ok",
     "csrf_token",
     "is_review_path",
@@ -51,6 +52,11 @@ def is_review_path(path: str) -> bool:
 def open_review_path(path: str) -> bool:
     """Review paths served without a session: the login form and its stylesheet."""
     return path in (LOGIN_PATH, STYLESHEET_PATH)
+
+
+def cookie_secure(scheme: str, public_url: str | None) -> bool:
+    """Mark cookies ``Secure`` when this request, or the server's public URL, is HTTPS."""
+    return scheme == "https" or (public_url or "").startswith("https:")
 
 
 def csrf_token(token: str) -> str:

@@ -21,16 +21,12 @@ from typing import Any
 import yaml
 from mcp import Client
 
-from tailops.auth.tokens import generate_keypair, mint_token
+from tailops.auth.tokens import generate_keypair
 from tailops.config import Settings, load_config
+from tests.netfixtures import free_port
+from tests.servers import mint_for
 
-__all__ = ["BenchServer", "free_port", "latencies", "server_process"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["BenchServer", "interleaved_latencies", "latencies", "server_process"]
 
 
 @dataclass
@@ -67,15 +63,7 @@ def server_process(
     cfg.write_text(yaml.safe_dump(data))
     settings = load_config(cfg)
     generate_keypair(settings.private_key_path, settings.public_key_path)
-    token = mint_token(
-        private_key_path=settings.private_key_path,
-        subject=subject,
-        scopes=scopes,
-        ttl=timedelta(hours=2),
-        max_ttl=settings.auth.max_token_ttl,
-        audience=settings.mcp_url,
-        issuer=settings.auth.issuer,
-    ).token
+    token = mint_for(settings, subject, scopes, ttl=timedelta(hours=2))
     if bench_tools:
         cmd = [sys.executable, "-m", "tests.bench.server_proc", "--config", str(cfg), "--port", str(port)]
     else:

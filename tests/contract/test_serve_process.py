@@ -3,14 +3,12 @@ client sees, and SIGTERM/SIGINT shut the server down cleanly on both transports.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +21,10 @@ from mcp import Client
 from tailops.config import Settings, load_config
 from tailops.server.mcp_server import exposed_specs
 from tailops.tools.registry import declared_specs
-from tests.servers import ensure_keys, http_server, mcp_http_client, stdio_params
+from tests.netfixtures import free_port
+from tests.servers import ensure_keys, http_server, mcp_http_client, serve_process, stdio_params
 
 EXE = str(Path(sys.executable).with_name("tailops"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(tmp_path: Path, **sections: Any) -> Path:
@@ -42,40 +35,18 @@ def _config(tmp_path: Path, **sections: Any) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def http_process(cfg: Path, port: int) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [EXE, "serve", "--config", str(cfg), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"tailops serve did not start: {proc.communicate(timeout=5)}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_http_server_shuts_down_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     settings = load_config(_config(tmp_path))
     ensure_keys(settings)
-    port = _free_port()
-    with http_process(_config(tmp_path), port) as proc:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with serve_process(_config(tmp_path), port, log) as proc:
         started = time.monotonic()
         proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
         took = time.monotonic() - started
+    err = log.read_text()
     # uvicorn re-raises the signal after a clean shutdown, so the exit status says which
     # signal ended it (what systemd and docker expect); a crash would differ.
     assert proc.returncode in (0, -sig.value, 128 + sig.value), err[-2000:]

@@ -16,24 +16,18 @@ order does not matter); each test has its own data dir and server.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
-import httpx2
 import psutil
 import pytest
 import yaml
@@ -41,14 +35,15 @@ from mcp import Client
 from mcp.types import TextContent
 from typer.testing import CliRunner
 
-from tailops.auth.tokens import generate_keypair, mint_token
+from tailops.auth.tokens import generate_keypair
 from tailops.changes import plans
 from tailops.changes.catalog import Catalog
 from tailops.cli.main import app as cli_app
 from tailops.config import Settings, load_config
 from tailops.store import Store
 from tests.helpers import REPO_ROOT
-from tests.servers import RunningServer, http_server, mcp_http_client
+from tests.netfixtures import free_port
+from tests.servers import RunningServer, http_server, mcp_http_client, mint_for, serve_process
 from tests.testbed.aptrepo import AptRepo
 from tests.testbed.hosts import HostFactory, HostSet
 
@@ -579,38 +574,6 @@ async def test_cancel_mid_apply_three_ways(settings_for: Callable[..., Settings]
             await slow_apply(how)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve(cfg: Path, log: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILOPS_")}
-    exe = str(Path(sys.executable).with_name("tailops"))
-    with log.open("ab") as out:
-        proc = subprocess.Popen([exe, "serve", "--config", str(cfg)], stdout=out, stderr=out, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx2.HTTPError):
-                if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"tailops serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def orphans(root: Path) -> list[psutil.Process]:
     """Live Ansible processes of runs under ``root`` (matched by their run dir, never by name)."""
     found = []
@@ -651,23 +614,14 @@ async def test_server_killed_mid_apply_leaves_an_interrupted_run(
     store = Store(settings.db_path)
 
     def token(subject: str, scopes: str) -> str:
-        return mint_token(
-            private_key_path=settings.private_key_path,
-            subject=subject,
-            scopes=scopes,
-            ttl=timedelta(hours=1),
-            max_ttl=settings.auth.max_token_ttl,
-            audience=settings.mcp_url,
-            issuer=settings.auth.issuer,
-            store=store,
-        ).token
+        return mint_for(settings, subject, scopes, store=store)
 
     host = bed.names[1]
     log = tmp_path / "serve.log"
     try:
         killed = False
         plan: dict[str, Any] = {}
-        with serve(cfg, log, port) as first:
+        with serve_process(cfg, port, log) as first:
             try:
                 async with (
                     mcp_http_client(settings.mcp_url, token("alice", ALICE)) as alice,
@@ -705,7 +659,7 @@ async def test_server_killed_mid_apply_leaves_an_interrupted_run(
         [run] = plans.list_runs(store, plan_id=plan["plan_id"])[0]
         assert run.status == "running"  # the row was written before ansible started; nobody finished it
         assert orphans(data_dir), "the killed server's ansible-playbook is still running (orphaned)"
-        with serve(cfg, log, port):
+        with serve_process(cfg, port, log):
             final = plans.get_run(store, run.id)
             # The restarted server stopped the orphaned ansible processes of the interrupted run.
             assert orphans(data_dir) == []

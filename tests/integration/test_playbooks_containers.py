@@ -35,8 +35,7 @@ REPLACE = [
 ]
 
 
-async def run(name: str, params: dict[str, Any], inventory: Path, artifacts: Path, mode: RunMode) -> RunResult:
-    return await run_pinned(name, params, inventory, artifacts, mode)
+run = run_pinned  # every run goes through the catalog as the planner/executor's would
 
 
 def changed(result: RunResult) -> list[str]:

@@ -13,6 +13,7 @@ image).
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,19 +35,8 @@ REMOVE = "Remove packages (apt)"
 UPGRADE = "Upgrade packages (apt)"
 
 
-async def run(
-    name: str,
-    params: dict[str, Any],
-    inventory: Path,
-    artifacts: Path,
-    mode: RunMode,
-    *,
-    limit: str | None = None,
-) -> RunResult:
-    """Run a pinned catalog playbook the way the planner/executor will."""
-    return await run_pinned(
-        name, params, inventory, artifacts, mode, limit=limit, extra_env={"ANSIBLE_HOST_KEY_CHECKING": "False"}
-    )
+# Run a pinned catalog playbook the way the planner/executor will.
+run = functools.partial(run_pinned, extra_env={"ANSIBLE_HOST_KEY_CHECKING": "False"})
 
 
 def versions(bed: HostSet, host: str, *packages: str) -> dict[str, str]:

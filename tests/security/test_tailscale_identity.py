@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +22,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tailops.auth.tokens import generate_keypair
 from tailops.config import load_config
-from tests.servers import RunningServer, http_server
+from tests.netfixtures import free_port
+from tests.servers import RunningServer, http_server, serve_process
 
 PROXY = "127.0.0.2"
 HEADERS = {
@@ -122,12 +118,6 @@ async def test_refused_requests_record_identity_by_the_same_rule(srv: RunningSer
     assert refused[1]["principal"]["addr"] == "100.64.0.7" and refused[1]["via"] == PROXY
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_served_app_does_not_let_uvicorn_trust_forwarded_for(tmp_path: Path) -> None:
     """The real `tailops serve`: a loopback client must not become the trusted proxy by a header.
 
@@ -136,7 +126,7 @@ def test_served_app_does_not_let_uvicorn_trust_forwarded_for(tmp_path: Path) -> 
     ordinary local client look like the trusted proxy (and lets any local client pick its
     failed-authentication bucket). tailops must serve with ``proxy_headers=False``.
     """
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({
         "server": {"data_dir": str(tmp_path / "data"), "port": port, "log_level": "WARNING"},
@@ -144,26 +134,10 @@ def test_served_app_does_not_let_uvicorn_trust_forwarded_for(tmp_path: Path) -> 
     }))
     settings = load_config(cfg)
     generate_keypair(settings.private_key_path, settings.public_key_path)
-    env = {k: v for k, v in os.environ.items() if k != "FORWARDED_ALLOW_IPS"}
-    exe = str(Path(sys.executable).with_name("tailops"))
-    proc = subprocess.Popen([exe, "serve", "--config", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "tailops serve did not start"
-            time.sleep(0.05)
+    with serve_process(cfg, port, tmp_path / "serve.log"):
         spoof = {**HEADERS, "X-Forwarded-For": PROXY, "Authorization": "Bearer not-a-token"}
         r = httpx2.post(f"http://127.0.0.1:{port}/mcp", json={}, headers=spoof)
         assert r.status_code == 401
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
     refused = [json.loads(x) for x in settings.audit_path.read_text().splitlines()]
     (rec,) = [x for x in refused if x.get("event") == "authentication"]
     assert rec["principal"]["addr"] == "127.0.0.1", "uvicorn let a client choose its address (proxy_headers)"
