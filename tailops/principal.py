@@ -77,6 +77,21 @@ class Principal:
             "client_addr": self.client_addr,
         }
 
+    def audit_view(self, **more: str) -> dict[str, str | None]:
+        """The ``principal`` of an audit record: every place that audits (tool calls,
+        protocol requests, the review page) writes the same keys, so one query finds a
+        person's actions wherever they happened. ``more`` adds context (e.g. the page)."""
+        return {
+            "sub": self.subject,
+            "jti": self.token_id,
+            "transport": self.transport,
+            "addr": self.client_addr,
+            "human": self.human_login,
+            "human_name": self.human_name,
+            **self.extra,
+            **more,
+        }
+
     @property
     def label(self) -> str:
         """A short id for logs and audit: ``sub`` plus the human if known."""

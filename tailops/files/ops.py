@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import charset_normalizer
-import regex  # type: ignore[import-untyped,unused-ignore]
 from pydantic import Field
 
 from tailops.errors import InvalidInput, OperationTimeout, PathRefused
@@ -202,6 +200,8 @@ def _decode(data: bytes, *, at_start: bool, at_end: bool) -> tuple[str, str, int
         return text, "utf-8", len(data) - pending
     except UnicodeDecodeError:
         pass
+    import charset_normalizer  # on first use: start-up does not pay for it
+
     best = charset_normalizer.from_bytes(data).best()
     if best is None or best.encoding is None:
         return None
@@ -463,6 +463,8 @@ def _compile(content: str | None, is_regex: bool, case_sensitive: bool) -> Any:
         raise InvalidInput("content must not be empty; omit it for a name-only search.")
     if len(content) > 500:
         raise InvalidInput("content pattern is longer than 500 characters.")
+    import regex  # type: ignore[import-untyped,unused-ignore]  # first search only
+
     flags = 0 if case_sensitive else regex.IGNORECASE
     source = content if is_regex else regex.escape(content)
     try:

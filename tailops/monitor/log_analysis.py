@@ -35,14 +35,15 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from drain3 import TemplateMiner
-from drain3.template_miner_config import TemplateMinerConfig
 from pydantic import Field
 
 from tailops.models import ListResult, Model
 from tailops.redact import redact_text
+
+if TYPE_CHECKING:
+    from drain3 import TemplateMiner
 
 __all__ = [
     "AnalysisLimits",
@@ -544,6 +545,10 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _miner(max_clusters: int) -> TemplateMiner:
+    # drain3 (and jsonpickle, cachetools) load on the first analysis, not at start-up.
+    from drain3 import TemplateMiner
+    from drain3.template_miner_config import TemplateMinerConfig
+
     cfg = TemplateMinerConfig()
     cfg.drain_sim_th = 0.5
     cfg.drain_depth = 4

@@ -19,21 +19,20 @@ import ipaddress
 import ssl
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ByteStream
 from anyio.streams.tls import TLSAttribute, TLSStream
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID
 from pydantic import Field
 
 from tailops.errors import InvalidInput, OperationTimeout, Unavailable
 from tailops.models import Model
 from tailops.netdiag.context import NetDiag
 from tailops.netdiag.policy import CheckedTarget, parse_target
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["CertInfo", "CertificateReport", "check_certificate", "hostname_matches"]
 
@@ -108,6 +107,8 @@ def _iso(dt: datetime) -> str:
 
 
 def _key_text(cert: x509.Certificate) -> str | None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
     try:
         key = cert.public_key()
     except (ValueError, TypeError):
@@ -124,6 +125,11 @@ def _key_text(cert: x509.Certificate) -> str | None:
 
 
 def cert_info(der: bytes, now: datetime | None = None) -> CertInfo:
+    # cryptography's X.509 layer loads on the first certificate check, not at start-up.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtensionOID
+
     cert = x509.load_der_x509_certificate(der)
     now = now or datetime.now(UTC)
     dns_names: list[str] = []

@@ -491,17 +491,6 @@ def _mcp_error(exc: TailopsError, **data: Any) -> MCPError:
     return MCPError(code=code, message=f"{exc.code}: {exc.public_message()}", data=data or None)
 
 
-def _principal_entry(principal: Principal) -> dict[str, Any]:
-    return {
-        "sub": principal.subject,
-        "jti": principal.token_id,
-        "transport": principal.transport,
-        "addr": principal.client_addr,
-        "human": principal.human_login,
-        **principal.extra,
-    }
-
-
 async def _authorize(rt: Runtime, ctx: Context, what: str) -> Principal:
     """The caller of ``ctx``, if it may read (``readonly``); a refusal is audited."""
     principal = rt.principals.resolve(ctx)
@@ -512,7 +501,7 @@ async def _authorize(rt: Runtime, ctx: Context, what: str) -> Principal:
         entry = {
             "kind": "protocol",
             "what": what,
-            "principal": _principal_entry(principal),
+            "principal": principal.audit_view(),
             "decision": "denied",
             "reason": exc.message,
         }
@@ -546,7 +535,7 @@ async def _read_json(rt: Runtime, ctx: Context, uri: str, read: Callable[[], Map
         entry = {
             "kind": "resource",
             "uri": uri,
-            "principal": _principal_entry(principal),
+            "principal": principal.audit_view(),
             "decision": "allowed",
             "outcome": outcome,
             "error": error,

@@ -179,15 +179,7 @@ class _Page:
         entry: dict[str, Any] = {
             "kind": "web",
             "event": event,
-            "principal": {
-                "sub": p.subject,
-                "jti": p.token_id,
-                "transport": "http",
-                "page": "review",
-                "addr": p.client_addr,
-                "human": p.human_login,
-                "human_name": p.human_name,
-            },
+            "principal": p.audit_view(page="review"),
             "args": args,
             # Refused by a rule (scope, own plan, state) vs allowed and then done (or failed).
             "decision": "denied" if isinstance(exc, AuthError | PermissionDenied | ApprovalError) else "allowed",

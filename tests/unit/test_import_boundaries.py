@@ -72,3 +72,33 @@ def test_importing_the_read_path_loads_no_change_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == ""
+
+
+# Libraries a tool needs only when it runs. Importing any of them while the server
+# starts costs every stdio client start-up time (measured in `make bench`), so they load
+# on first use; this keeps a new top-level import from undoing that unnoticed.
+LOADED_ON_FIRST_USE = (
+    "ansible_runner", "docker", "requests", "jsonschema", "httpx", "dns", "drain3", "tiktoken",
+    "toon_format", "regex", "charset_normalizer", "cryptography.x509", "jwt",
+)
+
+
+def test_starting_the_stdio_server_loads_no_library_a_tool_needs_only_when_it_runs(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from tailops.cli.main import build_app\n"
+        "from tailops.config import load_config\n"
+        "from tailops.runtime import Runtime\n"
+        "from tailops.server.mcp_server import build_mcp\n"
+        "build_app(full=False)\n"
+        "rt = Runtime(load_config(None))\n"
+        "server = build_mcp(rt)\n"
+        "assert len(server._tool_manager.list_tools()) > 30\n"
+        f"names = {LOADED_ON_FIRST_USE!r}\n"
+        "bad = sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in names))\n"
+        "print(','.join(bad))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TAILOPS_SERVER__DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"loaded at start-up: {out.stdout.strip()}"
