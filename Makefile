@@ -50,6 +50,7 @@ conformance-tools:
 
 lint: $(STAMP)
 	$(BIN)/ruff check tailops tests scripts
+	$(BIN)/ruff format --check tailops tests scripts
 	$(BIN)/mypy
 
 verify-catalog: $(STAMP)

@@ -187,9 +187,7 @@ class AuditLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-            self._fd = os.open(
-                self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-            )
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             fst = os.fstat(self._fd)
             self._fd_ino = fst.st_ino
             return self._fd, fst.st_size
@@ -444,8 +442,11 @@ def _verify(path: Path) -> VerifyReport:
     end = _Line(files[-1] if files else path, (prev_line.number + 1) if prev_line else 1, b"", True)
     if head is None:
         if last_seq > 0:
-            return fail(end, "truncated", f"the head file {_sidecar(path, 'head').name} is missing; "
-                        "cannot prove no entries were cut off the end")
+            return fail(
+                end,
+                "truncated",
+                f"the head file {_sidecar(path, 'head').name} is missing; cannot prove no entries were cut off the end",
+            )
         return report
     head_seq, head_hash = head
     if head_seq < 0:

@@ -59,9 +59,30 @@ _PAIR = re.compile(
 # Every pattern above contains one of these (lower-cased) literals; text without any of
 # them is returned as is (a C substring scan instead of eight regex substitutions).
 _MARKERS: tuple[str, ...] = (
-    "eyj", "bearer", "basic", "private key", "://", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
-    "github_pat_", "xox", "tskey-", "glpat-", "sk-", "passw", "secret", "token", "apikey", "api_key",
-    "private_key", "privatekey",
+    "eyj",
+    "bearer",
+    "basic",
+    "private key",
+    "://",
+    "akia",
+    "asia",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xox",
+    "tskey-",
+    "glpat-",
+    "sk-",
+    "passw",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "private_key",
+    "privatekey",
 )
 # No pattern matches fewer characters than this ("token=x" is the shortest).
 _MIN_SECRET_LEN = 7

@@ -40,9 +40,7 @@ class PrincipalResolver:
     def __init__(self, config: Settings) -> None:
         self._config = config
         user = local_user()
-        self.stdio = Principal(
-            subject=f"local:{user}", scopes=frozenset(config.auth.stdio_scopes), transport="stdio"
-        )
+        self.stdio = Principal(subject=f"local:{user}", scopes=frozenset(config.auth.stdio_scopes), transport="stdio")
         self.cli = Principal(subject=f"local:{user}", scopes=frozenset(), transport="cli")
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in config.auth.trusted_proxies]
 

@@ -162,8 +162,7 @@ def check_private_key_permissions(path: Path) -> None:
         raise ConfigError(f"cannot check the private key {path}: {exc.strerror}.") from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
-            f"private key {path} is accessible by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            "refusing.",
+            f"private key {path} is accessible by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing.",
             hint=f"Run: chmod 600 {path}",
         )
 
@@ -262,9 +261,7 @@ def mint_token(
     """Sign a token and record its claims (never the token) in the store."""
     subject = subject.strip()
     if not _SUBJECT.fullmatch(subject):
-        raise InvalidInput(
-            "subject must be 1-200 characters from A-Z a-z 0-9 . _ @ : + -, e.g. alice or ci-bot."
-        )
+        raise InvalidInput("subject must be 1-200 characters from A-Z a-z 0-9 . _ @ : + -, e.g. alice or ci-bot.")
     scope_list = parse_scopes(scopes)
     if ttl.total_seconds() < 1:
         raise InvalidInput("--ttl must be at least 1s, e.g. 1h or 24h.")

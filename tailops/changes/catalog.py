@@ -66,9 +66,7 @@ PLAYBOOK_FILE = "playbook.yml"
 HASH_FORMAT = "tailops-catalog-sha256 v1"
 
 # Never part of a pin: test scenarios and caches (they do not run on a host).
-_SKIP_DIRS = frozenset(
-    {"molecule", "__pycache__", ".ansible", ".cache", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-)
+_SKIP_DIRS = frozenset({"molecule", "__pycache__", ".ansible", ".cache", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".retry")
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -184,6 +182,7 @@ PARAM_FORMATS: dict[str, _Format] = {
     ),
 }
 
+
 def _format_check(check: Callable[[str], bool]) -> Callable[[object], bool]:
     # Formats apply to strings only; "type" reports any other kind of value.
     return lambda value: not isinstance(value, str) or check(value)
@@ -249,9 +248,7 @@ class Manifest(BaseModel):
     )
     check_mode_notes: str = Field("", description="What a check run can and cannot predict.")
     serial: int | str = Field("100%", description="Default batch size (hosts or 'N%').")
-    max_fail_percentage: int = Field(
-        0, ge=0, le=100, description="Default max failed hosts (%) before stopping."
-    )
+    max_fail_percentage: int = Field(0, ge=0, le=100, description="Default max failed hosts (%) before stopping.")
     roles: list[str] = Field(default_factory=list, description="Every role the playbook uses, transitively.")
     collections: list[str] = Field(
         default_factory=list, description="Collections the playbook and its roles use (FQCN prefixes)."
@@ -526,19 +523,11 @@ def _read_yaml(path: Path, what: str) -> Any:
 
 
 def _role_name(item: Any, where: str) -> str:
-    name = (
-        item
-        if isinstance(item, str)
-        else (item.get("role") or item.get("name"))
-        if isinstance(item, dict)
-        else None
-    )
+    name = item if isinstance(item, str) else (item.get("role") or item.get("name")) if isinstance(item, dict) else None
     if not isinstance(name, str) or not name:
         raise CatalogError(f"{where}: a role reference has no name.")
     if any(marker in name for marker in _TEMPLATE_MARKERS) or "/" in name:
-        raise CatalogError(
-            f"{where}: role reference {name!r} must be a plain role name (no templates, no paths)."
-        )
+        raise CatalogError(f"{where}: role reference {name!r} must be a plain role name (no templates, no paths).")
     return name
 
 
@@ -638,9 +627,7 @@ def _check_strings(value: Any, path: list[Any]) -> None:
     """No string parameter may carry template markers or control characters."""
     if isinstance(value, str):
         if any(marker in value for marker in _TEMPLATE_MARKERS):
-            raise InvalidInput(
-                f"parameter `{_param_path(path)}`: template markers ({{{{, {{%, {{#) are not allowed."
-            )
+            raise InvalidInput(f"parameter `{_param_path(path)}`: template markers ({{{{, {{%, {{#) are not allowed.")
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
             raise InvalidInput(f"parameter `{_param_path(path)}`: control characters are not allowed.")
     elif isinstance(value, dict):
@@ -688,9 +675,7 @@ class Catalog:
         pdir = (playbooks_dir or default_playbooks).absolute()
         rdir = (roles_dir or default_roles).absolute()
         if not pdir.is_dir():
-            raise CatalogError(
-                f"playbooks directory {pdir} does not exist.", hint="Set changes.playbooks_dir."
-            )
+            raise CatalogError(f"playbooks directory {pdir} does not exist.", hint="Set changes.playbooks_dir.")
         lock = cls._read_lock(pdir / LOCK_FILE)
         entries: dict[str, CatalogEntry] = {}
         for folder in sorted(p for p in pdir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
@@ -712,9 +697,7 @@ class Catalog:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise CatalogError(
-                f"lock file {path.name} is not valid JSON.", hint="Restore it from git."
-            ) from exc
+            raise CatalogError(f"lock file {path.name} is not valid JSON.", hint="Restore it from git.") from exc
         if not isinstance(raw, dict):
             raise CatalogError(f"lock file {path.name} must map playbook names to pins.")
         out: dict[str, LockEntry] = {}
@@ -750,8 +733,7 @@ class Catalog:
         for play in plays:
             if play.get("hosts") != manifest.target:
                 raise CatalogError(
-                    f"{what}: play hosts {play.get('hosts')!r} must equal the manifest target "
-                    f"{manifest.target!r}."
+                    f"{what}: play hosts {play.get('hosts')!r} must equal the manifest target {manifest.target!r}."
                 )
             serial = str(play.get("serial", "")).replace("'", '"')
             if serial != expected_serial or str(play.get("max_fail_percentage", "")) != expected_fail:
@@ -838,9 +820,7 @@ class Catalog:
         schema = entry.manifest.parameters
         validator_class, format_checker = _jsonschema()
         validator = validator_class(schema, format_checker=format_checker)
-        errors = sorted(
-            validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)
-        )
+        errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
         if errors:
             described = [f"`{_param_path(e.absolute_path)}`: {_describe(e)}" for e in errors[:5]]
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -894,9 +874,7 @@ class Catalog:
         }
         files_same = compute_hash(entry, collections=pin.collections) == pin.sha256
         if changed_collections and files_same:
-            what = ", ".join(
-                f"{c} {old or 'absent'} -> {new}" for c, (old, new) in sorted(changed_collections.items())
-            )
+            what = ", ".join(f"{c} {old or 'absent'} -> {new}" for c, (old, new) in sorted(changed_collections.items()))
             return Drift(
                 name,
                 DriftKind.COLLECTION_CHANGED,
@@ -953,9 +931,7 @@ class Catalog:
                 refused.append(drift.message)
                 continue
             if entry.manifest.semver < _semver(pin.version) and not force:
-                refused.append(
-                    f"{entry.name}: version {entry.version} is lower than the pinned {pin.version}."
-                )
+                refused.append(f"{entry.name}: version {entry.version} is lower than the pinned {pin.version}.")
                 continue
             changes.append(f"re-pinned {entry.name} {pin.version} -> {entry.version}")
         for name in sorted(set(self._lock) - set(self._entries)):
@@ -965,9 +941,7 @@ class Catalog:
                 "lock refused: " + " ".join(refused),
                 hint="Bump the version in the manifest (or pass --force for a reviewed, deliberate edit).",
             )
-        text = json.dumps(
-            {name: new[name].model_dump(mode="json") for name in sorted(new)}, indent=2, sort_keys=True
-        )
+        text = json.dumps({name: new[name].model_dump(mode="json") for name in sorted(new)}, indent=2, sort_keys=True)
         tmp = self.lock_path.with_suffix(".json.tmp")
         tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(self.lock_path)

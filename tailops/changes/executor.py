@@ -81,11 +81,7 @@ def summarize_diff(diff: str | None) -> str:
     if not diff:
         return ""
     lines = [ln.rstrip() for ln in diff.splitlines() if ln.strip()]
-    picked = [
-        ln
-        for ln in lines
-        if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
-    ]
+    picked = [ln for ln in lines if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
     if not picked:
         picked = [ln.strip() for ln in lines if ln[:1].isspace()]
     if not picked:

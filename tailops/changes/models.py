@@ -118,8 +118,7 @@ class HostResult(Model):
     tasks: list[TaskResult] = Field(default_factory=list)
     counts: dict[str, int] = Field(
         default_factory=dict,
-        description="Ansible's play recap for the host: ok, changed, failed, unreachable, skipped, "
-        "rescued, ignored.",
+        description="Ansible's play recap for the host: ok, changed, failed, unreachable, skipped, rescued, ignored.",
     )
 
     @property
@@ -136,9 +135,7 @@ class RunResult(Model):
     started_at: datetime
     finished_at: datetime
     duration_s: float
-    warnings: list[str] = Field(
-        default_factory=list, description="Ansible warnings and deprecations (redacted)."
-    )
+    warnings: list[str] = Field(default_factory=list, description="Ansible warnings and deprecations (redacted).")
     artifact_dir: str | None = Field(
         None, description="This run's scrubbed artifacts (redacted job events, stdout, status, rc)."
     )

@@ -385,9 +385,7 @@ def resolve_plan_id(store: Store, text: str) -> str:
         raise InvalidInput(
             f"{text[:80]!r} is not a plan id: give the id or a prefix of at least 8 hex digits.",
         )
-    rows = store.query(
-        "SELECT id FROM plans WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", (prefix, prefix + "g")
-    )
+    rows = store.query("SELECT id FROM plans WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", (prefix, prefix + "g"))
     if not rows:
         raise NotFound(f"no plan starts with {prefix}.", hint="`tailops plans list` shows the plans.")
     if len(rows) > 1:
@@ -399,9 +397,7 @@ def resolve_run_id(store: Store, text: str) -> str:
     """A full run id from a unique prefix of at least 8 hex digits."""
     prefix = text.strip().lower()
     if not _PREFIX_RE.fullmatch(prefix) or len(prefix) > 32:
-        raise InvalidInput(
-            f"{text[:80]!r} is not a run id: give the id or a prefix of at least 8 hex digits."
-        )
+        raise InvalidInput(f"{text[:80]!r} is not a run id: give the id or a prefix of at least 8 hex digits.")
     rows = store.query("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", (prefix, prefix + "g"))
     if not rows:
         raise NotFound(f"no run starts with {prefix}.", hint="`tailops plans runs` shows the runs.")
@@ -687,9 +683,7 @@ def append_events(store: Store, run_id: str, first_seq: int, events: Sequence[Ru
         conn.execute("UPDATE runs SET event_count = event_count + ? WHERE id = ?", (len(rows), run_id))
 
 
-def run_events(
-    store: Store, run_id: str, *, limit: int = 200, kinds: Sequence[str] | None = None
-) -> list[StoredEvent]:
+def run_events(store: Store, run_id: str, *, limit: int = 200, kinds: Sequence[str] | None = None) -> list[StoredEvent]:
     """The first ``limit`` events of a run (optionally only some kinds), in order."""
     where = "run_id = ?"
     params: list[Any] = [run_id]

@@ -19,8 +19,9 @@ from tailops.cli.common import ConfigOption, cli_errors, console_err, load
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The tamper-evident audit log: verify its hash chain, show recent entries.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The tamper-evident audit log: verify its hash chain, show recent entries.", no_args_is_help=True
+)
 
 
 @app.command()

@@ -481,9 +481,7 @@ class FilePolicy:
                 if kind == "directory"
                 else "FIFOs, sockets and devices are never opened: reading them can block or act."
             )
-            raise _refuse(
-                "not_regular_file", f"{shown} is a {kind.replace('_', ' ')}, not a regular file.", hint=hint
-            )
+            raise _refuse("not_regular_file", f"{shown} is a {kind.replace('_', ' ')}, not a regular file.", hint=hint)
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
         except OSError as exc:

@@ -62,6 +62,7 @@ def engine_exceptions() -> tuple[type[BaseException], ...]:
         OSError,  # includes TimeoutError / socket.timeout, FileNotFoundError of a missing socket
     )
 
+
 _HINT_DOWN = "Start dockerd or set docker.base_url / DOCKER_HOST; the other tools keep working."
 
 

@@ -40,9 +40,7 @@ class DnsRecord(Model):
 
 class DnsAnswer(Model):
     type: str
-    status: Status = Field(
-        description="ok, nxdomain, no_answer, timeout, servfail (no server answered well), error."
-    )
+    status: Status = Field(description="ok, nxdomain, no_answer, timeout, servfail (no server answered well), error.")
     records: list[DnsRecord] = Field(default_factory=list)
     elapsed_ms: float
     detail: str | None = None

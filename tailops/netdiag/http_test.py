@@ -245,9 +245,7 @@ async def http_request(
             with anyio.fail_after(deadline):
                 while True:
                     try:
-                        checked = await nd.check(
-                            current.raw_host.decode("ascii"), "http", port=_port(current)
-                        )
+                        checked = await nd.check(current.raw_host.decode("ascii"), "http", port=_port(current))
                     except TargetRefused as exc:
                         if not hops:
                             raise
@@ -291,9 +289,7 @@ async def http_request(
                             continue
                     break
         except TimeoutError:
-            raise OperationTimeout(
-                f"HTTP test of {str(first)[:200]} took longer than {deadline:g} s."
-            ) from None
+            raise OperationTimeout(f"HTTP test of {str(first)[:200]} took longer than {deadline:g} s.") from None
     total = round((time.perf_counter() - started) * 1000, 3)
     binary = b"\x00" in body
     preview: str | None = None
@@ -326,9 +322,7 @@ async def http_request(
             dns_ms=round(dns_ms, 3),
             connect_ms=_span(marks, "connection.connect_tcp.started", "connection.connect_tcp.complete"),
             tls_ms=_span(marks, "connection.start_tls.started", "connection.start_tls.complete"),
-            ttfb_ms=_span(
-                marks, "http11.send_request_headers.started", "http11.receive_response_headers.complete"
-            ),
+            ttfb_ms=_span(marks, "http11.send_request_headers.started", "http11.receive_response_headers.complete"),
             total_ms=total,
         ),
     )

@@ -35,9 +35,7 @@ class PingResult(Model):
     max_rtt_ms: float | None = None
     jitter_ms: float | None = None
     rtts_ms: list[float] = Field(default_factory=list)
-    privileged: bool = Field(
-        description="Raw ICMP socket (root) rather than an unprivileged datagram socket."
-    )
+    privileged: bool = Field(description="Raw ICMP socket (root) rather than an unprivileged datagram socket.")
     resolve_ms: float = 0.0
 
 

@@ -219,9 +219,7 @@ def parse_target(raw: object) -> Target:
         try:
             labels.append(idna.encode(label, uts46=True, transitional=False, std3_rules=False).decode("ascii"))
         except (idna.IDNAError, UnicodeError, ValueError) as exc:
-            raise InvalidInput(
-                f"target {_shown(text)} is not a valid host name ({exc.__class__.__name__})."
-            ) from None
+            raise InvalidInput(f"target {_shown(text)} is not a valid host name ({exc.__class__.__name__}).") from None
     ascii_host = ".".join(labels).lower()
     if len(ascii_host) > MAX_HOST_CHARS:
         raise InvalidInput(f"host name is {len(ascii_host)} characters long; at most {MAX_HOST_CHARS}.")
@@ -268,9 +266,7 @@ def parse_nameserver(entry: str) -> tuple[IPAddress, int]:
     try:
         ip = _canonical(ipaddress.ip_address(host))
     except ValueError:
-        raise InvalidInput(
-            f"nameserver {_shown(entry)} must be an IP address (optionally with :port)."
-        ) from None
+        raise InvalidInput(f"nameserver {_shown(entry)} must be an IP address (optionally with :port).") from None
     if p is not None:
         port = int(p)
         if not 1 <= port <= 65535:
@@ -309,9 +305,7 @@ class Resolver:
             except InvalidInput as exc:
                 raise ConfigError(f"network.resolver: {exc.message}") from None
 
-    def dns_resolver(
-        self, nameservers: Sequence[tuple[IPAddress, int]] | None = None
-    ) -> dns.asyncresolver.Resolver:
+    def dns_resolver(self, nameservers: Sequence[tuple[IPAddress, int]] | None = None) -> dns.asyncresolver.Resolver:
         # dnspython is imported on first use: it costs ~0.2 s at server start otherwise.
         import dns.asyncresolver
         import dns.nameserver
@@ -407,9 +401,7 @@ class TargetPolicy:
         own_ports: Iterable[int] = (),
         own_hosts: Iterable[str] = (),
     ) -> TargetPolicy:
-        def nets(
-            key: str, values: Sequence[str]
-        ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        def nets(key: str, values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
             out = []
             for v in values:
                 try:
@@ -466,12 +458,7 @@ class TargetPolicy:
                 return "multicast"
             if _in_any(a, _BROADCAST):
                 return "broadcast"
-        if (
-            purpose == "http"
-            and port is not None
-            and port in self.own_ports
-            and any(self.is_local(a) for a in family)
-        ):
+        if purpose == "http" and port is not None and port in self.own_ports and any(self.is_local(a) for a in family):
             return "own_port"
         if any(_in_any(a, self.allow) for a in family):
             return None
@@ -490,9 +477,7 @@ class TargetPolicy:
                         return "link_local"
         return None
 
-    def check_address(
-        self, ip: IPAddress, purpose: Purpose, *, port: int | None = None, shown: str = ""
-    ) -> None:
+    def check_address(self, ip: IPAddress, purpose: Purpose, *, port: int | None = None, shown: str = "") -> None:
         rule = self.verdict(ip, purpose, port)
         if rule is None:
             return
@@ -517,9 +502,7 @@ class TargetPolicy:
         elapsed = (time.perf_counter() - started) * 1000
         for ip in addresses:
             self.check_address(ip, purpose, port=port, shown=target.host)
-        return CheckedTarget(
-            host=target.host, is_ip=False, addresses=tuple(addresses), resolve_ms=round(elapsed, 3)
-        )
+        return CheckedTarget(host=target.host, is_ip=False, addresses=tuple(addresses), resolve_ms=round(elapsed, 3))
 
 
 _HINTS: dict[str, str] = {

@@ -62,9 +62,7 @@ async def _probe(address: str, port: int, timeout_s: float) -> PortResult:
         return PortResult(port=port, state="filtered", open=False, error=f"no answer within {timeout_s:g} s")
     except ConnectionRefusedError:
         elapsed = round((time.perf_counter() - started) * 1000, 3)
-        return PortResult(
-            port=port, state="closed", open=False, connect_ms=elapsed, error="connection refused"
-        )
+        return PortResult(port=port, state="closed", open=False, connect_ms=elapsed, error="connection refused")
     except OSError as exc:
         code = exc.errno
         # anyio raises OSError("All connection attempts failed") carrying the first cause.
@@ -75,9 +73,7 @@ async def _probe(address: str, port: int, timeout_s: float) -> PortResult:
             return PortResult(port=port, state="closed", open=False, error="connection refused")
         if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return PortResult(port=port, state="unreachable", open=False, error=errno.errorcode[code])
-        return PortResult(
-            port=port, state="error", open=False, error=errno.errorcode.get(code or 0, "OSError")
-        )
+        return PortResult(port=port, state="error", open=False, error=errno.errorcode.get(code or 0, "OSError"))
 
 
 async def check_ports(nd: NetDiag, target: str, ports: list[int], *, timeout_s: float) -> PortScan:

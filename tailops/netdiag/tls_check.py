@@ -189,9 +189,7 @@ async def _handshake(address: str, port: int, sni: str | None, verify_name: str,
     tcp: ByteStream = await anyio.connect_tcp(address, port)
     try:
         # server_hostname drives both SNI (names only) and the hostname check.
-        return await TLSStream.wrap(
-            tcp, hostname=sni or verify_name, ssl_context=ctx, standard_compatible=False
-        )
+        return await TLSStream.wrap(tcp, hostname=sni or verify_name, ssl_context=ctx, standard_compatible=False)
     except BaseException:
         await tcp.aclose()
         raise
@@ -229,8 +227,7 @@ async def check_certificate(
             ) from None
         except ssl.SSLError as exc:
             raise Unavailable(
-                f"TLS handshake with {checked.host}:{port} ({address}) failed: "
-                f"{exc.reason or exc.__class__.__name__}.",
+                f"TLS handshake with {checked.host}:{port} ({address}) failed: {exc.reason or exc.__class__.__name__}.",
                 hint="Check that the port speaks TLS (not plain HTTP) and supports TLS 1.2 or newer.",
             ) from None
         except ConnectionRefusedError:

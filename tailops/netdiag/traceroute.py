@@ -70,9 +70,7 @@ async def _receive(loop: asyncio.AbstractEventLoop, sock: Any, request: Any, tim
         return None
 
 
-async def traceroute(
-    nd: NetDiag, target: str, *, max_hops: int, count: int, timeout_s: float
-) -> TracerouteResult:
+async def traceroute(nd: NetDiag, target: str, *, max_hops: int, count: int, timeout_s: float) -> TracerouteResult:
     checked = await nd.check(target, "traceroute")
     ip = checked.address
     if not nd.icmp_privileged():
@@ -102,9 +100,7 @@ async def traceroute(
                     source: str | None = None
                     stop = False
                     for _ in range(count):
-                        request = icmplib.ICMPRequest(
-                            destination=str(ip), id=ident, sequence=sequence, ttl=ttl
-                        )
+                        request = icmplib.ICMPRequest(destination=str(ip), id=ident, sequence=sequence, ttl=ttl)
                         sequence = (sequence + 1) & 0xFFFF
                         try:
                             sock.send(request)

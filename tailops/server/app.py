@@ -58,9 +58,7 @@ def build_app(
             validate_token_resource=False,
         )
     else:
-        log.warning(
-            "HTTP authentication is DISABLED (auth.unsafe_no_auth); every caller is an anonymous reader"
-        )
+        log.warning("HTTP authentication is DISABLED (auth.unsafe_no_auth); every caller is an anonymous reader")
     mcp = build_mcp(rt, token_verifier=token_verifier, auth=auth, extra=extra)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",

@@ -34,11 +34,7 @@ INSTRUCTIONS = (
 
 def exposed_specs(rt: Runtime) -> list[ToolSpec]:
     groups = set(rt.config.tools.groups)
-    return [
-        s
-        for s in declared_specs()
-        if s.group in groups and (s.read_only or not rt.config.server.read_only)
-    ]
+    return [s for s in declared_specs() if s.group in groups and (s.read_only or not rt.config.server.read_only)]
 
 
 def build_mcp(

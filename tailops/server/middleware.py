@@ -90,9 +90,7 @@ def _peer(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-async def _answer(
-    send: Send, status: int, body: Mapping[str, object], headers: Iterable[tuple[str, str]] = ()
-) -> None:
+async def _answer(send: Send, status: int, body: Mapping[str, object], headers: Iterable[tuple[str, str]] = ()) -> None:
     data = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
@@ -147,9 +145,7 @@ def _allowed(value: str, allowed: list[str]) -> bool:
     if value in allowed:
         return True
     # "name:*" allows "name:<port>" (as the SDK's check does).
-    return any(
-        a.endswith(":*") and value.startswith(a[:-1]) and value[len(a) - 1 :].isdigit() for a in allowed
-    )
+    return any(a.endswith(":*") and value.startswith(a[:-1]) and value[len(a) - 1 :].isdigit() for a in allowed)
 
 
 class RequestMetrics:
@@ -303,7 +299,9 @@ class BearerAuth:
         await self._audit(scope, headers, reason, description)
         if scope["type"] == "http":
             await _answer(
-                send, 401, {"error": "invalid_token", "error_description": description},
+                send,
+                401,
+                {"error": "invalid_token", "error_description": description},
                 [("www-authenticate", challenge)],
             )
 

@@ -251,9 +251,7 @@ class Completions:
         candidates = await completer(CompletionQuery(value=value, arguments=arguments, ctx=ctx))
         wanted = value.casefold()
         matches = sorted({c for c in candidates if c.casefold().startswith(wanted)})
-        return Completion(
-            values=matches[:MAX_COMPLETIONS], total=len(matches), has_more=len(matches) > MAX_COMPLETIONS
-        )
+        return Completion(values=matches[:MAX_COMPLETIONS], total=len(matches), has_more=len(matches) > MAX_COMPLETIONS)
 
 
 # ============================================================ subscriptions
@@ -418,9 +416,7 @@ class _ContainerWatcher:
         try:
             stream = engine.call(
                 "watch container events",
-                lambda: engine.client().events(
-                    since=f"{since:.6f}", decode=True, filters={"type": "container"}
-                ),
+                lambda: engine.client().events(since=f"{since:.6f}", decode=True, filters={"type": "container"}),
             )
         except TailopsError as exc:
             log.warning("container subscriptions get no updates: %s", exc.message)
@@ -632,9 +628,7 @@ def _add_product_completers(completions: Completions, rt: Runtime) -> None:
 
 def install(server: MCPServer[Any], rt: Runtime) -> ProtocolFeatures:
     """Add logging/setLevel, completion/complete, resources (+ subscribe) to ``server``."""
-    feats = ProtocolFeatures(
-        log_levels=ClientLogLevels(), completions=Completions(), subscriptions=Subscriptions()
-    )
+    feats = ProtocolFeatures(log_levels=ClientLogLevels(), completions=Completions(), subscriptions=Subscriptions())
     _INSTALLED[server] = feats
     rt.client_log_levels = feats.log_levels
     _add_resources(server, rt)

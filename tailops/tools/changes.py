@@ -49,9 +49,7 @@ PlanIdArg = Annotated[
     str,
     Field(description="Plan id (64 hex digits, from plan_change or list_plans).", pattern=r"^[0-9a-f]{64}$"),
 ]
-RunIdArg = Annotated[
-    str, Field(description="Run id (32 hex digits, from apply_plan).", pattern=r"^[0-9a-f]{32}$")
-]
+RunIdArg = Annotated[str, Field(description="Run id (32 hex digits, from apply_plan).", pattern=r"^[0-9a-f]{32}$")]
 LimitArg = Annotated[
     str | None,
     Field(

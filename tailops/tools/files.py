@@ -68,9 +68,7 @@ def read_text_file(
     *,
     path: PathArg,
     offset: Annotated[int, Field(ge=0, description="Byte offset to start at.")] = 0,
-    length: Annotated[
-        int, Field(ge=1, le=16 * 1024 * 1024, description="Bytes to read (capped by config).")
-    ] = 32768,
+    length: Annotated[int, Field(ge=1, le=16 * 1024 * 1024, description="Bytes to read (capped by config).")] = 32768,
     binary: Annotated[
         BinaryMode, Field(description="For binary files: refuse (default), or a short hex/base64 preview.")
     ] = "refuse",
@@ -97,9 +95,7 @@ def tail_file_lines(
     lines: Annotated[int, Field(ge=1, le=10000, description="How many last lines (1-10000).")] = 100,
 ) -> TailResult:
     """The last N lines of a text file under an allowed root, read from the end (fast on huge logs)."""
-    return tail_file(
-        _policy(call), path, lines=lines, max_bytes=_max_bytes(call), output_budget=_budget(call)
-    )
+    return tail_file(_policy(call), path, lines=lines, max_bytes=_max_bytes(call), output_budget=_budget(call))
 
 
 @tool(group="files", scope="file:read", list_field="matches", title="Search files")
@@ -107,9 +103,7 @@ def search_files(
     call: ToolCall,
     *,
     path: PathArg,
-    name: Annotated[
-        str | None, Field(max_length=255, description="File-name glob, e.g. '*.log' (no '/').")
-    ] = None,
+    name: Annotated[str | None, Field(max_length=255, description="File-name glob, e.g. '*.log' (no '/').")] = None,
     content: Annotated[
         str | None, Field(max_length=500, description="Text (or regex with regex=true) a line must contain.")
     ] = None,
@@ -156,17 +150,11 @@ def file_operations(
     path: PathArg,
     offset: Annotated[int, Field(ge=0, description="list: entry offset; read: byte offset.")] = 0,
     length: Annotated[int, Field(ge=1, le=16 * 1024 * 1024, description="read: bytes to read.")] = 32768,
-    limit: Annotated[
-        int, Field(ge=1, le=1000, description="list: entries per page; search: most matches.")
-    ] = 100,
+    limit: Annotated[int, Field(ge=1, le=1000, description="list: entries per page; search: most matches.")] = 100,
     lines: Annotated[int, Field(ge=1, le=10000, description="tail: how many last lines.")] = 100,
-    binary: Annotated[
-        BinaryMode, Field(description="read: refuse, hex or base64 for binary files.")
-    ] = "refuse",
+    binary: Annotated[BinaryMode, Field(description="read: refuse, hex or base64 for binary files.")] = "refuse",
     pattern: Annotated[str | None, Field(max_length=255, description="search: file-name glob.")] = None,
-    content: Annotated[
-        str | None, Field(max_length=500, description="search: text a line must contain.")
-    ] = None,
+    content: Annotated[str | None, Field(max_length=500, description="search: text a line must contain.")] = None,
     regex: Annotated[bool, Field(description="search: content is a regular expression.")] = False,
     max_depth: Annotated[int, Field(ge=0, le=32, description="search: directory levels to descend.")] = 5,
 ) -> FileOperationResult:
@@ -260,9 +248,7 @@ def _file_operation(
     if operation == "tail":
         return FileOperationResult(
             operation="tail",
-            tail=tail_file(
-                policy, path, lines=lines, max_bytes=_max_bytes(call), output_budget=_budget(call)
-            ),
+            tail=tail_file(policy, path, lines=lines, max_bytes=_max_bytes(call), output_budget=_budget(call)),
         )
     if operation == "search":
         cfg = call.rt.config.files

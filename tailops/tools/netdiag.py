@@ -24,12 +24,8 @@ from tailops.netdiag.traceroute import TracerouteResult
 from tailops.netdiag.traceroute import traceroute as run_traceroute
 from tailops.tools.registry import ToolCall, tool
 
-Host = Annotated[
-    str, Field(min_length=1, max_length=1024, description="Host name or IP address (no scheme, no port).")
-]
-Timeout = Annotated[
-    float | None, Field(gt=0, le=30, description="Seconds to wait (default: network.timeout).")
-]
+Host = Annotated[str, Field(min_length=1, max_length=1024, description="Host name or IP address (no scheme, no port).")]
+Timeout = Annotated[float | None, Field(gt=0, le=30, description="Seconds to wait (default: network.timeout).")]
 
 
 def _timeout(call: ToolCall, value: float | None) -> float:
@@ -63,9 +59,7 @@ async def traceroute(
     ] = 1.0,
 ) -> TracerouteResult:
     """ICMP traceroute to a host: the address and RTT of each hop (stops at the target or after 60 s)."""
-    return await run_traceroute(
-        for_runtime(call.rt), host, max_hops=max_hops, count=probes_per_hop, timeout_s=timeout
-    )
+    return await run_traceroute(for_runtime(call.rt), host, max_hops=max_hops, count=probes_per_hop, timeout_s=timeout)
 
 
 @tool(group="network", scope="network:diag", open_world=True, list_field="ports", title="Test TCP ports")
@@ -91,9 +85,7 @@ async def test_port_connectivity(
 async def dns_lookup_tool(
     call: ToolCall,
     *,
-    name: Annotated[
-        str, Field(min_length=1, max_length=1024, description="Name to look up (an IP for PTR lookups).")
-    ],
+    name: Annotated[str, Field(min_length=1, max_length=1024, description="Name to look up (an IP for PTR lookups).")],
     record_types: Annotated[
         list[str], Field(min_length=1, max_length=10, description=f"Record types: {', '.join(RECORD_TYPES)}.")
     ] = ["A", "AAAA"],  # noqa: B006 - pydantic copies defaults
@@ -138,9 +130,7 @@ async def http_request_test(
     call: ToolCall,
     *,
     url: Annotated[str, Field(min_length=1, max_length=2048, description="http:// or https:// URL.")],
-    method: Annotated[
-        Method, Field(description="GET or HEAD (others only if the server allows them).")
-    ] = "GET",
+    method: Annotated[Method, Field(description="GET or HEAD (others only if the server allows them).")] = "GET",
     timeout: Timeout = None,  # noqa: ASYNC109 - the MCP argument name
     max_redirects: Annotated[
         int | None,
@@ -151,9 +141,7 @@ async def http_request_test(
 ) -> HttpResult:
     """HTTP(S) request to a URL the target policy allows: status, timing breakdown, headers, body preview."""
     cfg = call.rt.config.network
-    redirects = (
-        cfg.http_max_redirects if max_redirects is None else min(max_redirects, cfg.http_max_redirects)
-    )
+    redirects = cfg.http_max_redirects if max_redirects is None else min(max_redirects, cfg.http_max_redirects)
     budget = max(0, call.rt.config.server.max_output_bytes // 2)
     return await http_request(
         for_runtime(call.rt),

@@ -267,8 +267,16 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
             if not spec.read_only:
                 # No start record, no call: a mutating call never runs unaudited.
                 await rt.audit_tool_call(
-                    spec=spec, principal=principal, arguments=kwargs, decision=decision, reason=None,
-                    outcome="started", error=None, duration=0.0, meta=tc.meta, phase="start",
+                    spec=spec,
+                    principal=principal,
+                    arguments=kwargs,
+                    decision=decision,
+                    reason=None,
+                    outcome="started",
+                    error=None,
+                    duration=0.0,
+                    meta=tc.meta,
+                    phase="start",
                 )
             # Rendering (projection, caps, token counting for format=auto) costs real
             # CPU on big lists, so it runs in the worker pool too, never on the loop.

@@ -50,25 +50,46 @@ def _noop(call: ToolCall) -> _Done:
 
 async def _measure(rt: Runtime, verifier: TokenVerifier, token: str) -> dict[str, list[float]]:
     read = ToolSpec(name="get_top_processes", group="system", scope="readonly", fn=_noop, description="bench")
-    write = ToolSpec(name="manage_container", group="containers", scope="container:write", fn=_noop,
-                     description="bench", read_only=False)
+    write = ToolSpec(
+        name="manage_container",
+        group="containers",
+        scope="container:write",
+        fn=_noop,
+        description="bench",
+        read_only=False,
+    )
     args: dict[str, Any] = {"limit": 10, "sort_by": "cpu", "fields": ["pid", "name", "cpu_percent"]}
 
     async def call(spec: ToolSpec) -> None:
         access = verifier.authenticate(token)
         claims = access.claims or {}
         principal = Principal(
-            subject=access.subject or access.client_id, scopes=frozenset(access.scopes), transport="http",
-            token_id=claims.get("jti"), client_addr="127.0.0.1",
+            subject=access.subject or access.client_id,
+            scopes=frozenset(access.scopes),
+            transport="http",
+            token_id=claims.get("jti"),
+            client_addr="127.0.0.1",
         )
         rt.authorizer.check_tool(principal, spec)
         await rt.audit_tool_call(
-            spec=spec, principal=principal, arguments=args, decision="allowed", reason=None, outcome="ok",
-            error=None, duration=0.0012, meta={},
+            spec=spec,
+            principal=principal,
+            arguments=args,
+            decision="allowed",
+            reason=None,
+            outcome="ok",
+            error=None,
+            duration=0.0012,
+            meta={},
         )
 
     out: dict[str, list[float]] = {
-        "full": [], "full_cold": [], "verify": [], "verify_cold": [], "audit": [], "audit_fsync": []
+        "full": [],
+        "full_cold": [],
+        "verify": [],
+        "verify_cold": [],
+        "audit": [],
+        "audit_fsync": [],
     }
     for _ in range(WARMUP):
         await call(read)
@@ -93,13 +114,31 @@ async def _measure(rt: Runtime, verifier: TokenVerifier, token: str) -> dict[str
     principal = Principal(subject="bench", scopes=frozenset({"admin"}), transport="http", token_id="j" * 32)
     for _ in range(N):
         t = time.perf_counter()
-        await rt.audit_tool_call(spec=read, principal=principal, arguments=args, decision="allowed", reason=None,
-                                 outcome="ok", error=None, duration=0.001, meta={})
+        await rt.audit_tool_call(
+            spec=read,
+            principal=principal,
+            arguments=args,
+            decision="allowed",
+            reason=None,
+            outcome="ok",
+            error=None,
+            duration=0.001,
+            meta={},
+        )
         out["audit"].append(time.perf_counter() - t)
     for _ in range(N_FSYNC):
         t = time.perf_counter()
-        await rt.audit_tool_call(spec=write, principal=principal, arguments=args, decision="allowed", reason=None,
-                                 outcome="ok", error=None, duration=0.001, meta={})
+        await rt.audit_tool_call(
+            spec=write,
+            principal=principal,
+            arguments=args,
+            decision="allowed",
+            reason=None,
+            outcome="ok",
+            error=None,
+            duration=0.001,
+            meta={},
+        )
         out["audit_fsync"].append(time.perf_counter() - t)
     return out
 
@@ -114,9 +153,14 @@ def run() -> list[Row]:
         try:
             verifier = TokenVerifier.from_config(settings, rt.store)
             token = mint_token(
-                private_key_path=settings.private_key_path, subject="bench", scopes="readonly container:write",
-                ttl=timedelta(hours=1), max_ttl=settings.auth.max_token_ttl, audience=settings.mcp_url,
-                issuer=settings.auth.issuer, store=rt.store,
+                private_key_path=settings.private_key_path,
+                subject="bench",
+                scopes="readonly container:write",
+                ttl=timedelta(hours=1),
+                max_ttl=settings.auth.max_token_ttl,
+                audience=settings.mcp_url,
+                issuer=settings.auth.issuer,
+                store=rt.store,
             ).token
             samples = anyio.run(_measure, rt, verifier, token)
             report = verify(settings.audit_path)
@@ -125,15 +169,24 @@ def run() -> list[Row]:
             rt.stop()
     full = summarize_ms(samples["full"])
     rows = [
-        Row(GROUP, "verify + scope + audit per call p50", full["p50"], "ms", target=f"<= {TARGET_P50_MS} ms",
-            ok=full["p50"] <= TARGET_P50_MS, note=f"n={N}, read-only call"),
+        Row(
+            GROUP,
+            "verify + scope + audit per call p50",
+            full["p50"],
+            "ms",
+            target=f"<= {TARGET_P50_MS} ms",
+            ok=full["p50"] <= TARGET_P50_MS,
+            note=f"n={N}, read-only call",
+        ),
         Row(GROUP, "verify + scope + audit per call p99", full["p99"], "ms", note=f"n={N}"),
     ]
-    for key, label in (("full_cold", "verify + scope + audit, token's first use p50"),
-                       ("verify", "token verification (repeat use) p50"),
-                       ("verify_cold", "token verification (first use, Ed25519) p50"),
-                       ("audit", "audit write p50"),
-                       ("audit_fsync", "audit write, fsynced (denied/mutating) p50")):
+    for key, label in (
+        ("full_cold", "verify + scope + audit, token's first use p50"),
+        ("verify", "token verification (repeat use) p50"),
+        ("verify_cold", "token verification (first use, Ed25519) p50"),
+        ("audit", "audit write p50"),
+        ("audit_fsync", "audit write, fsynced (denied/mutating) p50"),
+    ):
         s = summarize_ms(samples[key])
         rows.append(Row(GROUP, label, s["p50"], "ms", note=f"n={int(s['n'])}, p99 {s['p99']:.3f} ms"))
     return rows

@@ -115,9 +115,7 @@ async def _concurrency(url: str, token: str) -> list[Row]:
     ]
 
 
-async def _probe_while(
-    url: str, token: str, slow: list[tuple[str, dict[str, Any]]], idle: list[float]
-) -> list[float]:
+async def _probe_while(url: str, token: str, slow: list[tuple[str, dict[str, Any]]], idle: list[float]) -> list[float]:
     """get_system_status latencies while each of ``slow`` is kept in flight by its own client."""
     stop = anyio.Event()
 

@@ -88,9 +88,7 @@ def server_process(
             proc.kill()
 
 
-async def interleaved_latencies(
-    client: Client, calls: list[tuple[str, dict[str, Any]]], n: int
-) -> list[list[float]]:
+async def interleaved_latencies(client: Client, calls: list[tuple[str, dict[str, Any]]], n: int) -> list[list[float]]:
     """Seconds per call for ``n`` rounds of ``calls`` (one list per call), the order rotating
     each round, so drift on the machine (load, caches, a growing audit log) hits every call
     alike and their ratio compares like with like."""

@@ -58,9 +58,7 @@ __all__ = [
 ]
 
 # A 1x1 red PNG and a minimal (empty) 8 kHz mono 16-bit WAV.
-RED_PIXEL_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
-)
+RED_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 SILENT_WAV = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 
 JSON_SCHEMA_TOOL = "json_schema_2020_12_tool"
@@ -178,9 +176,7 @@ def _register_tools(server: MCPServer[Any]) -> None:
     @server.tool(name="test_tool_with_logging", description="Sends three info log messages while it runs.")
     async def tool_with_logging(ctx: Context) -> CallToolResult:
         sent = 0
-        for i, message in enumerate(
-            ("Tool execution started", "Tool processing data", "Tool execution completed")
-        ):
+        for i, message in enumerate(("Tool execution started", "Tool processing data", "Tool execution completed")):
             if i:
                 await anyio.sleep(0.05)
             sent += await send_client_log(ctx, levels, "info", message, logger_name="conformance")
@@ -299,9 +295,7 @@ def _register_tools(server: MCPServer[Any]) -> None:
     def json_schema_tool(name: str | None = None, address: _Address | None = None) -> CallToolResult:
         return _text(json.dumps({"name": name, "address": address.model_dump() if address else None}))
 
-    server.add_tool(
-        json_schema_tool, name=JSON_SCHEMA_TOOL, description="Tool with JSON Schema 2020-12 features"
-    )
+    server.add_tool(json_schema_tool, name=JSON_SCHEMA_TOOL, description="Tool with JSON Schema 2020-12 features")
     # SEP-1613: the scenario checks that a hand-written 2020-12 input schema is
     # listed verbatim. MCPServer derives every input schema from the function
     # signature and has no public way to declare one, so the fixture sets it on
@@ -321,9 +315,7 @@ def _register_resources(server: MCPServer[Any]) -> None:
     def static_text() -> str:
         return "This is the content of the static text resource."
 
-    @server.resource(
-        "test://static-binary", name="static-binary", description="A 1x1 PNG.", mime_type="image/png"
-    )
+    @server.resource("test://static-binary", name="static-binary", description="A 1x1 PNG.", mime_type="image/png")
     def static_binary() -> bytes:
         return base64.b64decode(RED_PIXEL_PNG)
 

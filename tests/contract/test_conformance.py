@@ -121,9 +121,7 @@ def _run_suite(url: str, out: Path, *args: str) -> subprocess.CompletedProcess[s
         *args,
     ]
     try:
-        return subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT, check=False
-        )
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"conformance suite did not finish within {SUITE_TIMEOUT} s: {cmd}\n{exc.stdout!r}")
 

@@ -226,9 +226,7 @@ def test_playbook_resource_and_completion(catalog_settings: Settings) -> None:
             everything = await client.complete(ref, {"name": "name", "value": ""})
             assert everything.completion.values == ["demo_reload", "demo_restart", "other_thing"]
             # An argument nobody completes answers with nothing, not an error.
-            other = await client.complete(
-                PromptReference(type="ref/prompt", name="nope"), {"name": "x", "value": ""}
-            )
+            other = await client.complete(PromptReference(type="ref/prompt", name="nope"), {"name": "x", "value": ""})
             assert other.completion.values == []
 
             read = await client.read_resource("tailops://playbooks/demo_reload")
@@ -288,9 +286,7 @@ def container(docker_client: Any, base_image: str, test_labels: dict[str, str]) 
         c.remove(force=True)
 
 
-def test_container_resource_completion_and_subscription(
-    make_settings: Callable[..., Settings], container: Any
-) -> None:
+def test_container_resource_completion_and_subscription(make_settings: Callable[..., Settings], container: Any) -> None:
     uri = f"tailops://containers/{container.name}"
 
     async def run(srv: RunningServer) -> None:

@@ -151,10 +151,12 @@ async def _test_call_every_tool(client: Client, root: str, container: str, trans
             # (nothing listens on port 9; loopback HTTP is refused by the default SSRF policy.)
             # Change tools get ids that do not exist / arguments that are refused before any check run.
             assert text.split(":", 1)[0] in {
-                "unavailable", "not_found", "change_error", "target_refused", "invalid_input"
-            }, (
-                f"{name}: {text}"
-            )
+                "unavailable",
+                "not_found",
+                "change_error",
+                "target_refused",
+                "invalid_input",
+            }, f"{name}: {text}"
             continue
         assert result.structured_content is not None, name
         jsonschema.validate(result.structured_content, tool.output_schema or {})

@@ -26,7 +26,6 @@ ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-al
 CHROMIUM = "/usr/bin/chromium"
 
 
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):

@@ -259,4 +259,3 @@ def test_the_page_can_be_switched_off(tmp_path: Path) -> None:
         token = srv.mint("bob", "readonly changes:approve")
         r = c.get("/review/", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 404
-

@@ -61,10 +61,22 @@ def mutate_thing(call: ToolCall) -> Done:
 
 
 TEST_SPECS = [
-    ToolSpec(name="vault_login", group="system", scope="readonly", fn=vault_login,
-             description="Test-only tool: takes a secret argument and fails."),
-    ToolSpec(name="mutate_thing", group="system", scope="readonly", fn=mutate_thing, read_only=False,
-             idempotent=False, description="Test-only tool: a mutating (non-read-only) call."),
+    ToolSpec(
+        name="vault_login",
+        group="system",
+        scope="readonly",
+        fn=vault_login,
+        description="Test-only tool: takes a secret argument and fails.",
+    ),
+    ToolSpec(
+        name="mutate_thing",
+        group="system",
+        scope="readonly",
+        fn=mutate_thing,
+        read_only=False,
+        idempotent=False,
+        description="Test-only tool: a mutating (non-read-only) call.",
+    ),
 ]
 
 
@@ -108,8 +120,12 @@ def test_missing_token_gets_401_with_resource_metadata(srv: RunningServer) -> No
 
 @pytest.mark.parametrize(
     ("header", "reason"),
-    [("Bearer garbage", "malformed"), ("Bearer a.b.c", "malformed"), ("Basic dXNlcjpwYXNz", None),
-     ("Bearer  x y", "malformed")],
+    [
+        ("Bearer garbage", "malformed"),
+        ("Bearer a.b.c", "malformed"),
+        ("Basic dXNlcjpwYXNz", None),
+        ("Bearer  x y", "malformed"),
+    ],
 )
 def test_invalid_credentials_get_401(srv: RunningServer, header: str, reason: str | None) -> None:
     r = httpx2.get(srv.url, headers={"Authorization": header})
@@ -126,8 +142,14 @@ def test_expired_token_says_so(srv: RunningServer) -> None:
     from tailops.auth.tokens import mint_token
 
     token = mint_token(
-        private_key_path=srv.settings.private_key_path, subject="late", scopes="readonly",
-        ttl=timedelta(minutes=5), max_ttl=timedelta(days=1), audience=srv.url, issuer="tailops", now=1000,
+        private_key_path=srv.settings.private_key_path,
+        subject="late",
+        scopes="readonly",
+        ttl=timedelta(minutes=5),
+        max_ttl=timedelta(days=1),
+        audience=srv.url,
+        issuer="tailops",
+        now=1000,
     ).token
     r = httpx2.get(srv.url, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and r.json()["error_description"] == "token expired."
@@ -136,8 +158,16 @@ def test_expired_token_says_so(srv: RunningServer) -> None:
 def test_health_is_open_everything_else_needs_a_token(srv: RunningServer) -> None:
     assert httpx2.get(f"{srv.base_url}/health").status_code == 200
     assert httpx2.get(f"{srv.base_url}/health", headers={"Authorization": "Bearer junk"}).status_code == 200
-    for path in ("/metrics", "/mcp", "/nope", "/ui", "/.well-known/other", "/health/",
-                 "/.well-known/oauth-protected-resource/../../mcp", "/.well-known/oauth-protected-resource/x"):
+    for path in (
+        "/metrics",
+        "/mcp",
+        "/nope",
+        "/ui",
+        "/.well-known/other",
+        "/health/",
+        "/.well-known/oauth-protected-resource/../../mcp",
+        "/.well-known/oauth-protected-resource/x",
+    ):
         assert httpx2.get(f"{srv.base_url}{path}").status_code == 401, path
     token = srv.mint("reader", "readonly")
     assert httpx2.get(f"{srv.base_url}/nope", headers={"Authorization": f"Bearer {token}"}).status_code == 404
@@ -226,10 +256,14 @@ def test_server_refuses_a_world_readable_private_key(tmp_path: Path) -> None:
     generate_keypair(priv, pub)
     priv.chmod(0o644)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "server": {"data_dir": str(tmp_path / "data"), "port": 0},
-        "auth": {"private_key": str(priv), "public_key": str(pub)},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"data_dir": str(tmp_path / "data"), "port": 0},
+                "auth": {"private_key": str(priv), "public_key": str(pub)},
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="private key"):
         build_app(Runtime(load_config(cfg)))
     exe = str(Path(sys.executable).with_name("tailops"))
@@ -247,8 +281,9 @@ def test_stdio_can_never_be_given_approve(tmp_path: Path) -> None:
 
 async def test_stdio_principal_is_the_local_user_with_stdio_scopes(tmp_path: Path) -> None:
     cfg = tmp_path / "stdio.yaml"
-    cfg.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp_path / "data")},
-                                   "auth": {"stdio_scopes": ["readonly"]}}))
+    cfg.write_text(
+        yaml.safe_dump({"server": {"data_dir": str(tmp_path / "data")}, "auth": {"stdio_scopes": ["readonly"]}})
+    )
     target = next(s for s in registry.declared_specs() if s.scope not in ("readonly", "admin"))
     async with Client(stdio_params(cfg)) as client:
         schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}

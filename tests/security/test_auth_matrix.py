@@ -91,8 +91,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     # and plans, so here it is pinned to the static scope; its own denials are
     # proven in tests/integration/test_change_lifecycle.py.
     stubs = [
-        dataclasses.replace(s, fn=_stub(s, counts), scope_for=_static_scope(s) if s.scope_for else None)
-        for s in real
+        dataclasses.replace(s, fn=_stub(s, counts), scope_for=_static_scope(s) if s.scope_for else None) for s in real
     ]
     tmp = tmp_path_factory.mktemp("matrix")
     (tmp / "empty.yaml").write_text("{}\n")
@@ -185,8 +184,16 @@ def _b64(data: bytes) -> str:
 
 def _good_claims(srv: RunningServer, sub: str) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": srv.settings.auth.issuer, "sub": sub, "scope": "admin", "aud": srv.url, "iat": now,
-            "nbf": now, "exp": now + 600, "jti": hashlib.sha256(sub.encode()).hexdigest()[:32]}
+    return {
+        "iss": srv.settings.auth.issuer,
+        "sub": sub,
+        "scope": "admin",
+        "aud": srv.url,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": hashlib.sha256(sub.encode()).hexdigest()[:32],
+    }
 
 
 def bad_token(case: str, srv: RunningServer) -> str | None:
@@ -197,14 +204,25 @@ def bad_token(case: str, srv: RunningServer) -> str | None:
         return None
     if case == "expired":
         return mint_token(
-            private_key_path=settings.private_key_path, subject=sub, scopes="admin", ttl=timedelta(hours=1),
-            max_ttl=settings.auth.max_token_ttl, audience=srv.url, issuer=settings.auth.issuer,
-            store=srv.runtime.store, now=time.time() - 3 * 3600,
+            private_key_path=settings.private_key_path,
+            subject=sub,
+            scopes="admin",
+            ttl=timedelta(hours=1),
+            max_ttl=settings.auth.max_token_ttl,
+            audience=srv.url,
+            issuer=settings.auth.issuer,
+            store=srv.runtime.store,
+            now=time.time() - 3 * 3600,
         ).token
     if case == "revoked":
         minted = mint_token(
-            private_key_path=settings.private_key_path, subject=sub, scopes="admin", ttl=timedelta(hours=1),
-            max_ttl=settings.auth.max_token_ttl, audience=srv.url, issuer=settings.auth.issuer,
+            private_key_path=settings.private_key_path,
+            subject=sub,
+            scopes="admin",
+            ttl=timedelta(hours=1),
+            max_ttl=settings.auth.max_token_ttl,
+            audience=srv.url,
+            issuer=settings.auth.issuer,
             store=srv.runtime.store,
         )
         revoke_token(srv.runtime.store, minted.jti, by="matrix")
@@ -221,9 +239,14 @@ def bad_token(case: str, srv: RunningServer) -> str | None:
         return f"{signing}.{_b64(hmac.new(key, signing.encode(), hashlib.sha256).digest())}"
     if case == "wrong_audience":
         return mint_token(
-            private_key_path=settings.private_key_path, subject=sub, scopes="admin", ttl=timedelta(hours=1),
-            max_ttl=settings.auth.max_token_ttl, audience="http://other-server.example:8787/mcp",
-            issuer=settings.auth.issuer, store=srv.runtime.store,
+            private_key_path=settings.private_key_path,
+            subject=sub,
+            scopes="admin",
+            ttl=timedelta(hours=1),
+            max_ttl=settings.auth.max_token_ttl,
+            audience="http://other-server.example:8787/mcp",
+            issuer=settings.auth.issuer,
+            store=srv.runtime.store,
         ).token
     raise AssertionError(case)
 
@@ -263,8 +286,12 @@ async def test_unauthenticated_requests_never_reach_a_tool(matrix: Matrix, case:
     wrong: list[str] = []
     async with httpx2.AsyncClient(timeout=30) as http:
         for i, spec in enumerate(matrix.specs):
-            body = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                    "params": {"name": spec.name, "arguments": arguments_for(spec.name, schemas[spec.name])}}
+            body = {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "tools/call",
+                "params": {"name": spec.name, "arguments": arguments_for(spec.name, schemas[spec.name])},
+            }
             r = await http.post(srv.url, json=body, headers=headers)
             challenge = r.headers.get("www-authenticate", "")
             if r.status_code != 401 or "resource_metadata=" not in challenge:
@@ -343,9 +370,14 @@ async def test_right_scope_and_admin_reach_the_body(matrix: Matrix, case: str) -
 async def test_revocation_takes_effect_on_the_next_request(matrix: Matrix) -> None:
     srv = matrix.srv
     minted = mint_token(
-        private_key_path=srv.settings.private_key_path, subject="soon-revoked", scopes="readonly",
-        ttl=timedelta(hours=1), max_ttl=srv.settings.auth.max_token_ttl, audience=srv.url,
-        issuer=srv.settings.auth.issuer, store=srv.runtime.store,
+        private_key_path=srv.settings.private_key_path,
+        subject="soon-revoked",
+        scopes="readonly",
+        ttl=timedelta(hours=1),
+        max_ttl=srv.settings.auth.max_token_ttl,
+        audience=srv.url,
+        issuer=srv.settings.auth.issuer,
+        store=srv.runtime.store,
     )
     readonly = next(s for s in matrix.specs if s.scope == "readonly")
     with pytest.raises(Exception):  # noqa: B017 (the SDK wraps the 401 in exception groups)
@@ -355,6 +387,9 @@ async def test_revocation_takes_effect_on_the_next_request(matrix: Matrix) -> No
             revoke_token(srv.runtime.store, minted.jti, by="test")
             await client.call_tool(readonly.name, {})
     async with httpx2.AsyncClient(timeout=30) as http:
-        r = await http.post(srv.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                            headers={"Authorization": f"Bearer {minted.token}", "Accept": "application/json"})
+        r = await http.post(
+            srv.url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"Authorization": f"Bearer {minted.token}", "Accept": "application/json"},
+        )
     assert r.status_code == 401 and "revoked" in r.json()["error_description"]

@@ -128,10 +128,14 @@ def test_served_app_does_not_let_uvicorn_trust_forwarded_for(tmp_path: Path) -> 
     """
     port = free_port()
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "server": {"data_dir": str(tmp_path / "data"), "port": port, "log_level": "WARNING"},
-        "auth": {"trusted_proxies": [PROXY]},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"data_dir": str(tmp_path / "data"), "port": port, "log_level": "WARNING"},
+                "auth": {"trusted_proxies": [PROXY]},
+            }
+        )
+    )
     settings = load_config(cfg)
     generate_keypair(settings.private_key_path, settings.public_key_path)
     with serve_process(cfg, port, tmp_path / "serve.log"):

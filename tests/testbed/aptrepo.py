@@ -97,9 +97,7 @@ class AptRepo:
 
     def sources_list(self) -> str:
         """The one-line sources a container uses when ``root`` is mounted at /repo."""
-        return "".join(
-            f"deb [trusted=yes] file:{self.mount_point}/{part} ./\n" for part in ("main", "security")
-        )
+        return "".join(f"deb [trusted=yes] file:{self.mount_point}/{part} ./\n" for part in ("main", "security"))
 
     def versions(self, package: str) -> list[str]:
         """All versions of ``package`` across both repos (sorted as built)."""

@@ -136,9 +136,7 @@ class HostSet:
             return f"{host.name} ansible_connection=community.docker.docker"
         if host.kind == "ssh":
             assert self.ssh_key is not None
-            args = (
-                f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes -o ConnectTimeout=5"
-            )
+            args = f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes -o ConnectTimeout=5"
             return (
                 f"{host.name} ansible_connection=ssh ansible_host={host.address} ansible_user=root "
                 f"ansible_ssh_private_key_file={self.ssh_key.private} ansible_ssh_common_args='{args}'"
@@ -318,7 +316,5 @@ def localhost_inventory(dest_dir: Path, *, python: str | None = None) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     path = (dest_dir / "localhost.ini").absolute()
     interpreter = python or sys.executable
-    path.write_text(
-        f"[targets]\nlocalhost ansible_connection=local ansible_python_interpreter={interpreter}\n"
-    )
+    path.write_text(f"[targets]\nlocalhost ansible_connection=local ansible_python_interpreter={interpreter}\n")
     return path

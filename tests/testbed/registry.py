@@ -92,18 +92,14 @@ def _cache_root() -> Path:
 def build_webapp_images(client: Any) -> tuple[str, dict[str, str]]:
     """Build (or reuse) the webapp images locally; returns (content key, tag -> local image ref)."""
     base_id = client.images.get(BASE_IMAGE).id
-    key = hashlib.sha256(
-        (base_id + "".join(_dockerfile(t) + _index_html(t) for t in TAGS)).encode()
-    ).hexdigest()[:12]
+    key = hashlib.sha256((base_id + "".join(_dockerfile(t) + _index_html(t) for t in TAGS)).encode()).hexdigest()[:12]
     refs: dict[str, str] = {}
     for tag in TAGS:
         ref = f"{_LOCAL_REPO}:{tag}-{key}"
         try:
             client.images.get(ref)
         except Exception:
-            client.images.build(
-                fileobj=io.BytesIO(_context(tag)), custom_context=True, tag=ref, rm=True, pull=False
-            )
+            client.images.build(fileobj=io.BytesIO(_context(tag)), custom_context=True, tag=ref, rm=True, pull=False)
         refs[tag] = ref
     return key, refs
 
@@ -181,9 +177,7 @@ def _start_process(storage: Path, workdir: Path) -> tuple[subprocess.Popen[bytes
             f"http:\n  addr: {host_port}\n"
         )
         log = (workdir / "registry.log").open("ab")
-        proc = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=log, stderr=log, start_new_session=True
-        )
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -224,9 +218,7 @@ def start_local_registry(client: Any, workdir: Path) -> Iterator[LocalRegistry]:
     else:
         storage.mkdir()
     proc, host_port, config = _start_process(storage, workdir)
-    registry = LocalRegistry(
-        host_port=host_port, storage=storage, process=proc, config_path=config, pushed={}
-    )
+    registry = LocalRegistry(host_port=host_port, storage=storage, process=proc, config_path=config, pushed={})
     try:
         for tag in TAGS:
             _push(client, refs[tag], f"{host_port}/{REPOSITORY}", tag)

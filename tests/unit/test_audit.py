@@ -220,8 +220,7 @@ def test_threads_never_interleave_or_break_the_chain(log: AuditLog) -> None:
     def worker(n: int) -> None:
         try:
             for i in range(150):
-                log.record({"kind": "tool", "tool": f"w{n}", "args": {"i": i, "pad": "x" * (i % 50)}},
-                           sync=i % 50 == 0)
+                log.record({"kind": "tool", "tool": f"w{n}", "args": {"i": i, "pad": "x" * (i % 50)}}, sync=i % 50 == 0)
         except BaseException as exc:
             errors.append(exc)
 
@@ -251,10 +250,7 @@ for i in range(int(sys.argv[2])):
 def test_processes_and_threads_keep_one_valid_chain_with_rotation(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     rotate = 20_000
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _CHILD, str(path), "300", str(rotate), str(n)])
-        for n in range(3)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, str(path), "300", str(rotate), str(n)]) for n in range(3)]
     here = AuditLog(path, rotate_bytes=rotate)
 
     def local() -> None:

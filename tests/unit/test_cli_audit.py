@@ -35,17 +35,45 @@ def run(cfg: Path, *args: str) -> Result:
 def fill(settings: Settings, n: int = 5) -> AuditLog:
     log = AuditLog(settings.audit_path)
     for i in range(n):
-        log.record({
-            "kind": "tool", "tool": f"tool{i}", "phase": "end",
-            "principal": {"sub": "alice", "jti": "j1", "transport": "http", "addr": "127.0.0.1",
-                          "human": "alice@example.com"},
-            "args": {"i": i, "password": "hunter2"}, "decision": "allowed", "outcome": "ok", "ms": 1.25,
-        })
-    log.record({"kind": "tool", "tool": "apply_plan", "principal": {"sub": "bob", "transport": "stdio"},
-                "decision": "denied", "reason": "needs scope 'system:admin'", "outcome": "denied",
-                "plan_id": "p-123"})
-    log.record({"kind": "cli", "command": "token revoke", "principal": {"sub": "local:root", "transport": "cli"},
-                "args": {"jti": "abc"}, "decision": "allowed", "outcome": "ok"})
+        log.record(
+            {
+                "kind": "tool",
+                "tool": f"tool{i}",
+                "phase": "end",
+                "principal": {
+                    "sub": "alice",
+                    "jti": "j1",
+                    "transport": "http",
+                    "addr": "127.0.0.1",
+                    "human": "alice@example.com",
+                },
+                "args": {"i": i, "password": "hunter2"},
+                "decision": "allowed",
+                "outcome": "ok",
+                "ms": 1.25,
+            }
+        )
+    log.record(
+        {
+            "kind": "tool",
+            "tool": "apply_plan",
+            "principal": {"sub": "bob", "transport": "stdio"},
+            "decision": "denied",
+            "reason": "needs scope 'system:admin'",
+            "outcome": "denied",
+            "plan_id": "p-123",
+        }
+    )
+    log.record(
+        {
+            "kind": "cli",
+            "command": "token revoke",
+            "principal": {"sub": "local:root", "transport": "cli"},
+            "args": {"jti": "abc"},
+            "decision": "allowed",
+            "outcome": "ok",
+        }
+    )
     return log
 
 

@@ -71,14 +71,30 @@ def add_run(settings: Settings, plan: Plan) -> plans.Run:
     try:
         approval = approvals.approve(store, settings.changes, plan.id, BOB)
         run_row = plans.consume_and_start_run(
-            store, run_id=plans.new_id(), plan_id=plan.id, approval_id=approval.id, requester=ALICE.describe(),
-            instance_id="server-1", pid=os.getpid(), pid_started=psutil.Process().create_time(),
-            runner_ident="apply-x", now=time.time(),
+            store,
+            run_id=plans.new_id(),
+            plan_id=plan.id,
+            approval_id=approval.id,
+            requester=ALICE.describe(),
+            instance_id="server-1",
+            pid=os.getpid(),
+            pid_started=psutil.Process().create_time(),
+            runner_ident="apply-x",
+            now=time.time(),
         )
         plans.append_events(
-            store, run_row.id, 0,
-            [RunEvent(kind="task_result", host="web1", task="Write the marker file", status=TaskStatus.CHANGED,
-                      changed=True)],
+            store,
+            run_row.id,
+            0,
+            [
+                RunEvent(
+                    kind="task_result",
+                    host="web1",
+                    task="Write the marker file",
+                    status=TaskStatus.CHANGED,
+                    changed=True,
+                )
+            ],
         )
         return run_row
     finally:
@@ -175,7 +191,11 @@ def test_apply_refuses_what_is_not_approved(cfg: Path, settings: Settings) -> No
     records = cli_records(settings)
     # The refusals happened before any run: start records, then errors, and no run ids.
     assert [(r.get("phase"), r["outcome"]) for r in records] == [
-        ("start", "ok"), (None, "error"), ("start", "ok"), (None, "error"), (None, "error"),
+        ("start", "ok"),
+        (None, "error"),
+        ("start", "ok"),
+        (None, "error"),
+        (None, "error"),
     ]
     assert all(r.get("run_id") is None for r in records)
 

@@ -77,7 +77,9 @@ def test_keygen_writes_0600_and_refuses_overwrite(cfg: Path, settings: Settings)
     assert settings.public_key_path.read_bytes() != before
     records = audit_records(settings)
     assert [(r["command"], r["outcome"]) for r in records] == [
-        ("token keygen", "ok"), ("token keygen", "error"), ("token keygen", "ok")
+        ("token keygen", "ok"),
+        ("token keygen", "error"),
+        ("token keygen", "ok"),
     ]
     assert all(r["principal"]["transport"] == "cli" for r in records)  # type: ignore[index]
 
@@ -89,8 +91,11 @@ def test_mint_prints_only_the_token_on_stdout(cfg: Path, settings: Settings) -> 
     token = result.stdout.strip()
     assert result.stdout == token + "\n"
     claims = verify_token(
-        token, public_key=load_public_key(settings.public_key_path), audience=settings.mcp_url,
-        issuer=settings.auth.issuer, store=Store(settings.db_path),
+        token,
+        public_key=load_public_key(settings.public_key_path),
+        audience=settings.mcp_url,
+        issuer=settings.auth.issuer,
+        store=Store(settings.db_path),
     )
     assert claims["sub"] == "alice" and claims["scope"] == "readonly container:write"
     assert claims["exp"] - claims["iat"] == 24 * 3600
@@ -210,8 +215,14 @@ def test_revoke_bad_jti_is_exit_2(cfg: Path, settings: Settings, jti: str) -> No
 def test_inspect_expired_forged_and_garbage(cfg: Path, settings: Settings) -> None:
     keygen(cfg)
     expired = mint_token(
-        private_key_path=settings.private_key_path, subject="old", scopes="readonly", ttl=timedelta(hours=1),
-        max_ttl=timedelta(days=7), audience=settings.mcp_url, issuer=settings.auth.issuer, now=0,
+        private_key_path=settings.private_key_path,
+        subject="old",
+        scopes="readonly",
+        ttl=timedelta(hours=1),
+        max_ttl=timedelta(days=7),
+        audience=settings.mcp_url,
+        issuer=settings.auth.issuer,
+        now=0,
     ).token
     result = run(cfg, "inspect", expired)
     assert result.exit_code == 1 and "status: expired" in result.stdout
@@ -259,18 +270,28 @@ def test_real_console_script_mint_is_capturable(cfg: Path, settings: Settings) -
     subprocess.run([exe, "token", "keygen", "--config", str(cfg)], check=True, capture_output=True, timeout=60)
     proc = subprocess.run(
         [exe, "token", "mint", "--subject", "ci-bot", "--scopes", "readonly", "--ttl", "2h", "--config", str(cfg)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     token = proc.stdout.strip()
     assert proc.stdout.count("\n") == 1 and token.count(".") == 2
-    assert verify_token(
-        token, public_key=load_public_key(settings.public_key_path), audience=settings.mcp_url,
-        issuer=settings.auth.issuer, store=None,
-    )["sub"] == "ci-bot"
+    assert (
+        verify_token(
+            token,
+            public_key=load_public_key(settings.public_key_path),
+            audience=settings.mcp_url,
+            issuer=settings.auth.issuer,
+            store=None,
+        )["sub"]
+        == "ci-bot"
+    )
     bad = subprocess.run(
         [exe, "token", "mint", "--subject", "x", "--scopes", "nope", "--ttl", "1h", "--config", str(cfg)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: unknown scope")

@@ -78,8 +78,19 @@ def test_importing_the_read_path_loads_no_change_engine() -> None:
 # starts costs every stdio client start-up time (measured in `make bench`), so they load
 # on first use; this keeps a new top-level import from undoing that unnoticed.
 LOADED_ON_FIRST_USE = (
-    "ansible_runner", "docker", "requests", "jsonschema", "httpx", "dns", "drain3", "tiktoken",
-    "toon_format", "regex", "charset_normalizer", "cryptography.x509", "jwt",
+    "ansible_runner",
+    "docker",
+    "requests",
+    "jsonschema",
+    "httpx",
+    "dns",
+    "drain3",
+    "tiktoken",
+    "toon_format",
+    "regex",
+    "charset_normalizer",
+    "cryptography.x509",
+    "jwt",
 )
 
 

@@ -87,8 +87,16 @@ def test_a_trace_on_stderr_survives_interleaved_stdout_lines() -> None:
     ]
     stdout = [f"2026-01-01T10:00:0{i}.500000000Z INFO request {i} handled in 10 ms" for i in range(3)]
     analyzer = LogAnalyzer(None, None)
-    order = [("stderr", stderr[0]), ("stderr", stderr[1]), ("stdout", stdout[0]), ("stderr", stderr[2]),
-             ("stdout", stdout[1]), ("stdout", stdout[2]), ("stderr", stderr[3]), ("stderr", stderr[4])]
+    order = [
+        ("stderr", stderr[0]),
+        ("stderr", stderr[1]),
+        ("stdout", stdout[0]),
+        ("stderr", stderr[2]),
+        ("stdout", stdout[1]),
+        ("stdout", stdout[2]),
+        ("stderr", stderr[3]),
+        ("stderr", stderr[4]),
+    ]
     for stream, line in order:
         assert analyzer.feed(line, stream)
     r = analyzer.result()

@@ -279,8 +279,16 @@ def test_an_expired_approval_can_be_renewed_but_not_used(store: Store) -> None:
     first = approvals.approve(store, short, plan.id, BOB, now=now)
     with pytest.raises(ApprovalError, match="used or expired"):
         plans.consume_and_start_run(
-            store, run_id=plans.new_id(), plan_id=plan.id, approval_id=first.id, requester=ALICE.describe(),
-            instance_id="x", pid=1, pid_started=0.0, runner_ident="apply-x", now=now + 120,
+            store,
+            run_id=plans.new_id(),
+            plan_id=plan.id,
+            approval_id=first.id,
+            requester=ALICE.describe(),
+            instance_id="x",
+            pid=1,
+            pid_started=0.0,
+            runner_ident="apply-x",
+            now=now + 120,
         )
     second = approvals.approve(store, short, plan.id, BOB, now=now + 120)
     assert second.id != first.id and plans.live_approval(store, plan.id) == second

@@ -15,12 +15,47 @@ JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlX2J5dGVz"
 @pytest.mark.parametrize(
     "key",
     [
-        "password", "db_password", "PASSWORD", "passwd", "passphrase", "pwd", "pw", "pin",
-        "secret", "client_secret", "secrets", "token", "access_token", "accessToken", "refresh-token",
-        "api_key", "apiKey", "API-KEY", "apikey", "private_key", "privateKey", "ssh_key", "sshKey", "key",
-        "keys", "authorization", "Authorization", "X-Auth", "proxy_auth", "credential", "credentials",
-        "cookie", "session_id", "sessionId", "access_key", "aws_access_key", "bearer", "jwt", "signature",
-        "otp", "db.password",
+        "password",
+        "db_password",
+        "PASSWORD",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "pw",
+        "pin",
+        "secret",
+        "client_secret",
+        "secrets",
+        "token",
+        "access_token",
+        "accessToken",
+        "refresh-token",
+        "api_key",
+        "apiKey",
+        "API-KEY",
+        "apikey",
+        "private_key",
+        "privateKey",
+        "ssh_key",
+        "sshKey",
+        "key",
+        "keys",
+        "authorization",
+        "Authorization",
+        "X-Auth",
+        "proxy_auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "session_id",
+        "sessionId",
+        "access_key",
+        "aws_access_key",
+        "bearer",
+        "jwt",
+        "signature",
+        "otp",
+        "db.password",
     ],
 )
 def test_secret_key_names(key: str) -> None:
@@ -30,8 +65,25 @@ def test_secret_key_names(key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["path", "limit", "name", "container", "monkey", "jti", "sub", "keyboard", "author", "tool", "fields",
-     "private_key_path", "public_key_path", "token_id", "keyword", "spin", "tokenizer"],
+    [
+        "path",
+        "limit",
+        "name",
+        "container",
+        "monkey",
+        "jti",
+        "sub",
+        "keyboard",
+        "author",
+        "tool",
+        "fields",
+        "private_key_path",
+        "public_key_path",
+        "token_id",
+        "keyword",
+        "spin",
+        "tokenizer",
+    ],
 )
 def test_ordinary_key_names_are_kept(key: str) -> None:
     assert not is_secret_key(key)
@@ -65,8 +117,14 @@ def test_secret_values_in_text(text: str, secret: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["get_system_status", "/var/log/syslog", "https://example.com/path?q=1", "task-1234567890abcdefghijkl",
-     "eyJ short", "ask-me-anything-please-now"],
+    [
+        "get_system_status",
+        "/var/log/syslog",
+        "https://example.com/path?q=1",
+        "task-1234567890abcdefghijkl",
+        "eyJ short",
+        "ask-me-anything-please-now",
+    ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:
     assert redact_text(text) == text
@@ -116,8 +174,17 @@ def test_the_fast_path_agrees_with_the_full_substitution() -> None:
     """Whatever the pre-check lets through unchanged really holds nothing the patterns catch."""
     from tailops import redact as mod
 
-    samples = ["token=a", "TOKEN: b", "AKIAABCDEFGHIJKLMNOP", "x://u:p@h", "Bearer 12345678", JWT,
-               "plain words only", "get_top_processes", "127.0.0.1:8787"]
+    samples = [
+        "token=a",
+        "TOKEN: b",
+        "AKIAABCDEFGHIJKLMNOP",
+        "x://u:p@h",
+        "Bearer 12345678",
+        JWT,
+        "plain words only",
+        "get_top_processes",
+        "127.0.0.1:8787",
+    ]
     for text in samples:
         full = text
         for pattern in mod._SHAPE_PATTERNS:

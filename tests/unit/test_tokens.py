@@ -81,8 +81,14 @@ def _b64(data: bytes) -> str:
 def _claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": ISS, "sub": "mallory", "scope": "admin", "aud": AUD,
-        "iat": now, "nbf": now, "exp": now + 600, "jti": "f" * 32,
+        "iss": ISS,
+        "sub": "mallory",
+        "scope": "admin",
+        "aud": AUD,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "f" * 32,
     }
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not None}
