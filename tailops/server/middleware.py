@@ -20,6 +20,13 @@ Outermost first:
 With ``auth.unsafe_no_auth`` there is no verifier: :class:`BearerAuth` and
 :class:`MetricsScope` let everything through and the rate limit keys on the
 client address. Nothing here ever logs or audits a token.
+
+Every refusal says why in its body. On the MCP endpoint that body is a JSON-RPC
+error (``id: null``; the SDK client puts the request's id back), because MCP
+clients surface a JSON-RPC error's message to the agent and turn any other error
+body into a bare "Server returned an error response": an agent that is told "rate
+limit … retry in 2 s" can wait and retry in the same session. Elsewhere (the review
+page's forms, ``/metrics``) it is the RFC 6750 shape ``{error, error_description}``.
 """
 
 from __future__ import annotations
@@ -83,6 +90,33 @@ def _route_class(path: str) -> str:
     if is_review_path(path):
         return "review"
     return "other"
+
+
+# JSON-RPC's implementation-defined server error: a refusal before the MCP server saw the
+# request. ``data.error`` names which (the RFC 6750 / OAuth error name) and ``data.status``
+# the HTTP status, so a client can tell a bad token from a rate limit without parsing text.
+REFUSED_CODE = -32000
+
+
+async def _refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    error: str,
+    description: str,
+    headers: Iterable[tuple[str, str]] = (),
+    **data: object,
+) -> None:
+    body: dict[str, object]
+    if _route_class(scope["path"]) == "mcp":
+        body = {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": REFUSED_CODE, "message": description, "data": {"error": error, "status": status, **data}},
+        }
+    else:
+        body = {"error": error, "error_description": description, **data}
+    await _answer(send, status, body, headers)
 
 
 def _peer(scope: Scope) -> str | None:
@@ -184,13 +218,12 @@ class HostCheck:
             return
         headers = Headers(scope=scope)
         host = headers.get("host", "")
-        refused = {"error": "misdirected_request", "error_description": "Host not allowed"}
         if not _allowed(host, self.hosts):
-            await _answer(send, 421, refused)
+            await _refuse(scope, send, 421, "misdirected_request", "Host not allowed")
             return
         origin = headers.get("origin")
         if origin and not _allowed(origin, self.origins):
-            await _answer(send, 403, {"error": "forbidden", "error_description": "Origin not allowed"})
+            await _refuse(scope, send, 403, "forbidden", "Origin not allowed")
             return
         await self.app(scope, receive, send)
 
@@ -210,14 +243,14 @@ class AuthFailureLimit:
         wait = self.rt.auth_failures.retry_after(addr)
         if wait > 0:
             self.rt.metrics.rate_limited.labels("auth_failures").inc()
-            await _answer(
+            await _refuse(
+                scope,
                 send,
                 429,
-                {
-                    "error": "too_many_failed_authentications",
-                    "error_description": f"too many failed authentications from {addr}; retry later",
-                },
+                "too_many_failed_authentications",
+                f"too many failed authentications from {addr}; retry in {_retry_after(wait)} s",
                 [("retry-after", _retry_after(wait))],
+                retry_after=wait,
             )
             return
 
@@ -298,12 +331,7 @@ class BearerAuth:
         # budget keeps a flood of bad tokens from turning into a flood of fsyncs).
         await self._audit(scope, headers, reason, description)
         if scope["type"] == "http":
-            await _answer(
-                send,
-                401,
-                {"error": "invalid_token", "error_description": description},
-                [("www-authenticate", challenge)],
-            )
+            await _refuse(scope, send, 401, "invalid_token", description, [("www-authenticate", challenge)])
 
     async def _audit(self, scope: Scope, headers: Headers, reason: str, description: str) -> None:
         peer = _peer(scope)
@@ -350,11 +378,14 @@ class PrincipalRateLimit:
             self.rt.rate_limiter.check_key(key, who)
         except RateLimited as exc:
             self.rt.metrics.rate_limited.labels("principal").inc()
-            await _answer(
+            await _refuse(
+                scope,
                 send,
                 429,
-                {"error": "rate_limited", "error_description": exc.message, "retry_after": exc.retry_after},
+                "rate_limited",
+                exc.public_message(),
                 [("retry-after", _retry_after(exc.retry_after))],
+                retry_after=exc.retry_after,
             )
             return
         await self.app(scope, receive, send)
@@ -374,10 +405,12 @@ class MetricsScope:
             return
         access = scope.get(ACCESS_TOKEN_KEY)
         if access is None or "admin" not in access.scopes:
-            await _answer(
+            await _refuse(
+                scope,
                 send,
                 403,
-                {"error": "insufficient_scope", "error_description": "/metrics needs the admin scope."},
+                "insufficient_scope",
+                "/metrics needs the admin scope.",
                 [("www-authenticate", 'Bearer realm="tailops", error="insufficient_scope", scope="admin"')],
             )
             return

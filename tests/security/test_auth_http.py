@@ -133,7 +133,10 @@ def test_invalid_credentials_get_401(srv: RunningServer, header: str, reason: st
     challenge = r.headers["www-authenticate"]
     assert "resource_metadata=" in challenge
     if reason:
-        assert 'error="invalid_token"' in challenge and reason in r.json()["error_description"]
+        assert 'error="invalid_token"' in challenge
+        # On the MCP endpoint the reason travels as a JSON-RPC error (what MCP clients show).
+        error = r.json()["error"]
+        assert reason in error["message"] and error["data"] == {"error": "invalid_token", "status": 401}
 
 
 def test_expired_token_says_so(srv: RunningServer) -> None:
@@ -152,7 +155,7 @@ def test_expired_token_says_so(srv: RunningServer) -> None:
         now=1000,
     ).token
     r = httpx2.get(srv.url, headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 401 and r.json()["error_description"] == "token expired."
+    assert r.status_code == 401 and r.json()["error"]["message"] == "token expired."
 
 
 def test_health_is_open_everything_else_needs_a_token(srv: RunningServer) -> None:

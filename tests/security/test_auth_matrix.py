@@ -392,4 +392,4 @@ async def test_revocation_takes_effect_on_the_next_request(matrix: Matrix) -> No
             json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
             headers={"Authorization": f"Bearer {minted.token}", "Accept": "application/json"},
         )
-    assert r.status_code == 401 and "revoked" in r.json()["error_description"]
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]

@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import anyio
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tailops.auth.ratelimit import AuthFailureLimiter, RateLimiter, TokenBucket
 from tailops.config import load_config
 from tailops.errors import RateLimited
 from tailops.principal import Principal
+from tailops.server.middleware import REFUSED_CODE
 from tests.servers import RunningServer, http_server, mcp_http_client
 
 PER_MINUTE = 120  # 2 per second
@@ -63,7 +66,10 @@ def test_per_principal_limit_answers_429_with_retry_after_and_recovers(srv: Runn
         refused = http.post(srv.url, json=PING, headers=alice)
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["retry-after"]) <= 2
-        assert refused.json()["error"] == "rate_limited" and "alice" in refused.json()["error_description"]
+        body = refused.json()
+        assert body["jsonrpc"] == "2.0" and body["id"] is None
+        assert body["error"]["data"]["error"] == "rate_limited" and 0 < body["error"]["data"]["retry_after"] <= 2
+        assert "alice" in body["error"]["message"] and "Retry after" in body["error"]["message"]
         # Another principal on the same address is not affected.
         assert http.post(srv.url, json=PING, headers=bob).status_code != 429
         # After Retry-After the principal is served again.
@@ -72,21 +78,40 @@ def test_per_principal_limit_answers_429_with_retry_after_and_recovers(srv: Runn
     assert srv.runtime.metrics.rate_limited.labels("principal")._value.get() > limited_before
 
 
-async def test_sdk_client_is_refused_then_served_again(srv: RunningServer) -> None:
+async def test_sdk_client_is_told_to_wait_and_its_session_is_served_again(srv: RunningServer) -> None:
+    """The refusal reaches the agent as an MCP error it can act on (not the SDK's bare
+    "Server returned an error response"), and the same session works once it has waited."""
     token = srv.mint("busy-agent", "readonly")
-    calls = 0
-    with pytest.raises(Exception):  # noqa: B017 (the SDK surfaces the 429 as an error inside groups)
-        async with mcp_http_client(srv.url, token) as c:
-            for _ in range(BURST + 5):
-                result = await c.call_tool("health_check", {})
-                assert not result.is_error
-                calls += 1
-    assert calls < BURST + 5
-    # A session costs about three requests; after BURST/rate seconds the bucket is full again.
-    time.sleep(BURST * 60 / PER_MINUTE)
     async with mcp_http_client(srv.url, token) as c:
+        calls = 0
+        with pytest.raises(MCPError) as refused:
+            for _ in range(BURST + 5):
+                assert not (await c.call_tool("health_check", {})).is_error
+                calls += 1
+        assert calls < BURST + 5
+        err = refused.value
+        assert err.code == REFUSED_CODE
+        assert "rate limit of 120 requests/min reached for busy-agent" in err.message
+        assert "Retry after" in err.message
+        assert err.data["error"] == "rate_limited" and err.data["status"] == 429
+        await anyio.sleep(max(err.data["retry_after"], BURST * 60 / PER_MINUTE))
         for _ in range(2):
             assert not (await c.call_tool("health_check", {})).is_error
+
+
+async def test_sdk_client_with_a_bad_token_is_told_why(srv: RunningServer) -> None:
+    # The refused initialize ends the client's task group: the MCPError arrives in a group.
+    with pytest.raises(ExceptionGroup) as refused:
+        async with mcp_http_client(srv.url, "forged.token.value"):
+            pass
+    matched, _ = refused.value.split(MCPError)
+    assert matched is not None
+    err = matched.exceptions[0]
+    while isinstance(err, ExceptionGroup):
+        err = err.exceptions[0]
+    assert isinstance(err, MCPError)
+    assert err.code == REFUSED_CODE and err.message == "malformed token."
+    assert err.data == {"error": "invalid_token", "status": 401}
 
 
 def test_failed_authentications_get_a_smaller_budget_per_address(srv: RunningServer) -> None:
@@ -97,7 +122,8 @@ def test_failed_authentications_get_a_smaller_budget_per_address(srv: RunningSer
         assert statuses == [401] * FAILURES_PER_MINUTE
         blocked = attacker.post(srv.url, json=PING, headers=bad)
         assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
-        assert blocked.json()["error"] == "too_many_failed_authentications"
+        assert blocked.json()["error"]["data"]["error"] == "too_many_failed_authentications"
+        assert "127.0.0.3" in blocked.json()["error"]["message"]
         # Refused before verification: even a valid token from that address waits.
         assert attacker.post(srv.url, json=PING, headers=good).status_code == 429
         # Other addresses are not affected.
