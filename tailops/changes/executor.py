@@ -313,7 +313,7 @@ async def apply_plan(
     *,
     on_event: EventSink | None = None,
     cancel: anyio.Event | None = None,
-    on_start: Callable[[Run], None] | None = None,
+    on_start: Callable[[Run], Awaitable[None] | None] | None = None,
 ) -> Run:
     """Apply approved plan ``plan_id`` (see the module docstring); the finished run.
 
@@ -358,7 +358,12 @@ async def apply_plan(
     )
     log.info("run started", extra={"run_id": run.id, "plan_id": plan.id, "by": principal.label})
     if on_start is not None:
-        on_start(run)
+        try:
+            outcome = on_start(run)
+            if outcome is not None:
+                await outcome
+        except Exception:  # as for progress: a client that cannot take it must not stop the run
+            log.debug("run-start delivery failed", exc_info=True)
     return await _execute(rt, plan, run, catalog, entry, inventory, on_event=on_event, cancel=cancel)
 
 

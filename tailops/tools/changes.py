@@ -488,7 +488,8 @@ def deny_plan(
 )
 async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
     """Apply an approved plan exactly as planned: re-checks approval, expiry, catalog, inventory and a fresh dry
-    run first (a stale plan is refused), then runs it with progress notifications."""
+    run first (a stale plan is refused), then runs it with progress notifications. A dropped connection does not
+    stop the run: follow it with get_run (the first progress message names it)."""
     call.note(plan_id=plan_id)
     rt = call.rt
     plan = await rt.run_blocking(plans.get_plan, rt.store, plan_id)
@@ -504,8 +505,13 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
         await call.progress(done, max(total, done), text)
         await call.log("info", text)
 
-    def started(run: Run) -> None:
+    async def started(run: Run) -> None:
         call.note(run_id=run.id)
+        # First progress message names the run: an agent whose connection drops still
+        # knows what to follow with get_run (the run does not stop with the connection).
+        text = f"run {run.id} started"
+        await call.progress(0, total, text)
+        await call.log("info", text)
 
     run = await executor.apply_plan(rt, call.principal, plan_id, on_event=on_event, on_start=started)
     call.note(run_id=run.id, run_status=run.status)

@@ -574,6 +574,66 @@ async def test_cancel_mid_apply_three_ways(settings_for: Callable[..., Settings]
             await slow_apply(how)
 
 
+async def raw_mcp_session(http: httpx.AsyncClient, url: str, token: str) -> dict[str, str]:
+    """Headers of an initialized MCP session made by hand (to drop its connection at will)."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+    r = await http.post(url, json=init, headers=headers)
+    assert r.status_code == 200, r.text
+    headers |= {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+    r = await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    assert r.status_code == 202, r.text
+    return headers
+
+
+async def test_a_dropped_connection_does_not_stop_an_apply(settings_for: Callable[..., Settings], bed: HostSet) -> None:
+    """A network blip is not a cancel: only an explicit MCP cancel (or cancel_run) stops a
+    run. The agent's connection drops while Ansible runs; the run still finishes, is
+    recorded, and the agent (or anyone) reads the outcome with get_run."""
+    settings = settings_for()
+    host = bed.names[2]
+    async with session(settings) as s:
+        args = {"playbook": "tb_marker", "params": {"message": "dropped", "wait_seconds": 4}, "limit": host}
+        plan = await ok(s.alice, "plan_change", args)
+        await ok(s.bob, "approve_plan", {"plan_id": plan["plan_id"]})
+        async with httpx.AsyncClient(timeout=30) as http:
+            headers = await raw_mcp_session(http, s.srv.url, s.srv.mint("alice", ALICE))
+            apply = {"jsonrpc": "2.0", "id": 2, "method": "tools/call"}
+            apply["params"] = {
+                "name": "apply_plan",
+                "arguments": {"plan_id": plan["plan_id"]},
+                "_meta": {"progressToken": "apply-1"},
+            }
+            run_id = None
+            async with http.stream("POST", s.srv.url, json=apply, headers=headers) as response:
+                assert response.status_code == 200
+                with anyio.fail_after(120):
+                    async for line in response.aiter_lines():
+                        found = re.search(r'"message":"run ([0-9a-f]+) started"', line)
+                        if found:
+                            run_id = found.group(1)
+                            break
+            # The response stream is closed here, mid-run, without a cancel notification.
+        assert run_id is not None
+        run = plans.get_run(s.store, run_id)
+        assert run.plan_id == plan["plan_id"] and run.status == "running"
+        await wait_for(lambda: plans.get_run(s.store, run.id).status != "running", "the run to finish", 120)
+        view = await ok(s.alice, "get_run", {"run_id": run.id})
+        assert view["status"] == "succeeded", view
+        assert marker(bed, host) == "dropped"
+    [record] = tool_records(settings, "apply_plan")
+    assert record["outcome"] == "ok" and record["ms"] > 3000
+
+
 def orphans(root: Path) -> list[psutil.Process]:
     """Live Ansible processes of runs under ``root`` (matched by their run dir, never by name)."""
     found = []
