@@ -19,6 +19,7 @@ from tailops import __version__
 from tailops.runtime import Runtime
 from tailops.server.protocol import LOG_LEVELS
 from tailops.server.protocol import install as install_protocol
+from tailops.server.tool_schemas import SchemaCache
 from tailops.tools.registry import ToolSpec, annotations_for, bind, declared_specs
 
 __all__ = ["LOG_LEVELS", "build_mcp", "exposed_specs"]
@@ -50,6 +51,20 @@ def build_mcp(
     instance (the conformance suite's ``test_*`` fixtures) without them ever
     being part of the product.
     """
+    schemas = SchemaCache.load(rt.config.server.data_dir / "cache" / "tool-schemas.json")
+    tools = [
+        schemas.tool(
+            bind(spec, rt),
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=annotations_for(spec),
+            meta={"tailops/group": spec.group, "tailops/scope": spec.scope},
+            output_model=spec.output_model,
+        )
+        for spec in exposed_specs(rt)
+    ]
+    schemas.save()
     server: MCPServer[Any] = MCPServer(
         "tailops",
         version=__version__,
@@ -57,16 +72,8 @@ def build_mcp(
         token_verifier=token_verifier,
         auth=auth,
         log_level=rt.config.server.log_level,
+        tools=tools,
     )
-    for spec in exposed_specs(rt):
-        server.add_tool(
-            bind(spec, rt),
-            name=spec.name,
-            title=spec.title,
-            description=spec.description,
-            annotations=annotations_for(spec),
-            meta={"tailops/group": spec.group, "tailops/scope": spec.scope},
-        )
     install_protocol(server, rt)
     if extra is not None:
         extra(server)

@@ -487,9 +487,8 @@ def deny_plan(
     title="Apply plan",
 )
 async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
-    """Apply an approved plan exactly as planned: re-checks approval, expiry, catalog, inventory and a fresh dry
-    run first (a stale plan is refused), then runs it with progress notifications. A dropped connection does not
-    stop the run: follow it with get_run (the first progress message names it)."""
+    """Apply an approved plan exactly as planned: approval, catalog, inventory and a fresh dry run are re-checked
+    (stale: refused). Progress names the run; a dropped connection does not stop it (get_run)."""
     call.note(plan_id=plan_id)
     rt = call.rt
     plan = await rt.run_blocking(plans.get_plan, rt.store, plan_id)

@@ -250,11 +250,13 @@ def _sdk_floor() -> tuple[float, float]:
 
 async def _stdio_cold_start(tmp: Path) -> tuple[list[Row], float]:
     """Cold starts alternate with SDK-floor processes, so machine drift (this VM's steal
-    time moves both by +-30 %) lands on both sides of the ratio."""
+    time moves both by +-30 %) lands on both sides of the ratio. The first start has an
+    empty data dir (it generates the tools' JSON schemas and caches them); the others
+    are a restart, as every later start of an installed server is."""
     cfg = tmp / "stdio.yaml"
     cfg.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp / "stdio-data")}}))
     times, floors, floor_rss = [], [], []
-    for _ in range(5):
+    for _ in range(6):
         f_s, f_rss = _sdk_floor()
         floors.append(f_s)
         floor_rss.append(f_rss)
@@ -263,19 +265,27 @@ async def _stdio_cold_start(tmp: Path) -> tuple[list[Row], float]:
             # Entering the client returns once the initialize response is in; leaving it
             # stops the server process, which is not part of the start-up figure.
             times.append(time.perf_counter() - t)
-    best, floor = min(times), min(floors)
+    first, best, floor = times[0], min(times[1:]), min(floors)
     return [
         Row(
             GROUP,
-            "stdio cold start to initialize response (best of 5)",
+            "stdio first start, empty data dir (generates the schema cache)",
+            first,
+            "s",
+            baseline=floors[0],
+            note=f"baseline: `import mcp.server.mcpserver` alone, run just before: {floors[0]:.2f} s",
+        ),
+        Row(
+            GROUP,
+            "stdio cold start to initialize response (restart, best of 5)",
             best,
             "s",
             baseline=floor,
             target="< 1.5 s",
             ok=best < 1.5,
-            note=f"baseline: `import mcp.server.mcpserver` alone, best of 5: {floor:.2f} s; "
+            note=f"baseline: `import mcp.server.mcpserver` alone, best of 6: {floor:.2f} s; "
             f"ours on top {best - floor:.2f} s",
-        )
+        ),
     ], statistics.median(floor_rss)
 
 

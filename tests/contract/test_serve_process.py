@@ -137,3 +137,22 @@ def test_cli_read_only_flag_hides_change_tools(tmp_path: Path) -> None:
     assert "plan_change" in full and "apply_plan" in full
     assert "plan_change" not in read_only and "apply_plan" not in read_only and "manage_container" not in read_only
     assert "get_system_status" in read_only
+
+
+async def test_a_restart_reuses_the_tool_schemas_and_serves_the_same_tools(tmp_path: Path) -> None:
+    """The second start reads the schemas the first one wrote (the file is not rewritten)
+    and offers exactly the same tools; arguments are still checked."""
+    cfg = _config(tmp_path)
+    cache = tmp_path / "data" / "cache" / "tool-schemas.json"
+    listings = []
+    for start in ("first", "second"):
+        async with Client(stdio_params(cfg)) as client:
+            listings.append([t.model_dump() for t in (await client.list_tools()).tools])
+            bad = await client.call_tool("get_top_processes", {"limit": 0})
+            assert bad.is_error and "limit" in str(bad.content[0]), start
+            good = await client.call_tool("get_top_processes", {"limit": 2})
+            assert not good.is_error and len((good.structured_content or {})["processes"]) == 2, start
+        if start == "first":
+            written = cache.stat().st_mtime_ns
+    assert cache.stat().st_mtime_ns == written
+    assert listings[0] == listings[1] and len(listings[0]) > 30
