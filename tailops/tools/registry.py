@@ -23,6 +23,7 @@ wrapper is the single place where, for every call:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import time
@@ -72,10 +73,14 @@ class ToolSpec:
     # checked after the static ``scope`` (the minimum) and before the body.
     scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None
 
+    @functools.cached_property
+    def hints(self) -> dict[str, Any]:
+        """The body's evaluated annotations (evaluating them is most of binding a tool's cost)."""
+        return typing.get_type_hints(self.fn, include_extras=True)
+
     @property
     def output_model(self) -> type[BaseModel]:
-        hints = typing.get_type_hints(self.fn, include_extras=True)
-        ret = hints.get("return")
+        ret = self.hints.get("return")
         if not (inspect.isclass(ret) and issubclass(ret, BaseModel)):
             raise TypeError(f"tool {self.name} must return a pydantic model, not {ret!r}")
         return ret
@@ -210,7 +215,7 @@ def _fields_param(allowed: list[str]) -> inspect.Parameter:
 
 
 def _signature(spec: ToolSpec) -> tuple[inspect.Signature, dict[str, Any]]:
-    hints = typing.get_type_hints(spec.fn, include_extras=True)
+    hints = spec.hints
     sig = inspect.signature(spec.fn)
     params = list(sig.parameters.values())[1:]  # drop the ToolCall
     out: list[inspect.Parameter] = []
