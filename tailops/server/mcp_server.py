@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from tailops import __version__
 from tailops.runtime import Runtime
@@ -65,6 +66,7 @@ def build_mcp(
         for spec in exposed_specs(rt)
     ]
     schemas.save()
+    bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = MCPServer(
         "tailops",
         version=__version__,
@@ -73,8 +75,9 @@ def build_mcp(
         auth=auth,
         log_level=rt.config.server.log_level,
         tools=tools,
+        subscriptions=bus,
     )
-    install_protocol(server, rt)
+    install_protocol(server, rt, bus)
     if extra is not None:
         extra(server)
     return server

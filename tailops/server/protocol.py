@@ -18,6 +18,12 @@ module adds, in one call (:func:`install`), what a client needs around them:
   engine reports a state change of that container (start, stop, die, health…),
   so an agent waiting for a restart need not poll. Subscribing reads the
   resource once: unknown URIs and callers who may not read it are refused.
+- ``subscriptions/listen`` (2026-07-28, where ``resources/subscribe`` no longer
+  exists): the same container updates as ``ResourceUpdated`` events on the listen
+  stream, through the SDK's own listen handler. Opening a stream needs the
+  ``readonly`` scope and reads each requested resource once, exactly like
+  subscribing; the container event thread watches a URI while any stream or
+  subscription wants it.
 
 What it must never do: hand out anything a tool with the ``readonly`` scope
 could not (every resource read and completion is authorized like a tool call
@@ -35,7 +41,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -44,6 +50,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import (
     INTERNAL_ERROR,
@@ -58,6 +65,8 @@ from mcp.types import (
     ResourceTemplateReference,
     SetLevelRequestParams,
     SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
     UnsubscribeRequestParams,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -317,6 +326,41 @@ class Subscriptions:
             return {u for s in self._subs.values() for u in s.uris}
 
 
+class Listens:
+    """Resource URIs wanted by open ``subscriptions/listen`` streams (a multiset: two
+    streams on one URI keep it watched until both end). Bounded like subscriptions."""
+
+    def __init__(self, *, max_streams: int = 256, max_uris: int = 64) -> None:
+        self.max_streams = max_streams
+        self.max_uris = max_uris
+        self._streams: Counter[str] = Counter()
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def add(self, uris: Iterable[str]) -> None:
+        wanted = set(uris)
+        if len(wanted) > self.max_uris:
+            raise InvalidInput(f"one listen stream may watch at most {self.max_uris} resources.")
+        with self._lock:
+            if self._open >= self.max_streams:
+                raise InvalidInput(
+                    f"{self.max_streams} listen streams are already open on this server.",
+                    hint="Close a stream you no longer read, or retry later.",
+                )
+            self._open += 1
+            self._streams.update(wanted)
+
+    def remove(self, uris: Iterable[str]) -> None:
+        with self._lock:
+            self._open -= 1
+            self._streams.subtract(set(uris))
+            self._streams += Counter()  # drop the URIs no stream wants any more
+
+    def uris(self) -> set[str]:
+        with self._lock:
+            return set(self._streams)
+
+
 def _close_quietly(stream: Any) -> None:
     """Close a docker event stream (from any thread); a half-closed one may raise, which is fine."""
     if stream is None:
@@ -457,7 +501,12 @@ class ProtocolFeatures:
     log_levels: ClientLogLevels
     completions: Completions
     subscriptions: Subscriptions
+    listens: Listens = field(default_factory=Listens)
     _watcher: _ContainerWatcher | None = None
+
+    def watched(self) -> set[str]:
+        """Every resource URI a client currently wants updates for (either protocol era)."""
+        return self.subscriptions.uris() | self.listens.uris()
 
     def close(self) -> None:
         """Stop the container event thread (server shutdown); subscriptions get no more updates."""
@@ -626,8 +675,11 @@ def _add_product_completers(completions: Completions, rt: Runtime) -> None:
 # ------------------------------------------------------------------ handlers
 
 
-def install(server: MCPServer[Any], rt: Runtime) -> ProtocolFeatures:
-    """Add logging/setLevel, completion/complete, resources (+ subscribe) to ``server``."""
+def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> ProtocolFeatures:
+    """Add logging/setLevel, completion/complete, resources (+ subscribe, listen) to ``server``.
+
+    ``bus`` is the subscription bus ``server`` was built with (``MCPServer(subscriptions=…)``):
+    container updates are published there for listen streams."""
     feats = ProtocolFeatures(log_levels=ClientLogLevels(), completions=Completions(), subscriptions=Subscriptions())
     _INSTALLED[server] = feats
     rt.client_log_levels = feats.log_levels
@@ -640,6 +692,7 @@ def install(server: MCPServer[Any], rt: Runtime) -> ProtocolFeatures:
                 await session.send_resource_updated(uri)
             except Exception:  # one gone client must not stop the others' updates
                 log.debug("resource update not delivered", exc_info=True, extra={"uri": uri})
+        await bus.publish(ResourceUpdated(uri=uri))
 
     watcher = feats._watcher = _ContainerWatcher(rt, notify_updated)
 
@@ -674,13 +727,42 @@ def install(server: MCPServer[Any], rt: Runtime) -> ProtocolFeatures:
             feats.subscriptions.add(ctx.session, uri)
         except TailopsError as exc:
             raise _mcp_error(exc, uri=uri) from exc
-        watcher.watch(feats.subscriptions.uris())
+        watcher.watch(feats.watched())
         return EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams) -> EmptyResult:
         feats.subscriptions.remove(ctx.session, str(params.uri))
-        watcher.watch(feats.subscriptions.uris())
+        watcher.watch(feats.watched())
         return EmptyResult()
+
+    streams = ListenHandler(bus, max_subscriptions=feats.listens.max_streams)
+
+    async def listen(
+        ctx: ServerRequestContext[Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        context = Context(request_context=ctx, mcp_server=server)
+        uris = sorted({str(u) for u in params.notifications.resource_subscriptions or ()})
+        try:
+            await _authorize(rt, context, "subscriptions/listen")
+        except TailopsError as exc:
+            raise _mcp_error(exc) from exc
+        for uri in uris:
+            try:
+                # As for resources/subscribe: the resource must exist and the caller may read it.
+                await server.read_resource(uri, context)
+            except ResourceError as exc:
+                code = INVALID_PARAMS if isinstance(exc, ResourceNotFoundError) else INTERNAL_ERROR
+                raise MCPError(code=code, message=str(exc), data={"uri": uri}) from exc
+        try:
+            feats.listens.add(uris)
+        except TailopsError as exc:
+            raise _mcp_error(exc) from exc
+        watcher.watch(feats.watched())
+        try:
+            return await streams(ctx, params)
+        finally:  # the stream ended: closed, dropped (cancelled) or failed
+            feats.listens.remove(uris)
+            watcher.watch(feats.watched())
 
     # MCPServer has no public hook for these methods; the low-level server's
     # add_request_handler is the SDK's own registration path (it also derives
@@ -690,4 +772,6 @@ def install(server: MCPServer[Any], rt: Runtime) -> ProtocolFeatures:
     lowlevel.add_request_handler("completion/complete", CompleteRequestParams, complete)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    # Replaces the SDK's unguarded default listen handler (it serves any caller).
+    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listen)
     return feats

@@ -23,6 +23,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import ResourceUpdated
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import (
     CallToolResult,
@@ -339,3 +340,47 @@ def test_container_resource_completion_and_subscription(make_settings: Callable[
 
     with http_server(make_settings()) as srv:
         anyio.run(run, srv)
+
+
+def test_container_updates_reach_a_2026_listen_stream(make_settings: Callable[..., Settings], container: Any) -> None:
+    """On the 2026-07-28 wire (no resources/subscribe) a listen stream gets the same
+    container updates; opening one is authorized and checked like subscribing."""
+    uri = f"tailops://containers/{container.name}"
+
+    def events_thread_alive() -> bool:
+        return any(t.name == "tailops-container-events" for t in threading.enumerate())
+
+    async def run(srv: RunningServer) -> None:
+        async with mcp_http_client(srv.url, srv.mint("alice", "readonly")) as client:
+            assert client.protocol_version >= "2026-07-28"
+            with pytest.raises(MCPError) as err:
+                async with client.listen(resource_subscriptions=["tailops://containers/tailops-test-no-such-one"]):
+                    pass
+            assert "not_found" in str(err.value)
+
+            async with client.listen(resource_subscriptions=[uri]) as sub:
+                assert sub.honored.resource_subscriptions == [uri]
+                assert events_thread_alive()
+                await anyio.to_thread.run_sync(lambda: container.stop(timeout=2))
+                with anyio.fail_after(WAIT):
+                    event = await sub.__anext__()
+                assert isinstance(event, ResourceUpdated) and event.uri == uri
+            stopped = json.loads(_text(await client.read_resource(uri)))
+            assert stopped["state"] == "exited"
+            # The stream closed: nothing else wants the container watched.
+            with anyio.fail_after(WAIT):
+                while events_thread_alive():
+                    await anyio.sleep(0.02)
+
+        async with mcp_http_client(srv.url, srv.mint("bob", "file:read")) as client:
+            for wanted in ({"resource_subscriptions": [uri]}, {"tools_list_changed": True}):
+                with pytest.raises(MCPError) as err:
+                    async with client.listen(**wanted):
+                        pass
+                assert "needs scope 'readonly'" in str(err.value)
+
+    with http_server(make_settings()) as srv:
+        anyio.run(run, srv)
+        settings = srv.settings
+    denied = [e for e in _audit_entries(settings) if e.get("decision") == "denied"]
+    assert [(e["principal"]["sub"], e["what"]) for e in denied] == [("bob", "subscriptions/listen")] * 2
