@@ -81,6 +81,7 @@ from tailops.errors import (
     PermissionDenied,
     RateLimited,
     TailopsError,
+    Unavailable,
 )
 from tailops.monitor.containers import check_name, inspect_container
 from tailops.monitor.docker_engine import engine_exceptions
@@ -343,7 +344,7 @@ class Listens:
             raise InvalidInput(f"one listen stream may watch at most {self.max_uris} resources.")
         with self._lock:
             if self._open >= self.max_streams:
-                raise InvalidInput(
+                raise Unavailable(
                     f"{self.max_streams} listen streams are already open on this server.",
                     hint="Close a stream you no longer read, or retry later.",
                 )
