@@ -683,14 +683,21 @@ def append_events(store: Store, run_id: str, first_seq: int, events: Sequence[Ru
         conn.execute("UPDATE runs SET event_count = event_count + ? WHERE id = ?", (len(rows), run_id))
 
 
-def run_events(store: Store, run_id: str, *, limit: int = 200, kinds: Sequence[str] | None = None) -> list[StoredEvent]:
-    """The first ``limit`` events of a run (optionally only some kinds), in order."""
+def run_events(
+    store: Store, run_id: str, *, limit: int = 200, kinds: Sequence[str] | None = None, latest: bool = False
+) -> list[StoredEvent]:
+    """The first ``limit`` events of a run (``latest``: the last ``limit``; optionally only
+    some kinds), in order."""
     where = "run_id = ?"
     params: list[Any] = [run_id]
     if kinds:
         where += f" AND kind IN ({','.join('?' * len(kinds))})"
         params.extend(kinds)
-    rows = store.query(f"SELECT * FROM run_events WHERE {where} ORDER BY seq LIMIT ?", [*params, limit])  # noqa: S608
+    order = "DESC" if latest else "ASC"
+    # Only constant SQL fragments are formatted in; values are bound parameters.
+    rows = store.query(f"SELECT * FROM run_events WHERE {where} ORDER BY seq {order} LIMIT ?", [*params, limit])  # noqa: S608
+    if latest:
+        rows = list(reversed(rows))
     return [
         StoredEvent(
             seq=r["seq"],

@@ -16,6 +16,10 @@ Routes (all under ``/review``, served by the HTTP transport only):
 - ``POST /review/logout``.
 - ``GET /review``: open plans (pending, approved) and the most recent others.
 - ``GET /review/plans/{id}``: one plan, whole: hosts, tasks, diffs, approvals, runs.
+- ``GET /review/runs/{id}``: one run of a plan: status, planned vs actual per host,
+  mismatches and the latest events; while it runs the page reloads itself every few
+  seconds (a ``<meta>`` refresh: the page has no scripts), so whoever approved a
+  change can watch it land.
 - ``POST /review/plans/{id}/approve`` (comment) and ``/deny`` (reason).
 
 Authentication happens in :class:`tailops.server.middleware.BearerAuth` (the
@@ -78,6 +82,8 @@ __all__ = ["build_review"]
 log = logging.getLogger("tailops.web")
 
 _MAX_FORM_BYTES = 64 * 1024
+RUN_EVENTS_SHOWN = 200  # the latest events of a run on its page
+RUN_REFRESH_S = 3  # a running run's page reloads itself this often
 _DONE = {
     "approved": "Approved. The plan can now be applied once (apply_plan or `tailops plans apply`).",
     "denied": "Denied. This plan can never be applied.",
@@ -342,6 +348,24 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             return await plan_detail(request, error=failure.public_message(), status=http_status(failure))
         return page.redirect(f"{PREFIX}/plans/{plan_id}?done={'approved' if decision == 'approve' else 'denied'}")
 
+    async def run_detail(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading runs needs the readonly scope.")
+        run_id = request.path_params["run_id"]
+
+        def load() -> dict[str, Any]:
+            run = plans.get_run(rt.store, run_id)
+            events = plans.run_events(rt.store, run.id, limit=RUN_EVENTS_SHOWN, latest=True)
+            return {"run": run, "plan": plans.find_plan(rt.store, run.plan_id), "events": events}
+
+        try:
+            context = await rt.run_blocking(load)
+        except TailopsError as exc:
+            return page.render("message.html", status=http_status(exc), error=exc.public_message())
+        run: plans.Run = context["run"]
+        return page.render("run.html", refresh=RUN_REFRESH_S if run.status == "running" else None, **context)
+
     async def not_found(request: Request) -> Response:
         page = _Page(rt, verifier, request)
         return page.render("message.html", status=404, error=NotFound("no such page.").public_message())
@@ -361,6 +385,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
                 Route("/static/review.css", stylesheet, methods=["GET"]),
                 Route("/plans/{plan_id:str}", plan_detail, methods=["GET"]),
                 Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
+                Route("/runs/{run_id:str}", run_detail, methods=["GET"]),
                 Route("/{rest:path}", not_found),
             ],
         ),

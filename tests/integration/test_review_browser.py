@@ -20,7 +20,7 @@ from tailops.changes import plans
 from tailops.config import load_config
 from tailops.principal import Principal
 from tests.servers import RunningServer, http_server
-from tests.testbed.seed import seed_plan
+from tests.testbed.seed import seed_plan, seed_run
 
 ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-alice-plan")
 CHROMIUM = "/usr/bin/chromium"
@@ -110,3 +110,20 @@ def test_sign_out_ends_the_session(browser: Browser, server: RunningServer) -> N
     expect(page).to_have_url(f"{server.base_url}/review/login?done=logged-out")
     page.goto(f"{server.base_url}/review/")
     expect(page).to_have_url(f"{server.base_url}/review/login")
+
+
+def test_a_running_run_page_follows_the_run_to_its_end(browser: Browser, server: RunningServer) -> None:
+    """The page has no scripts; its meta refresh alone brings the end of the run to an
+    open tab (CSP allows it), and the refreshing stops once the run is over."""
+    plan = seed_plan(server.settings.db_path, ALICE, message="watch")
+    bob = Principal("bob", frozenset({"changes:approve", "readonly"}), "http", token_id="jti-bob")
+    run = seed_run(server.settings.db_path, plan, bob, [])
+    page = signed_in(browser, server, "carol", "readonly")
+    page.goto(f"{server.base_url}/review/plans/{plan.id}")
+    page.click(f"a[href='/review/runs/{run.id}']")
+    expect(page.locator("#run-status")).to_have_text("running")
+    expect(page.locator("#live")).to_be_visible()
+    plans.finish_run(server.runtime.store, run.id, status="succeeded", reason=None)
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=10_000)
+    expect(page.locator("#live")).to_have_count(0)
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0

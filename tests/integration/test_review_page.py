@@ -19,11 +19,12 @@ import pytest
 
 from tailops.auth.tokens import revoke_token
 from tailops.changes import plans
-from tailops.changes.plans import Plan
+from tailops.changes.models import RunEvent
+from tailops.changes.plans import HostOutcome, Plan
 from tailops.config import load_config
 from tailops.principal import Principal
 from tests.servers import RunningServer, http_server
-from tests.testbed.seed import seed_plan
+from tests.testbed.seed import seed_plan, seed_run
 
 ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-alice-plan")
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -259,3 +260,62 @@ def test_the_page_can_be_switched_off(tmp_path: Path) -> None:
         token = srv.mint("bob", "readonly changes:approve")
         r = c.get("/review/", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 404
+
+
+BOB = Principal("bob", frozenset({"changes:approve", "readonly"}), "http", token_id="jti-bob-approve")
+
+
+def _events(msg: str) -> list[RunEvent]:
+    return [
+        RunEvent(kind="task_result", counter=1, host="web1", task="Write the marker file", status="ok", changed=True),
+        RunEvent(kind="task_result", counter=2, host="web1", task="Wait before finishing", status="ok", msg=msg),
+    ]
+
+
+def test_a_running_run_has_a_live_page_linked_from_its_plan(server: RunningServer) -> None:
+    plan = plan_for(server)
+    run = seed_run(server.settings.db_path, plan, BOB, _events(XSS))
+    with client(server) as c:
+        sign_in(c, server, server.mint("carol", "readonly"))
+        plan_page = c.get(f"/review/plans/{plan.id}")
+        assert f'href="/review/runs/{run.id}"' in plan_page.text
+        page = c.get(f"/review/runs/{run.id}")
+        assert page.status_code == 200
+        assert '<meta http-equiv="refresh" content="3">' in page.text
+        assert 'id="run-status">running<' in page.text and "reloads every 3 s" in page.text
+        assert "Write the marker file" in page.text and "Wait before finishing" in page.text
+        assert XSS not in page.text and "&lt;script&gt;" in page.text  # event text is escaped
+        assert f'href="/review/plans/{plan.id}"' in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_a_finished_run_shows_planned_vs_actual_and_stops_reloading(server: RunningServer) -> None:
+    plan = plan_for(server)
+    outcome = [HostOutcome(host="web1", status="ok", planned=["Write the marker file"], actual=[], mismatches=["x"])]
+    mismatch = "web1: planned to change 'Write the marker file', but it did not change"
+    run = seed_run(
+        server.settings.db_path, plan, BOB, _events("done"), finish=("failed", "failed on web1", outcome, [mismatch])
+    )
+    with client(server) as c:
+        sign_in(c, server, server.mint("carol", "readonly"))
+        page = c.get(f"/review/runs/{run.id}")
+    assert page.status_code == 200 and 'http-equiv="refresh"' not in page.text
+    assert 'id="run-status">failed<' in page.text and "failed on web1" in page.text
+    outcome_table = page.text.split('id="outcome"', 1)[1].split("</table>", 1)[0]
+    assert "web1" in outcome_table and "Write the marker file" in outcome_table and "none" in outcome_table
+    assert "planned to change &#39;Write the marker file&#39;, but it did not change" in page.text
+
+
+def test_run_page_refusals(server: RunningServer) -> None:
+    plan = plan_for(server)
+    run = seed_run(server.settings.db_path, plan, BOB, [])
+    with client(server) as c:
+        sign_in(c, server, server.mint("dave", "file:read"))
+        assert c.get(f"/review/runs/{run.id}").status_code == 403
+    with client(server) as c:
+        sign_in(c, server, server.mint("carol", "readonly"))
+        bad = c.get("/review/runs/not-a-run-id")
+        assert bad.status_code == 400 and "is not a run id" in bad.text
+        missing = c.get(f"/review/runs/{'0' * 32}")
+        assert missing.status_code == 404 and f"no run {'0' * 32}" in missing.text
+        assert "No events yet." in c.get(f"/review/runs/{run.id}").text

@@ -12,12 +12,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tailops.changes import plans
-from tailops.changes.plans import HostPrediction, Plan, TaskPrediction
+from tailops.changes import approvals, plans
+from tailops.changes.models import RunEvent
+from tailops.changes.plans import HostOutcome, HostPrediction, Plan, Run, RunState, TaskPrediction
+from tailops.config import ChangesSettings
 from tailops.principal import Principal
 from tailops.store import Store
 
-__all__ = ["MARKER_DIFF", "seed_plan"]
+__all__ = ["MARKER_DIFF", "seed_plan", "seed_run"]
 
 MARKER_DIFF = "--- before\n+++ /etc/tailops-tb-marker\n@@ -0,0 +1 @@\n+hello\n"
 
@@ -77,3 +79,38 @@ def seed_plan(
     finally:
         store.close()
     return plan
+
+
+def seed_run(
+    db_path: Path,
+    plan: Plan,
+    approver: Principal,
+    events: list[RunEvent],
+    *,
+    finish: tuple[RunState, str | None, list[HostOutcome], list[str]] | None = None,
+) -> Run:
+    """Approve ``plan`` as ``approver``, start its run (the one-transaction path the
+    executor uses), store ``events`` and, with ``finish`` = (status, reason, outcome,
+    mismatches), record its end — without Ansible."""
+    store = Store(db_path)
+    try:
+        approval = approvals.approve(store, ChangesSettings(), plan.id, approver, "seeded")
+        run = plans.consume_and_start_run(
+            store,
+            run_id=plans.new_id(),
+            plan_id=plan.id,
+            approval_id=approval.id,
+            requester=plan.requester,
+            instance_id="seed",
+            pid=1,
+            pid_started=0.0,
+            runner_ident="apply-seed",
+            now=time.time(),
+        )
+        plans.append_events(store, run.id, 1, events)
+        if finish is not None:
+            status, reason, outcome, mismatches = finish
+            plans.finish_run(store, run.id, status=status, reason=reason, outcome=outcome, mismatches=mismatches)
+        return plans.get_run(store, run.id)
+    finally:
+        store.close()
