@@ -20,6 +20,8 @@ Routes (all under ``/review``, served by the HTTP transport only):
   mismatches and the latest events; while it runs the page reloads itself every few
   seconds (a ``<meta>`` refresh: the page has no scripts), so whoever approved a
   change can watch it land.
+- ``POST /review/runs/{id}/cancel``: stop a running run; needs the playbook's scope
+  (what applying it needed), like the ``cancel_run`` tool.
 - ``POST /review/plans/{id}/approve`` (comment) and ``/deny`` (reason).
 
 Authentication happens in :class:`tailops.server.middleware.BearerAuth` (the
@@ -50,6 +52,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from tailops import __version__
+from tailops.auth.scopes import require_scope
 from tailops.auth.tokens import TokenVerifier
 from tailops.changes import approvals, plans
 from tailops.changes.plans import Plan
@@ -88,6 +91,7 @@ _DONE = {
     "approved": "Approved. The plan can now be applied once (apply_plan or `tailops plans apply`).",
     "denied": "Denied. This plan can never be applied.",
     "logged-out": "Signed out.",
+    "cancel-requested": "Cancel requested: Ansible is stopped within about a second, and the run ends canceled.",
 }
 _SECURITY_HEADERS = {
     "content-security-policy": (
@@ -348,7 +352,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             return await plan_detail(request, error=failure.public_message(), status=http_status(failure))
         return page.redirect(f"{PREFIX}/plans/{plan_id}?done={'approved' if decision == 'approve' else 'denied'}")
 
-    async def run_detail(request: Request) -> Response:
+    async def run_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         page = _Page(rt, verifier, request)
         if not page.principal.has_scope("readonly"):
             return page.render("message.html", status=403, error="Reading runs needs the readonly scope.")
@@ -364,7 +368,54 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         except TailopsError as exc:
             return page.render("message.html", status=http_status(exc), error=exc.public_message())
         run: plans.Run = context["run"]
-        return page.render("run.html", refresh=RUN_REFRESH_S if run.status == "running" else None, **context)
+        plan: Plan | None = context["plan"]
+        running = run.status == "running"
+        return page.render(
+            "run.html",
+            status=status,
+            error=error,
+            done=_DONE.get(request.query_params.get("done", "")),
+            refresh=RUN_REFRESH_S if running and error is None else None,
+            # Stopping a run needs what applying it needed: the playbook's scope.
+            may_cancel=running and plan is not None and page.principal.has_scope(plan.scope),
+            **context,
+        )
+
+    async def cancel(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        run_id = request.path_params["run_id"]
+        try:
+            form = await _form(request)
+        except InvalidInput as bad_form:
+            return await run_detail(request, error=bad_form.public_message(), status=400)
+        if reason := page.cross_site(form):
+            return await run_detail(request, error=f"Refused: {reason}.", status=403)
+        who = f"{page.principal.label} (review page)"
+
+        def request_cancel() -> plans.Run:
+            run = plans.get_run(rt.store, run_id)
+            plan = plans.get_plan(rt.store, run.plan_id)
+            require_scope(page.principal, plan.scope, f"cancelling a run of {plan.playbook}")
+            return plans.request_cancel(rt.store, run.id, who)
+
+        failure: TailopsError | None = None
+        facts: dict[str, Any] = {"run_id": run_id}
+        try:
+            run = await rt.run_blocking(request_cancel)
+            facts["plan_id"] = run.plan_id
+            stop = rt.active_runs.get(run.id)  # a run of this process stops at once; others poll the store
+            if stop is not None:
+                stop.set()
+        except TailopsError as caught:
+            failure = caught
+        try:
+            await page.audit("review:cancel", {"run_id": run_id}, failure, **facts)
+        except AuditError as audit_exc:
+            log.error("audit write failed for a run cancel: %s", audit_exc.message)
+            failure = failure or audit_exc
+        if failure is not None:
+            return await run_detail(request, error=failure.public_message(), status=http_status(failure))
+        return page.redirect(f"{PREFIX}/runs/{run_id}?done=cancel-requested")
 
     async def not_found(request: Request) -> Response:
         page = _Page(rt, verifier, request)
@@ -386,6 +437,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
                 Route("/plans/{plan_id:str}", plan_detail, methods=["GET"]),
                 Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
                 Route("/runs/{run_id:str}", run_detail, methods=["GET"]),
+                Route("/runs/{run_id:str}/cancel", cancel, methods=["POST"]),
                 Route("/{rest:path}", not_found),
             ],
         ),

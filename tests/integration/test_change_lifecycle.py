@@ -518,7 +518,7 @@ async def test_playbook_scope_is_checked_before_any_work(settings_for: Callable[
 
 
 # --------------------------------------------------------------------------- cancel and crash
-async def test_cancel_mid_apply_three_ways(settings_for: Callable[..., Settings], bed: HostSet, tmp_path: Path) -> None:
+async def test_cancel_mid_apply_four_ways(settings_for: Callable[..., Settings], bed: HostSet, tmp_path: Path) -> None:
     settings = settings_for()
     cfg = write_cli_config(settings, tmp_path / "cli.yaml")
     host = bed.names[0]
@@ -558,6 +558,20 @@ async def test_cancel_mid_apply_three_ways(settings_for: Callable[..., Settings]
                 elif how == "cli":
                     result = await run_cli("cancel", run.id[:10], "--config", str(cfg))
                     assert result.exit_code == 0, result.output
+                elif how == "page":
+                    base = s.srv.base_url
+                    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as web:
+                        signed = await web.post(
+                            "/review/login", data={"token": s.srv.mint("alice", ALICE)}, headers={"Origin": base}
+                        )
+                        assert signed.status_code == 303
+                        page = await web.get(f"/review/runs/{run.id}")
+                        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+                        assert csrf is not None and 'id="cancel-form"' in page.text
+                        done = await web.post(
+                            f"/review/runs/{run.id}/cancel", data={"csrf": csrf.group(1)}, headers={"Origin": base}
+                        )
+                        assert done.status_code == 303, done.text
                 else:
                     tg.cancel_scope.cancel()  # the client abandons the request
             await wait_for(lambda: plans.get_run(s.store, run.id).status != "running", f"the run to stop ({how})", 60)
@@ -570,7 +584,7 @@ async def test_cancel_mid_apply_three_ways(settings_for: Callable[..., Settings]
             assert marker(bed, host) == f"cancel {how}"  # the first task ran, the pause did not finish
             assert ansible_left(settings.artifacts_dir) == []
 
-        for how in ("tool", "cli", "client"):
+        for how in ("tool", "cli", "page", "client"):
             await slow_apply(how)
 
 

@@ -319,3 +319,46 @@ def test_run_page_refusals(server: RunningServer) -> None:
         missing = c.get(f"/review/runs/{'0' * 32}")
         assert missing.status_code == 404 and f"no run {'0' * 32}" in missing.text
         assert "No events yet." in c.get(f"/review/runs/{run.id}").text
+
+
+def cancel_requested_by(srv: RunningServer, run_id: str) -> str | None:
+    return plans.get_run(srv.runtime.store, run_id).cancel_requested_by
+
+
+def test_cancel_needs_origin_csrf_and_the_playbooks_scope_then_stops_the_run(server: RunningServer) -> None:
+    run = seed_run(server.settings.db_path, plan_for(server), BOB, [])
+    url = f"/review/runs/{run.id}/cancel"
+    with client(server) as c:
+        sign_in(c, server, server.mint("carol", "readonly"))
+        page = c.get(f"/review/runs/{run.id}")
+        assert 'id="cancel-form"' not in page.text  # carol may read the run, not stop it
+        refused = c.post(url, data={"csrf": csrf_of(page.text)}, headers={"Origin": server.base_url})
+        assert refused.status_code == 403 and "needs scope &#39;system:admin&#39;" in refused.text
+    with client(server) as c:
+        sign_in(c, server, server.mint("erin", "readonly system:admin"))
+        page = c.get(f"/review/runs/{run.id}")
+        assert 'id="cancel-form"' in page.text
+        token = csrf_of(page.text)
+        assert c.post(url, data={"csrf": token}).status_code == 403  # no Origin
+        assert c.post(url, data={"csrf": "0" * 64}, headers={"Origin": server.base_url}).status_code == 403
+        assert cancel_requested_by(server, run.id) is None
+        done = c.post(url, data={"csrf": token}, headers={"Origin": server.base_url})
+        assert done.status_code == 303 and done.headers["location"] == f"/review/runs/{run.id}?done=cancel-requested"
+        after = c.get(done.headers["location"])
+        assert "Cancel requested" in after.text and 'id="cancel-form"' not in after.text
+    assert cancel_requested_by(server, run.id) == "erin (review page)"
+    cancels = [e for e in audit(server) if e.get("event") == "review:cancel"]
+    records = [(e["principal"]["sub"], e["decision"], e["outcome"]) for e in cancels]
+    assert records == [("carol", "denied", "error"), ("erin", "allowed", "ok")]
+
+
+def test_a_finished_run_cannot_be_cancelled(server: RunningServer) -> None:
+    run = seed_run(server.settings.db_path, plan_for(server), BOB, [], finish=("succeeded", None, [], []))
+    with client(server) as c:
+        sign_in(c, server, server.mint("erin", "readonly system:admin"))
+        page = c.get(f"/review/runs/{run.id}")
+        assert 'id="cancel-form"' not in page.text
+        form = {"csrf": csrf_of(page.text)}
+        r = c.post(f"/review/runs/{run.id}/cancel", data=form, headers={"Origin": server.base_url})
+    assert r.status_code in (400, 409) and "not running" in r.text
+    assert cancel_requested_by(server, run.id) is None
