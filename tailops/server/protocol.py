@@ -329,33 +329,43 @@ class Subscriptions:
 
 class Listens:
     """Resource URIs wanted by open ``subscriptions/listen`` streams (a multiset: two
-    streams on one URI keep it watched until both end). Bounded like subscriptions."""
+    streams on one URI keep it watched until both end). Bounded like subscriptions: per
+    stream (URIs), per caller (so one token cannot take every slot) and per server."""
 
-    def __init__(self, *, max_streams: int = 256, max_uris: int = 64) -> None:
+    def __init__(self, *, max_streams: int = 256, max_per_caller: int = 16, max_uris: int = 64) -> None:
         self.max_streams = max_streams
+        self.max_per_caller = max_per_caller
         self.max_uris = max_uris
         self._streams: Counter[str] = Counter()
-        self._open = 0
+        self._callers: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def add(self, uris: Iterable[str]) -> None:
+    def add(self, caller: str, uris: Iterable[str]) -> None:
         wanted = set(uris)
         if len(wanted) > self.max_uris:
             raise InvalidInput(f"one listen stream may watch at most {self.max_uris} resources.")
         with self._lock:
-            if self._open >= self.max_streams:
+            if self._callers[caller] >= self.max_per_caller:
+                raise RateLimited(
+                    f"{caller} already has {self.max_per_caller} listen streams open.",
+                    retry_after=1.0,
+                    hint="One stream can watch many resources; close the streams you no longer read.",
+                )
+            if self._callers.total() >= self.max_streams:
                 raise Unavailable(
                     f"{self.max_streams} listen streams are already open on this server.",
                     hint="Close a stream you no longer read, or retry later.",
                 )
-            self._open += 1
+            self._callers[caller] += 1
             self._streams.update(wanted)
 
-    def remove(self, uris: Iterable[str]) -> None:
+    def remove(self, caller: str, uris: Iterable[str]) -> None:
         with self._lock:
-            self._open -= 1
+            self._callers[caller] -= 1
             self._streams.subtract(set(uris))
-            self._streams += Counter()  # drop the URIs no stream wants any more
+            # Drop what no stream wants any more (Counter's unary + keeps positive counts).
+            self._callers = +self._callers
+            self._streams = +self._streams
 
     def uris(self) -> set[str]:
         with self._lock:
@@ -744,9 +754,10 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
         context = Context(request_context=ctx, mcp_server=server)
         uris = sorted({str(u) for u in params.notifications.resource_subscriptions or ()})
         try:
-            await _authorize(rt, context, "subscriptions/listen")
+            principal = await _authorize(rt, context, "subscriptions/listen")
         except TailopsError as exc:
             raise _mcp_error(exc) from exc
+        caller = principal.subject
         for uri in uris:
             try:
                 # As for resources/subscribe: the resource must exist and the caller may read it.
@@ -755,14 +766,14 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
                 code = INVALID_PARAMS if isinstance(exc, ResourceNotFoundError) else INTERNAL_ERROR
                 raise MCPError(code=code, message=str(exc), data={"uri": uri}) from exc
         try:
-            feats.listens.add(uris)
+            feats.listens.add(caller, uris)
         except TailopsError as exc:
             raise _mcp_error(exc) from exc
         watcher.watch(feats.watched())
         try:
             return await streams(ctx, params)
         finally:  # the stream ended: closed, dropped (cancelled) or failed
-            feats.listens.remove(uris)
+            feats.listens.remove(caller, uris)
             watcher.watch(feats.watched())
 
     # MCPServer has no public hook for these methods; the low-level server's

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tailops.errors import InvalidInput, Unavailable
+from tailops.errors import InvalidInput, RateLimited, Unavailable
 from tailops.server.protocol import ClientLogLevels, Completions, Listens, ProtocolFeatures, Subscriptions
 
 A, B = "tailops://containers/a", "tailops://containers/b"
@@ -22,34 +22,38 @@ class Connection:
 
 def test_a_uri_stays_listened_while_any_stream_wants_it() -> None:
     listens = Listens()
-    listens.add([A, B])
-    listens.add([A])
+    listens.add("alice", [A, B])
+    listens.add("bob", [A])
     assert listens.uris() == {A, B}
-    listens.remove([A, B])
+    listens.remove("alice", [A, B])
     assert listens.uris() == {A}
-    listens.remove([A])
+    listens.remove("bob", [A])
     assert listens.uris() == set()
 
 
-def test_listen_streams_are_bounded() -> None:
-    listens = Listens(max_streams=2, max_uris=2)
+def test_listen_streams_are_bounded_per_stream_caller_and_server() -> None:
+    listens = Listens(max_streams=3, max_per_caller=2, max_uris=2)
     with pytest.raises(InvalidInput, match="at most 2 resources"):
-        listens.add([A, B, "tailops://containers/c"])
-    listens.add([A])
-    listens.add([])
-    with pytest.raises(Unavailable, match="2 listen streams"):
-        listens.add([B])
-    assert listens.uris() == {A}
-    listens.remove([])  # a stream ending frees its slot
-    listens.add([B])
+        listens.add("alice", [A, B, "tailops://containers/c"])
+    listens.add("alice", [A])
+    listens.add("alice", [])
+    with pytest.raises(RateLimited, match="alice already has 2 listen streams"):
+        listens.add("alice", [B])
+    listens.add("bob", [B])  # another caller still gets a slot ...
+    with pytest.raises(Unavailable, match="3 listen streams"):
+        listens.add("carol", [B])  # ... until the server is full
     assert listens.uris() == {A, B}
+    listens.remove("alice", [])  # a stream ending frees its slot
+    listens.add("carol", [])
+    listens.remove("bob", [B])
+    assert listens.uris() == {A}
 
 
 def test_watched_is_both_eras_together() -> None:
     feats = ProtocolFeatures(log_levels=ClientLogLevels(), completions=Completions(), subscriptions=Subscriptions())
     conn = Connection()
     feats.subscriptions.add(conn, A)
-    feats.listens.add([B])
+    feats.listens.add("alice", [B])
     assert feats.watched() == {A, B}
     feats.subscriptions.remove(conn, A)
     assert feats.watched() == {B}
