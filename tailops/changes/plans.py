@@ -198,6 +198,7 @@ class Run(Model):
     requester: dict[str, str | None]
     instance_id: str
     pid: int
+    pid_started: float = Field(0.0, description="Start time of the server process applying it (pid reuse check).")
     runner_ident: str | None = None
     runner_status: str | None = None
     rc: int | None = None
@@ -529,6 +530,7 @@ def _run(row: Any) -> Run:
         requester=json.loads(row["requester"]),
         instance_id=row["instance_id"],
         pid=row["pid"],
+        pid_started=row["pid_started"],
         runner_ident=row["runner_ident"],
         runner_status=row["runner_status"],
         rc=row["rc"],
@@ -684,12 +686,18 @@ def append_events(store: Store, run_id: str, first_seq: int, events: Sequence[Ru
 
 
 def run_events(
-    store: Store, run_id: str, *, limit: int = 200, kinds: Sequence[str] | None = None, latest: bool = False
+    store: Store,
+    run_id: str,
+    *,
+    limit: int = 200,
+    kinds: Sequence[str] | None = None,
+    latest: bool = False,
+    after: int = -1,
 ) -> list[StoredEvent]:
-    """The first ``limit`` events of a run (``latest``: the last ``limit``; optionally only
-    some kinds), in order."""
-    where = "run_id = ?"
-    params: list[Any] = [run_id]
+    """The first ``limit`` events of a run after sequence number ``after`` (``latest``: the
+    last ``limit``; optionally only some kinds), in order."""
+    where = "run_id = ? AND seq > ?"
+    params: list[Any] = [run_id, after]
     if kinds:
         where += f" AND kind IN ({','.join('?' * len(kinds))})"
         params.extend(kinds)

@@ -34,7 +34,7 @@ from tailops.changes import approvals, plans
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import Plan, Run
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
-from tailops.errors import TailopsError
+from tailops.errors import ChangeError, TailopsError
 from tailops.principal import Principal
 from tailops.store import Store
 
@@ -193,6 +193,38 @@ def runs_command(
     _console().print(table)
 
 
+_FOLLOWED_KINDS = ["task_result", "warning", "run_end"]
+_FOLLOW_POLL_S = 0.5
+
+
+def _event_line(e: plans.StoredEvent) -> str:
+    changed = " (changed)" if e.changed else ""
+    return f"  [{e.seq:>4}] {e.kind:<11} {e.host or '':<24} {e.task or '':<40} {e.status or ''}{changed}".rstrip()
+
+
+def _follow(console: Console, store: Store, run: Run) -> Run:
+    """Print a running run's events as they are stored until it ends; the final row.
+
+    Following only reads: Ctrl-C stops following, never the run (``tailops plans cancel``
+    does that). A run whose server process is gone stays ``running`` in the store until
+    that server starts again and marks it ``interrupted``; following it would wait
+    forever, so that ends with an error instead."""
+    seen = -1  # sequence numbers start at 0
+    while True:
+        for e in plans.run_events(store, run.id, limit=1000, kinds=_FOLLOWED_KINDS, after=seen):
+            console.print(_event_line(e))
+            seen = e.seq
+        if run.status != "running":
+            return run
+        if not plans.process_alive(run.pid, run.pid_started):
+            raise ChangeError(
+                f"run {run.id} is still marked running, but the server process applying it (pid {run.pid}) is gone.",
+                hint="It is marked interrupted when that server starts again; see its log.",
+            )
+        time.sleep(_FOLLOW_POLL_S)
+        run = plans.get_run(store, run.id)
+
+
 def _print_run(console: Console, run: Run, store: Store, events: int) -> None:
     console.print(f"run         {run.id}")
     console.print(f"plan        {run.plan_id}")
@@ -209,11 +241,8 @@ def _print_run(console: Console, run: Run, store: Store, events: int) -> None:
     for mismatch in run.mismatches:
         console.print(f"mismatch    {mismatch}")
     if events:
-        shown = plans.run_events(store, run.id, limit=events, kinds=["task_result", "warning", "run_end"])
-        for e in shown:
-            changed = " (changed)" if e.changed else ""
-            line = f"  [{e.seq:>4}] {e.kind:<11} {e.host or '':<24} {e.task or '':<40} {e.status or ''}{changed}"
-            console.print(line.rstrip())
+        for e in plans.run_events(store, run.id, limit=events, kinds=_FOLLOWED_KINDS):
+            console.print(_event_line(e))
         console.print(f"({run.event_count} events stored)")
 
 
@@ -222,14 +251,27 @@ def _print_run(console: Console, run: Run, store: Store, events: int) -> None:
 def run_command(
     run: RunArg,
     events: Annotated[int, typer.Option("--events", min=0, max=10000, help="Stored events shown.")] = 200,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print events as they come until the run ends (Ctrl-C: stop).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Show one run: status, planned vs actual per host, mismatches, events."""
     settings = load(config)
     store = Store(settings.db_path)
+    console = _console()
     try:
         found = plans.get_run(store, plans.resolve_run_id(store, run))
-        _print_run(_console(), found, store, events)
+        if follow and found.status == "running":
+            console.print(f"following run {found.id} (Ctrl-C stops following, not the run)")
+            try:
+                found = _follow(console, store, found)
+            except KeyboardInterrupt:
+                console_err("stopped following; the run goes on.")
+                raise typer.Exit(130) from None
+            _print_run(console, found, store, 0)
+        else:
+            _print_run(console, found, store, events)
     finally:
         store.close()
 

@@ -8,9 +8,12 @@ writes them.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import psutil
 
 from tailops.changes import approvals, plans
 from tailops.changes.models import RunEvent
@@ -88,10 +91,14 @@ def seed_run(
     events: list[RunEvent],
     *,
     finish: tuple[RunState, str | None, list[HostOutcome], list[str]] | None = None,
+    server: tuple[int, float] | None = None,
 ) -> Run:
     """Approve ``plan`` as ``approver``, start its run (the one-transaction path the
     executor uses), store ``events`` and, with ``finish`` = (status, reason, outcome,
-    mismatches), record its end — without Ansible."""
+    mismatches), record its end — without Ansible. ``server`` = (pid, start time) of the
+    process recorded as applying it (default: this one, alive; a gone one mimics a
+    crashed server)."""
+    pid, pid_started = server or (os.getpid(), psutil.Process().create_time())
     store = Store(db_path)
     try:
         approval = approvals.approve(store, ChangesSettings(), plan.id, approver, "seeded")
@@ -102,8 +109,8 @@ def seed_run(
             approval_id=approval.id,
             requester=plan.requester,
             instance_id="seed",
-            pid=1,
-            pid_started=0.0,
+            pid=pid,
+            pid_started=pid_started,
             runner_ident="apply-seed",
             now=time.time(),
         )

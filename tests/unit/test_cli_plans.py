@@ -5,25 +5,25 @@ covered by tests/integration/test_change_lifecycle.py."""
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
 from tailops.auth import local_user
-from tailops.changes import approvals, plans
+from tailops.changes import plans
 from tailops.changes.models import RunEvent, TaskStatus
-from tailops.changes.plans import Plan
+from tailops.changes.plans import HostOutcome, Plan
 from tailops.cli.main import app
 from tailops.config import Settings, load_config
 from tailops.principal import Principal
 from tailops.store import Store
-from tests.testbed.seed import MARKER_DIFF, seed_plan
+from tests.testbed.seed import MARKER_DIFF, seed_plan, seed_run
 
 runner = CliRunner()
 DIFF = MARKER_DIFF
@@ -67,38 +67,10 @@ def add_plan(
 
 
 def add_run(settings: Settings, plan: Plan) -> plans.Run:
-    store = Store(settings.db_path)
-    try:
-        approval = approvals.approve(store, settings.changes, plan.id, BOB)
-        run_row = plans.consume_and_start_run(
-            store,
-            run_id=plans.new_id(),
-            plan_id=plan.id,
-            approval_id=approval.id,
-            requester=ALICE.describe(),
-            instance_id="server-1",
-            pid=os.getpid(),
-            pid_started=psutil.Process().create_time(),
-            runner_ident="apply-x",
-            now=time.time(),
-        )
-        plans.append_events(
-            store,
-            run_row.id,
-            0,
-            [
-                RunEvent(
-                    kind="task_result",
-                    host="web1",
-                    task="Write the marker file",
-                    status=TaskStatus.CHANGED,
-                    changed=True,
-                )
-            ],
-        )
-        return run_row
-    finally:
-        store.close()
+    marker = RunEvent(
+        kind="task_result", host="web1", task="Write the marker file", status=TaskStatus.CHANGED, changed=True
+    )
+    return seed_run(settings.db_path, plan, BOB, [marker])
 
 
 def stored_plan(settings: Settings, plan_id: str) -> Plan:
@@ -239,3 +211,53 @@ def test_runs_run_and_cancel(cfg: Path, settings: Settings) -> None:
         result = run(cfg, *args)
         assert result.exit_code == 2, (args, result.output)
         assert fragment in one_error_line(result)
+
+
+def test_run_follow_prints_events_as_they_come_until_the_run_ends(cfg: Path, settings: Settings) -> None:
+    started = add_run(settings, add_plan(settings))
+
+    def server_side() -> None:  # what the executor does meanwhile: more events, then the end
+        time.sleep(0.8)
+        store = Store(settings.db_path)
+        try:
+            late = RunEvent(kind="task_result", host="web1", task="Wait before finishing", status=TaskStatus.OK)
+            plans.append_events(store, started.id, 2, [late])
+            time.sleep(0.8)
+            outcome = [HostOutcome(host="web1", status="ok", planned=["Write the marker file"], actual=[])]
+            plans.finish_run(store, started.id, status="succeeded", reason=None, outcome=outcome)
+        finally:
+            store.close()
+
+    writer = threading.Thread(target=server_side)
+    writer.start()
+    t = time.monotonic()
+    followed = run(cfg, "run", started.id[:10], "--follow")
+    writer.join()
+    assert followed.exit_code == 0, followed.output
+    assert time.monotonic() - t >= 1.5  # it waited for the end
+    out = followed.stdout
+    assert out.index("Write the marker file") < out.index("Wait before finishing") < out.index("status      succeeded")
+    assert out.count("Wait before finishing") == 1  # each event once
+    assert "host web1: ok; planned: Write the marker file; actual: nothing" in out
+
+
+def test_following_a_run_whose_server_is_gone_ends_with_an_error(cfg: Path, settings: Settings) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # The run is recorded as applied by a process that has exited (a crashed server).
+    started = seed_run(settings.db_path, add_plan(settings), BOB, [], server=(gone.pid, time.time() - 5))
+    result = run(cfg, "run", started.id, "--follow")
+    assert result.exit_code == 1
+    assert f"server process applying it (pid {gone.pid}) is gone" in one_error_line(result)
+
+
+def test_follow_on_a_finished_run_just_shows_it(cfg: Path, settings: Settings) -> None:
+    started = add_run(settings, add_plan(settings))
+    store = Store(settings.db_path)
+    try:
+        plans.finish_run(store, started.id, status="failed", reason="failed on web1")
+    finally:
+        store.close()
+    result = run(cfg, "run", started.id, "--follow")
+    assert result.exit_code == 0 and "status      failed — failed on web1" in result.stdout
+    assert "following" not in result.stdout
