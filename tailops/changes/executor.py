@@ -306,6 +306,16 @@ class _EventWriter:
 
 
 # --------------------------------------------------------------------------- apply
+async def request_cancel(rt: Runtime, run_id: str, who: str) -> Run:
+    """Ask a running run to stop: recorded in the store (a server in another process polls
+    for it) and, for a run this process applies, signalled at once."""
+    run = await rt.run_blocking(plans.request_cancel, rt.store, run_id, who)
+    stop = rt.active_runs.get(run.id)
+    if stop is not None:
+        stop.set()
+    return run
+
+
 async def apply_plan(
     rt: Runtime,
     principal: Principal,

@@ -539,11 +539,8 @@ def get_run(
 async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     """Stop a running apply: Ansible is killed within about a second and the run ends canceled."""
     rt = call.rt
-    run = await rt.run_blocking(plans.request_cancel, rt.store, run_id, _who(call.principal))
+    run = await executor.request_cancel(rt, run_id, _who(call.principal))
     call.note(run_id=run.id, plan_id=run.plan_id)
-    event = rt.active_runs.get(run.id)
-    if event is not None:
-        event.set()
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
 
 

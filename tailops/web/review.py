@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -54,7 +55,7 @@ from starlette.routing import Mount, Route
 from tailops import __version__
 from tailops.auth.scopes import require_scope
 from tailops.auth.tokens import TokenVerifier
-from tailops.changes import approvals, plans
+from tailops.changes import approvals, executor, plans
 from tailops.changes.plans import Plan
 from tailops.errors import (
     ApprovalError,
@@ -315,42 +316,67 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             **context,
         )
 
-    async def decide(request: Request) -> Response:
+    async def form_action(
+        request: Request,
+        detail: Callable[..., Awaitable[Response]],
+        event: str,
+        facts: dict[str, Any],
+        args_of: Callable[[FormData], dict[str, Any]],
+        act: Callable[[_Page, dict[str, Any]], Awaitable[dict[str, Any]]],
+        done: str,
+    ) -> Response:
+        """One POST from the page: the form checks (size, Origin, CSRF), the action, its
+        audit record with the true outcome (fsynced); on failure ``detail`` again with the
+        reason, else a redirect to ``done``."""
         page = _Page(rt, verifier, request)
+        try:
+            form = await _form(request)
+        except InvalidInput as bad_form:
+            return await detail(request, error=bad_form.public_message(), status=400)
+        if reason := page.cross_site(form):
+            return await detail(request, error=f"Refused: {reason}.", status=403)
+        args = args_of(form)
+        failure: TailopsError | None = None
+        try:
+            facts = {**facts, **await act(page, args)}
+        except TailopsError as caught:
+            failure = caught
+        try:
+            await page.audit(event, args, failure, **facts)
+        except AuditError as audit_exc:
+            log.error("audit write failed for %s: %s", event, audit_exc.message)
+            failure = failure or audit_exc
+        if failure is not None:
+            return await detail(request, error=failure.public_message(), status=http_status(failure))
+        return page.redirect(done)
+
+    async def decide(request: Request) -> Response:
         plan_id = request.path_params["plan_id"]
         decision = request.path_params["decision"]
         if decision not in ("approve", "deny"):
             return await not_found(request)
-        try:
-            form = await _form(request)
-        except InvalidInput as bad_form:
-            return await plan_detail(request, error=bad_form.public_message(), status=400)
-        if reason := page.cross_site(form):
-            return await plan_detail(request, error=f"Refused: {reason}.", status=403)
-        text = _field(form, "comment" if decision == "approve" else "reason")
-        args = {"plan_id": plan_id, "comment" if decision == "approve" else "reason": text}
-        failure: TailopsError | None = None
-        facts: dict[str, Any] = {"plan_id": plan_id}
-        try:
+        key = "comment" if decision == "approve" else "reason"
+
+        async def act(page: _Page, args: dict[str, Any]) -> dict[str, Any]:
             if decision == "approve":
                 if rt.config.server.read_only:
                     raise InvalidInput("this server is read-only (server.read_only): it approves nothing.")
                 approval = await rt.run_blocking(
-                    approvals.approve, rt.store, rt.config.changes, plan_id, page.principal, text
+                    approvals.approve, rt.store, rt.config.changes, plan_id, page.principal, args[key]
                 )
             else:
-                approval = await rt.run_blocking(approvals.deny, rt.store, plan_id, page.principal, text or "")
-            facts["approval_id"] = approval.id
-        except TailopsError as caught:
-            failure = caught
-        try:
-            await page.audit(f"review:{decision}", args, failure, **facts)
-        except AuditError as audit_exc:
-            log.error("audit write failed for a review decision: %s", audit_exc.message)
-            failure = failure or audit_exc
-        if failure is not None:
-            return await plan_detail(request, error=failure.public_message(), status=http_status(failure))
-        return page.redirect(f"{PREFIX}/plans/{plan_id}?done={'approved' if decision == 'approve' else 'denied'}")
+                approval = await rt.run_blocking(approvals.deny, rt.store, plan_id, page.principal, args[key] or "")
+            return {"approval_id": approval.id}
+
+        return await form_action(
+            request,
+            plan_detail,
+            f"review:{decision}",
+            {"plan_id": plan_id},
+            lambda form: {"plan_id": plan_id, key: _field(form, key)},
+            act,
+            f"{PREFIX}/plans/{plan_id}?done={'approved' if decision == 'approve' else 'denied'}",
+        )
 
     async def run_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         page = _Page(rt, verifier, request)
@@ -382,40 +408,27 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         )
 
     async def cancel(request: Request) -> Response:
-        page = _Page(rt, verifier, request)
         run_id = request.path_params["run_id"]
-        try:
-            form = await _form(request)
-        except InvalidInput as bad_form:
-            return await run_detail(request, error=bad_form.public_message(), status=400)
-        if reason := page.cross_site(form):
-            return await run_detail(request, error=f"Refused: {reason}.", status=403)
-        who = f"{page.principal.label} (review page)"
 
-        def request_cancel() -> plans.Run:
-            run = plans.get_run(rt.store, run_id)
-            plan = plans.get_plan(rt.store, run.plan_id)
-            require_scope(page.principal, plan.scope, f"cancelling a run of {plan.playbook}")
-            return plans.request_cancel(rt.store, run.id, who)
+        async def act(page: _Page, args: dict[str, Any]) -> dict[str, Any]:
+            def check_scope() -> None:
+                # Stopping a run needs what applying it needed: the playbook's scope.
+                plan = plans.get_plan(rt.store, plans.get_run(rt.store, run_id).plan_id)
+                require_scope(page.principal, plan.scope, f"cancelling a run of {plan.playbook}")
 
-        failure: TailopsError | None = None
-        facts: dict[str, Any] = {"run_id": run_id}
-        try:
-            run = await rt.run_blocking(request_cancel)
-            facts["plan_id"] = run.plan_id
-            stop = rt.active_runs.get(run.id)  # a run of this process stops at once; others poll the store
-            if stop is not None:
-                stop.set()
-        except TailopsError as caught:
-            failure = caught
-        try:
-            await page.audit("review:cancel", {"run_id": run_id}, failure, **facts)
-        except AuditError as audit_exc:
-            log.error("audit write failed for a run cancel: %s", audit_exc.message)
-            failure = failure or audit_exc
-        if failure is not None:
-            return await run_detail(request, error=failure.public_message(), status=http_status(failure))
-        return page.redirect(f"{PREFIX}/runs/{run_id}?done=cancel-requested")
+            await rt.run_blocking(check_scope)
+            run = await executor.request_cancel(rt, run_id, f"{page.principal.label} (review page)")
+            return {"plan_id": run.plan_id}
+
+        return await form_action(
+            request,
+            run_detail,
+            "review:cancel",
+            {"run_id": run_id},
+            lambda form: {"run_id": run_id},
+            act,
+            f"{PREFIX}/runs/{run_id}?done=cancel-requested",
+        )
 
     async def not_found(request: Request) -> Response:
         page = _Page(rt, verifier, request)
