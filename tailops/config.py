@@ -27,7 +27,6 @@ from tailops.durations import parse_duration
 from tailops.errors import ConfigError
 
 __all__ = [
-    "SCOPES",
     "TOOL_GROUPS",
     "Settings",
     "default_config_path",
@@ -38,19 +37,8 @@ SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
 
 TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
 
-# DESIGN.md "Security model": every tool and playbook declares one of these.
-SCOPES: tuple[str, ...] = (
-    "readonly",
-    "file:read",
-    "network:diag",
-    "container:write",
-    "container:admin",
-    "system:admin",
-    "changes:approve",
-    "admin",
-)
-
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# The scopes of tailops.auth.scopes.SCOPES (tests/unit/test_config.py keeps the two equal).
 Scope = Literal[
     "readonly",
     "file:read",

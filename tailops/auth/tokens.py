@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from tailops.auth.revocations import is_revoked
-from tailops.config import SCOPES
+from tailops.auth.scopes import SCOPES
 from tailops.errors import AuthError, ConfigError, InvalidInput
 from tailops.store import Store
 

@@ -1,87 +1,54 @@
-"""Plan a change: validate, dry-run (check mode + diff), store what would happen.
+"""What a plan checks and pins before the change engine dry-runs it.
 
-Why: DESIGN.md "The change lifecycle", step 2. A plan is what a person
-approves, so it must say exactly what would change, where, from which pinned
-playbook content and which inventory. :func:`plan_change`:
-
-1. requires the playbook's manifest scope (:func:`require_scope`);
-2. refuses a playbook whose content drifted from the lock
-   (``Catalog.require_pinned``) and parameters its schema does not allow
-   (``validate_params``) — nothing runs then;
-3. snapshots the inventory (:func:`inventory_snapshot`: SHA-256 over the
-   inventory file, or every file of an inventory directory);
-4. runs the playbook in CHECK mode through the runner adapter (artifacts under
-   ``DATA_DIR/runs``, ``changes.forks``, the manifest's not-simulated tasks,
-   its serial / max_fail_percentage through the extravars the playbooks read);
-5. stores the plan — per host, per task: status, changed, unified diff,
-   message, not simulated — under the id :func:`tailops.changes.plans.plan_id_for`.
-   Planning the same content again while that plan is open (pending,
-   approved, blocked, unexpired) returns it; a check run with a failed or
-   unreachable host gives a ``blocked`` plan whose reason names the host;
-6. applies the approval policy (``changes.approval``: ``low: auto``).
+Why: DESIGN.md "The change lifecycle", step 2. A plan is what a person approves,
+so everything that decides what a run does must be checked or pinned before the
+check run, and judged after it. The engine (:mod:`tailops.changes.engine`) calls
+these in order: the limit is a host pattern (:func:`check_limit`); parameters never
+carry secrets (:func:`refuse_secret_params`); the inventory is found
+(:func:`inventory_path`) and snapshotted (:func:`inventory_snapshot`: the inventory
+and the ``group_vars/``/``host_vars/`` beside it); after the check run, a failed or
+unreachable host makes the plan ``blocked`` (:func:`blocked_reason`).
 
 Inventory: ``changes.inventory`` (file or directory). Unset, tailops writes
 ``DATA_DIR/inventory/local.ini``: ``localhost ansible_connection=local`` in the
 group ``targets`` with ``ansible_python_interpreter`` = the server's own Python
 (the venv), because the container playbooks (``hosts: localhost``) drive the
 Docker engine through community.docker, which needs that venv's ``requests``;
-the package playbooks work with it too (ansible's apt module re-spawns itself
+the package playbooks work with it too (the apt modules re-spawn themselves
 under the system Python that has ``python3-apt``).
 
-What it must never do: run anything but a CHECK run, or store a plan for a
-playbook, parameters or a limit that did not pass the checks above.
+Pure checks and file reads: nothing here runs a playbook or writes a plan.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tailops.auth.scopes import require_scope
-from tailops.changes import approvals, plans
-from tailops.changes.catalog import Catalog, CatalogEntry
-from tailops.changes.models import RunMode, RunRequest, RunResult
-from tailops.changes.plans import HostPrediction, Plan
-from tailops.changes.runner import run_playbook
+from tailops.changes.models import RunResult
 from tailops.config import Settings
-from tailops.errors import ChangeError, ConfigError, InvalidInput, StoreError
-from tailops.principal import Principal
+from tailops.errors import ConfigError, InvalidInput
 from tailops.redact import redact
-
-if TYPE_CHECKING:
-    from tailops.runtime import Runtime
 
 __all__ = [
     "blocked_reason",
     "check_limit",
-    "check_run",
     "default_inventory",
     "inventory_path",
     "inventory_snapshot",
-    "load_catalog",
-    "plan_change",
     "refuse_secret_params",
 ]
 
-log = logging.getLogger("tailops.changes.planner")
 
 # Host patterns Ansible accepts (names, groups, wildcards, ranges, !, &, :, ","),
 # but never "@file" (read the limit from a file) and no whitespace or quotes.
 _LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?!&:,\[\]~-]{1,512}$")
 INVENTORY_FORMAT = "tailops-inventory-sha256 v2"
-
-
-def load_catalog(settings: Settings) -> Catalog:
-    """A fresh catalog from disk (blocking: reads and hashes files; call in a worker)."""
-    return Catalog.from_settings(settings)
 
 
 def check_limit(limit: str | None) -> str | None:
@@ -233,133 +200,3 @@ def blocked_reason(result: RunResult) -> str | None:
     elif result.status == "canceled":
         problems.append("the check run was canceled")
     return "; ".join(problems) if problems else None
-
-
-async def check_run(
-    rt: Runtime,
-    catalog: Catalog,
-    entry: CatalogEntry,
-    params: Mapping[str, Any],
-    limit: str | None,
-    inventory: Path,
-    *,
-    label: str = "check",
-) -> RunResult:
-    """One CHECK run of ``entry`` exactly as planning and the pre-apply re-check do it."""
-    cfg = rt.config.changes
-    request = RunRequest(
-        playbook=entry.playbook.absolute(),
-        inventory=inventory,
-        mode=RunMode.CHECK,
-        artifacts_root=rt.config.artifacts_dir.absolute(),
-        extravars=entry.extravars(params),
-        limit=limit,
-        forks=cfg.forks,
-        timeout=cfg.run_timeout,
-        roles_path=catalog.roles_dir.absolute(),
-        not_simulated_hint=frozenset(entry.manifest.not_simulated),
-        ident=f"{label}-{plans.new_id()[:16]}",
-        keep_artifacts=cfg.keep_artifacts,
-    )
-    return await run_playbook(request)
-
-
-def _pinned(catalog: Catalog, name: str) -> CatalogEntry:
-    entry = catalog.require_pinned(name)
-    _ = entry.sha256  # hash now, in the worker thread
-    return entry
-
-
-async def plan_change(
-    rt: Runtime,
-    principal: Principal,
-    playbook: str,
-    params: Mapping[str, Any] | None,
-    limit: str | None = None,
-) -> Plan:
-    """Plan ``playbook`` with ``params`` on the inventory (optionally ``limit``-ed); see the module doc."""
-    started = time.time()
-    catalog = await rt.run_blocking(load_catalog, rt.config)
-    entry = catalog.get(playbook)
-    require_scope(principal, entry.manifest.scope, f"playbook {playbook}")
-    entry = await rt.run_blocking(_pinned, catalog, playbook)
-    valid = catalog.validate_params(playbook, params)
-    refuse_secret_params(valid)
-    clean_limit = check_limit(limit)
-    inventory = await rt.run_blocking(inventory_path, rt.config)
-    inventory_sha = await rt.run_blocking(inventory_snapshot, inventory)
-
-    result = await check_run(rt, catalog, entry, valid, clean_limit, inventory)
-    hosts: list[HostPrediction] = plans.prediction_from(result.hosts)
-    reason = blocked_reason(result)
-    if not hosts and reason is None:
-        reason = "the check run matched no host (check the inventory and the limit)"
-
-    def store_plan() -> Plan:
-        now = time.time()
-        previous: str | None = None
-        for _ in range(10_000):
-            plan_id = plans.plan_id_for(
-                playbook=entry.name,
-                version=entry.version,
-                playbook_sha256=entry.sha256,
-                params=valid,
-                limit=clean_limit,
-                inventory_sha256=inventory_sha,
-                hosts=hosts,
-                previous_id=previous,
-            )
-            existing = plans.find_plan(rt.store, plan_id, now=now)
-            if existing is None:
-                break
-            if existing.status in ("pending", "approved", "blocked"):
-                return existing
-            previous = plan_id
-        else:  # pragma: no cover - 10 000 closed plans of identical content
-            raise ChangeError("too many earlier plans with this exact content; change something and plan again.")
-        plan = Plan(
-            id=plan_id,
-            previous_id=previous,
-            playbook=entry.name,
-            version=entry.version,
-            playbook_sha256=entry.sha256,
-            params=valid,
-            limit=clean_limit,
-            inventory_sha256=inventory_sha,
-            risk=entry.manifest.risk,
-            scope=entry.manifest.scope,
-            status="blocked" if reason else "pending",
-            stored_status="blocked" if reason else "pending",
-            status_reason=reason,
-            hosts=hosts,
-            requester=principal.describe(),
-            requester_ids=sorted(principal.identities()),
-            check_ident=result.ident,
-            check_duration_s=round(result.duration_s, 3),
-            created_at=datetime.fromtimestamp(now, UTC),
-            expires_at=datetime.fromtimestamp(now + rt.config.changes.plan_ttl.total_seconds(), UTC),
-            updated_at=datetime.fromtimestamp(now, UTC),
-        )
-        try:
-            plans.insert_plan(rt.store, plan)
-        except StoreError:
-            # The same plan was stored concurrently: return that one if it is open.
-            again = plans.find_plan(rt.store, plan_id)
-            if again is not None and again.status in ("pending", "approved", "blocked"):
-                return again
-            raise
-        approvals.approve_by_policy(rt.store, rt.config.changes, plan, now=now)
-        return plans.get_plan(rt.store, plan_id)
-
-    plan = await rt.run_blocking(store_plan)
-    log.info(
-        "plan stored",
-        extra={
-            "plan_id": plan.id,
-            "playbook": playbook,
-            "status": plan.status,
-            "reused": plan.created_at.timestamp() < started,
-            "check_s": round(result.duration_s, 2),
-        },
-    )
-    return plan

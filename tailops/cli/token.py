@@ -22,7 +22,7 @@ import jwt
 import typer
 
 from tailops.auth import local_user
-from tailops.auth.scopes import render_scope_table
+from tailops.auth.scopes import SCOPES
 from tailops.auth.tokens import (
     EXPIRED,
     MALFORMED,
@@ -36,7 +36,7 @@ from tailops.auth.tokens import (
     revoke_token,
 )
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
-from tailops.config import SCOPES
+from tailops.docs import render_scope_table
 from tailops.durations import format_duration, parse_duration
 from tailops.errors import AuditError, AuthError, ConfigError, InvalidInput, TailopsError
 from tailops.store import Store

@@ -77,7 +77,7 @@ def build_app(
         # `tailops token mint`, and there is no OAuth server to send a client to. (The SDK's
         # own route names this server as one, so clients such as the MCP Inspector start an
         # OAuth flow that cannot work.) `authorization_servers` is optional in RFC 9728.
-        from tailops.config import SCOPES
+        from tailops.auth.scopes import SCOPES
 
         body = {
             "resource": rt.config.mcp_url,

@@ -51,8 +51,16 @@ from tailops.auth.tokens import TokenVerifier, failure_reason
 from tailops.config import Settings
 from tailops.errors import AuditError, AuthError, RateLimited
 from tailops.runtime import Runtime
+from tailops.web.session import (
+    ACCESS_TOKEN_KEY,
+    AUTH_VIA_KEY,
+    LOGIN_PATH,
+    clear_cookie,
+    cookie_secure,
+    is_review_path,
+    open_review_path,
+)
 from tailops.web.session import COOKIE as REVIEW_COOKIE
-from tailops.web.session import LOGIN_PATH, clear_cookie, cookie_secure, is_review_path, open_review_path
 
 __all__ = [
     "ACCESS_TOKEN_KEY",
@@ -72,8 +80,6 @@ __all__ = [
 # Where BearerAuth leaves the verified AccessToken in the ASGI scope.
 log = logging.getLogger("tailops.server")
 
-ACCESS_TOKEN_KEY = "tailops.access_token"  # noqa: S105 (a dict key, not a secret)
-AUTH_VIA_KEY = "tailops.auth_via"  # "header" or "cookie": which credential authenticated the request
 _OPEN_PATHS = frozenset({"/health"})
 
 
@@ -207,10 +213,14 @@ class RequestMetrics:
 
 
 class HostCheck:
-    """Refuse requests whose Host (421) or Origin (403) is not on the allow-list."""
+    """Refuse requests whose Host (421) or Origin (403) is not on the allow-list.
 
-    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+    A form posted to the review page from a foreign origin is refused here, before the page
+    sees it; that refusal is audited like the page's own (``kind: web``, denied)."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings, rt: Runtime | None = None) -> None:
         self.app = app
+        self.rt = rt
         self.hosts = list(settings.allowed_hosts)
         self.origins = list(settings.allowed_origins)
 
@@ -225,9 +235,29 @@ class HostCheck:
             return
         origin = headers.get("origin")
         if origin and not _allowed(origin, self.origins):
+            if self.rt is not None and scope.get("method") == "POST" and is_review_path(scope["path"]):
+                await self._audit_form(scope, headers, origin)
             await _refuse(scope, send, 403, "forbidden", "Origin not allowed")
             return
         await self.app(scope, receive, send)
+
+    async def _audit_form(self, scope: Scope, headers: Headers, origin: str) -> None:
+        assert self.rt is not None
+        rt = self.rt
+        peer = rt.principals.peer(scope)
+        entry = {
+            "kind": "web",
+            "event": "review:form",
+            "path": scope["path"],
+            "principal": {"sub": None, "transport": "http", "addr": rt.principals.client_address(peer, headers)},
+            "decision": "denied",
+            "outcome": "denied",
+            "error": f"refused: a form from the foreign origin {origin[:200]} (not allowed)",
+        }
+        try:
+            await anyio.to_thread.run_sync(lambda: rt.audit.record(entry, sync=True))
+        except AuditError:
+            log.exception("audit write failed for a refused form")
 
 
 class BearerAuth:
@@ -445,7 +475,7 @@ def build_middleware(rt: Runtime, verifier: TokenVerifier | None = None) -> list
     """The stack, outermost first (see the module docstring)."""
     return [
         Middleware(RequestMetrics, rt=rt),
-        Middleware(HostCheck, settings=transport_security(rt.config)),
+        Middleware(HostCheck, settings=transport_security(rt.config), rt=rt),
         Middleware(BearerAuth, rt=rt, verifier=verifier),
         Middleware(PrincipalRateLimit, rt=rt),
         Middleware(MetricsScope, rt=rt, enforce=verifier is not None),

@@ -39,7 +39,6 @@ import json
 import logging
 import threading
 import time
-import warnings
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -51,16 +50,14 @@ import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
-from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
-    INVALID_REQUEST,
     CompleteRequestParams,
     CompleteResult,
     Completion,
     EmptyResult,
-    LoggingLevel,
     PromptReference,
     ResourceTemplateReference,
     SetLevelRequestParams,
@@ -69,12 +66,10 @@ from mcp.types import (
     SubscriptionsListenResult,
     UnsubscribeRequestParams,
 )
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from tailops.auth.scopes import require_scope
 from tailops.changes.catalog import Catalog
 from tailops.errors import (
-    AuthError,
     CatalogError,
     InvalidInput,
     NotFound,
@@ -82,9 +77,19 @@ from tailops.errors import (
     RateLimited,
     TailopsError,
     Unavailable,
+    jsonrpc_code,
 )
 from tailops.monitor.containers import check_name, inspect_container
 from tailops.monitor.docker_engine import engine_exceptions
+from tailops.tools.client_log import (
+    DEFAULT_CLIENT_LOG_LEVEL,
+    LOG_LEVELS,
+    ClientLogLevels,
+    send_client_log,
+)
+from tailops.tools.client_log import (
+    connection_key as _connection_key,
+)
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -110,19 +115,6 @@ __all__ = [
 
 log = logging.getLogger("tailops.server.protocol")
 
-# Severity-ascending (RFC 5424), as the MCP LoggingLevel literal declares them.
-LOG_LEVELS: Final[tuple[LoggingLevel, ...]] = (
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-)
-DEFAULT_CLIENT_LOG_LEVEL: Final[LoggingLevel] = "info"
-
 PLAYBOOK_TEMPLATE: Final = "tailops://playbooks/{name}"
 CONTAINER_TEMPLATE: Final = "tailops://containers/{name}"
 _PLAYBOOK_PREFIX: Final = PLAYBOOK_TEMPLATE.removesuffix("{name}")
@@ -130,82 +122,6 @@ _CONTAINER_PREFIX: Final = CONTAINER_TEMPLATE.removesuffix("{name}")
 
 MAX_COMPLETIONS: Final = 100  # the most values one completion result may carry (spec)
 MAX_PLAYBOOK_BYTES: Final = 256 * 1024  # playbook text shown in a resource
-
-
-# ============================================================== connections
-
-
-def _connection_key(session: Any) -> Any | None:
-    """An object that lives exactly as long as the client's connection.
-
-    The client's ``initialize`` params are stored once on the connection and
-    handed back by every request's session proxy, so they identify the
-    connection; ``None`` on 2026-era connections that sent no client info
-    (they have no ``logging/setLevel`` or ``resources/subscribe`` anyway).
-    """
-    return getattr(session, "client_params", None)
-
-
-# ================================================================== logging
-
-
-class ClientLogLevels:
-    """``logging/setLevel`` per connection (forgotten when the connection goes).
-
-    ``get(session, default)`` keeps the mapping interface the tool registry
-    uses; any request's session of the same connection finds the same level.
-    """
-
-    def __init__(self) -> None:
-        # id(connection key) -> level; the entry is dropped when the key object dies.
-        self._levels: dict[int, LoggingLevel] = {}
-
-    def set(self, session: Any, level: LoggingLevel) -> None:
-        key = _connection_key(session)
-        if key is None:
-            raise InvalidInput("logging/setLevel needs an initialized connection (client info missing).")
-        if id(key) not in self._levels:
-            weakref.finalize(key, self._levels.pop, id(key), None)
-        self._levels[id(key)] = level
-
-    def get(self, session: Any, default: LoggingLevel = DEFAULT_CLIENT_LOG_LEVEL) -> LoggingLevel:
-        key = _connection_key(session)
-        if key is None:
-            return default
-        return self._levels.get(id(key), default)
-
-    def wants(self, session: Any, level: LoggingLevel) -> bool:
-        """True when ``level`` is at or above the connection's level."""
-        return LOG_LEVELS.index(level) >= LOG_LEVELS.index(self.get(session))
-
-
-async def send_client_log(
-    ctx: Context,
-    levels: ClientLogLevels,
-    level: LoggingLevel,
-    data: Any,
-    *,
-    logger_name: str = "tailops",
-) -> bool:
-    """Send one ``notifications/message`` on the request in ``ctx``; True if it was sent.
-
-    2025-era connections: sent when ``level`` is at or above the connection's
-    ``logging/setLevel`` (default ``info``). 2026-era connections have no
-    setLevel: the SDK applies the request's own ``_meta`` log-level opt-in.
-    """
-    session = ctx.request_context.session
-    if session.protocol_version not in MODERN_PROTOCOL_VERSIONS and not levels.wants(session, level):
-        return False
-    with warnings.catch_warnings():
-        # Deliberate: logging is deprecated from 2026-07-28 on (SEP-2577), and
-        # 2025-11-25 clients, which tailops serves, rely on it. The warning is
-        # raised when the coroutine is created, so nothing awaits in here.
-        warnings.simplefilter("ignore", MCPDeprecationWarning)
-        pending = session.send_log_message(
-            level=level, data=data, logger=logger_name, related_request_id=ctx.request_id
-        )
-    await pending
-    return True
 
 
 # =============================================================== completion
@@ -537,14 +453,8 @@ def features(server: MCPServer[Any]) -> ProtocolFeatures:
 
 
 def _mcp_error(exc: TailopsError, **data: Any) -> MCPError:
-    """The JSON-RPC error for a tailops error raised in a protocol handler."""
-    if isinstance(exc, InvalidInput):
-        code = INVALID_PARAMS
-    elif isinstance(exc, PermissionDenied | AuthError | RateLimited):
-        code = INVALID_REQUEST
-    else:
-        code = INTERNAL_ERROR
-    return MCPError(code=code, message=f"{exc.code}: {exc.public_message()}", data=data or None)
+    """The JSON-RPC error for a tailops error raised in a protocol handler (tailops.errors.JSONRPC_CODE)."""
+    return MCPError(code=jsonrpc_code(exc), message=f"{exc.code}: {exc.public_message()}", data=data or None)
 
 
 async def _authorize(rt: Runtime, ctx: Context, what: str) -> Principal:

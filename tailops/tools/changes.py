@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from tailops.changes import approvals, executor, planner, plans
+from tailops.changes import approvals, plans
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
 from tailops.models import ListResult, Model
 from tailops.tools.registry import ToolCall, tool
 
 if TYPE_CHECKING:
-    from tailops.principal import Principal
     from tailops.runtime import Runtime
 
 __all__ = ["PlanView", "RunView", "plan_for_tool"]
@@ -293,8 +292,9 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
     )
 
 
-def build_run_view(rt: Runtime, run: Run, *, events_limit: int = 100) -> RunView:
-    plan = plans.find_plan(rt.store, run.plan_id)
+def build_run_view(rt: Runtime, run: Run, *, events_limit: int = 100, plan: Plan | None = None) -> RunView:
+    if plan is None:
+        plan = plans.find_plan(rt.store, run.plan_id)
     events = plans.run_events(rt.store, run.id, limit=events_limit)
     return RunView(
         run_id=run.id,
@@ -328,9 +328,9 @@ def build_run_view(rt: Runtime, run: Run, *, events_limit: int = 100) -> RunView
 async def plan_for_tool(
     call: ToolCall, playbook: str, params: dict[str, Any] | None, limit: str | None = None
 ) -> PlanView:
-    """Plan through the planner as ``call``'s principal; notes the plan id for the audit record."""
+    """Plan through the change engine as ``call``'s principal; notes the plan id for the audit record."""
     started = time.time()
-    plan = await planner.plan_change(call.rt, call.principal, playbook, params, limit)
+    plan = await call.rt.engine.plan(call.principal, playbook, params, limit)
     call.note(plan_id=plan.id, plan_status=plan.status, playbook=playbook)
     live = await call.rt.run_blocking(plans.live_approval, call.rt.store, plan.id)
     if live is not None and live.by_policy:
@@ -343,26 +343,15 @@ async def plan_for_tool(
 # --------------------------------------------------------------------------- dynamic scopes
 def _playbook_scope(rt: Runtime, args: dict[str, Any]) -> str:
     """+ the named playbook's scope (from its manifest)"""
-    return planner.load_catalog(rt.config).get(str(args.get("playbook", ""))).manifest.scope
+    return rt.engine.playbook_scope(str(args.get("playbook", "")))
 
 
 def _fixed_playbook_scope(name: str) -> Any:
     def scope_for(rt: Runtime, _args: dict[str, Any]) -> str:
-        return planner.load_catalog(rt.config).get(name).manifest.scope
+        return rt.engine.playbook_scope(name)
 
     scope_for.__doc__ = f"+ {name}'s scope (from its manifest)"
     return scope_for
-
-
-def _plan_scope(rt: Runtime, args: dict[str, Any]) -> str:
-    """+ the scope of the plan's playbook"""
-    return plans.get_plan(rt.store, str(args.get("plan_id", ""))).scope
-
-
-def _run_scope(rt: Runtime, args: dict[str, Any]) -> str:
-    """+ the scope of the run's playbook"""
-    run = plans.get_run(rt.store, str(args.get("run_id", "")))
-    return plans.get_plan(rt.store, run.plan_id).scope
 
 
 # --------------------------------------------------------------------------- tools
@@ -370,7 +359,7 @@ def _run_scope(rt: Runtime, args: dict[str, Any]) -> str:
 def list_playbooks(call: ToolCall) -> PlaybookList:
     """The vetted playbook catalog: name, version, risk, scope needed, approval policy, description and
     the JSON Schema of its params (what plan_change accepts)."""
-    catalog = planner.load_catalog(call.rt.config)
+    catalog = call.rt.engine.catalog()
     items = [
         PlaybookInfo(
             name=e.name,
@@ -463,7 +452,7 @@ def approve_plan(
     """Approve someone else's plan (never your own): single use, expires after changes.approval_ttl, bound to
     this plan id only."""
     call.note(plan_id=plan_id)
-    approval = approvals.approve(call.rt.store, call.rt.config.changes, plan_id, call.principal, comment)
+    approval = call.rt.engine.approve(call.principal, plan_id, comment)
     call.note(approval_id=approval.id)
     return build_plan_view(call.rt, plans.get_plan(call.rt.store, plan_id))
 
@@ -476,7 +465,7 @@ def deny_plan(
 ) -> PlanView:
     """Deny a plan: it can then never be applied (a new plan is needed)."""
     call.note(plan_id=plan_id)
-    denial = approvals.deny(call.rt.store, plan_id, call.principal, reason)
+    denial = call.rt.engine.deny(call.principal, plan_id, reason)
     call.note(approval_id=denial.id)
     return build_plan_view(call.rt, plans.get_plan(call.rt.store, plan_id))
 
@@ -487,17 +476,16 @@ def deny_plan(
     read_only=False,
     destructive=True,
     idempotent=False,
-    scope_for=_plan_scope,
+    scope_note="+ the scope of the plan's playbook (checked by the change engine before any work)",
     title="Apply plan",
 )
 async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
     """Apply an approved plan exactly as planned: approval, catalog, inventory and a fresh dry run are re-checked
     (stale: refused). Progress names the run; a dropped connection does not stop it (get_run)."""
     call.note(plan_id=plan_id)
-    rt = call.rt
-    plan = await rt.run_blocking(plans.get_plan, rt.store, plan_id)
-    total = max(1, sum(len(h.tasks) for h in plan.hosts))
+    total = 1
     done = 0
+    applied: list[Plan] = []
 
     async def on_event(event: RunEvent) -> None:
         nonlocal done
@@ -508,7 +496,10 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
         await call.progress(done, max(total, done), text)
         await call.log("info", text)
 
-    async def started(run: Run) -> None:
+    async def started(run: Run, plan: Plan) -> None:
+        nonlocal total
+        total = max(1, sum(len(h.tasks) for h in plan.hosts))
+        applied.append(plan)
         call.note(run_id=run.id)
         # First progress message names the run: an agent whose connection drops still
         # knows what to follow with get_run (the run does not stop with the connection).
@@ -516,9 +507,10 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
         await call.progress(0, total, text)
         await call.log("info", text)
 
-    run = await executor.apply_plan(rt, call.principal, plan_id, on_event=on_event, on_start=started)
+    rt = call.rt
+    run = await rt.engine.apply(call.principal, plan_id, on_event=on_event, on_start=started)
     call.note(run_id=run.id, run_status=run.status)
-    return await rt.run_blocking(build_run_view, rt, run)
+    return await rt.run_blocking(build_run_view, rt, run, plan=applied[0] if applied else None)
 
 
 @tool(group="changes", scope="readonly", title="Get run")
@@ -537,19 +529,15 @@ def get_run(
     scope="readonly",
     read_only=False,
     idempotent=True,
-    scope_for=_run_scope,
+    scope_note="+ the scope of the run's playbook (checked by the change engine before any work)",
     title="Cancel run",
 )
 async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     """Stop a running apply: Ansible is killed within about a second and the run ends canceled."""
     rt = call.rt
-    run = await executor.request_cancel(rt, run_id, _who(call.principal))
+    run = await rt.engine.cancel(call.principal, run_id, via=call.principal.transport)
     call.note(run_id=run.id, plan_id=run.plan_id)
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
-
-
-def _who(principal: Principal) -> str:
-    return f"{principal.label} ({principal.transport})"
 
 
 # --------------------------------------------------------------------------- seed doors

@@ -54,9 +54,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from tailops import __version__
-from tailops.auth.scopes import require_scope
 from tailops.auth.tokens import TokenVerifier
-from tailops.changes import approvals, executor, plans
+from tailops.changes import approvals, plans
 from tailops.changes.plans import Plan
 from tailops.errors import (
     AuditError,
@@ -70,8 +69,9 @@ from tailops.errors import (
 )
 from tailops.principal import Principal
 from tailops.runtime import Runtime
-from tailops.server.middleware import ACCESS_TOKEN_KEY, AUTH_VIA_KEY
 from tailops.web.session import (
+    ACCESS_TOKEN_KEY,
+    AUTH_VIA_KEY,
     COOKIE,
     LOGIN_PATH,
     PREFIX,
@@ -395,11 +395,9 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             if decision == "approve":
                 if rt.config.server.read_only:
                     raise InvalidInput("this server is read-only (server.read_only): it approves nothing.")
-                approval = await rt.run_blocking(
-                    approvals.approve, rt.store, rt.config.changes, plan_id, page.principal, args[key]
-                )
+                approval = await rt.run_blocking(rt.engine.approve, page.principal, plan_id, args[key])
             else:
-                approval = await rt.run_blocking(approvals.deny, rt.store, plan_id, page.principal, args[key] or "")
+                approval = await rt.run_blocking(rt.engine.deny, page.principal, plan_id, args[key] or "")
             return {"approval_id": approval.id}
 
         return await form_action(
@@ -445,13 +443,8 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         run_id = request.path_params["run_id"]
 
         async def act(page: _Page, args: dict[str, Any]) -> dict[str, Any]:
-            def check_scope() -> None:
-                # Stopping a run needs what applying it needed: the playbook's scope.
-                plan = plans.get_plan(rt.store, plans.get_run(rt.store, run_id).plan_id)
-                require_scope(page.principal, plan.scope, f"cancelling a run of {plan.playbook}")
-
-            await rt.run_blocking(check_scope)
-            run = await executor.request_cancel(rt, run_id, f"{page.principal.label} (review page)")
+            # Stopping a run needs what applying it needed: the engine checks the playbook's scope.
+            run = await rt.engine.cancel(page.principal, run_id, via="review page")
             return {"plan_id": run.plan_id}
 
         return await form_action(

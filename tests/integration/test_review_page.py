@@ -146,11 +146,14 @@ def test_approve_needs_origin_and_csrf_then_works_once(server: RunningServer) ->
     live = plans.live_approval(server.runtime.store, plan.id)
     assert live is not None and live.approver_subject == "bob" and live.comment == "looks right"
     decisions = [e for e in audit(server) if e.get("event") == "review:approve"]
-    # The four cross-site refusals are audited as denied (nothing decided), then the approval,
-    # then the second attempt refused by the approval rules (already approved): denied too.
-    assert [e["outcome"] for e in decisions] == ["denied"] * 4 + ["ok", "denied"]
-    assert all("refused: the form" in e["error"] for e in decisions[:4])
-    assert decisions[4]["principal"]["sub"] == "bob" and decisions[4]["plan_id"] == plan.id
+    # The cross-site refusals are audited as denied (nothing decided), then the approval, then
+    # the second attempt refused by the approval rules (already approved): denied too. The
+    # foreign Origin is refused before the page, by the Host/Origin check: audited there.
+    assert [e["outcome"] for e in decisions] == ["denied"] * 3 + ["ok", "denied"]
+    assert all("refused: the form" in e["error"] for e in decisions[:3])
+    assert decisions[3]["principal"]["sub"] == "bob" and decisions[3]["plan_id"] == plan.id
+    (foreign,) = [e for e in audit(server) if e.get("event") == "review:form"]
+    assert foreign["decision"] == "denied" and "evil.example" in foreign["error"]
 
 
 def test_rules_of_the_approvals_module_hold_on_the_page(server: RunningServer) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tailops.auth.scopes import SCOPES
 from tailops.changes.catalog import (
     LOCK_FILE,
     Catalog,
@@ -27,7 +28,7 @@ from tailops.changes.catalog import (
     compute_hash,
     default_catalog_dirs,
 )
-from tailops.config import SCOPES, Settings
+from tailops.config import Settings
 from tailops.errors import CatalogError, InvalidInput, NotFound
 from tests.helpers import REPO_ROOT
 
