@@ -31,6 +31,7 @@ from tailops.monitor.docker_engine import DockerEngine
 from tailops.monitor.network import IoRateTracker
 from tailops.monitor.sampler import Sampler
 from tailops.monitor.system import collect_disks
+from tailops.notify.worker import Notifier
 from tailops.store import Store
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class Runtime:
         # events of the runs it is applying now (cancel_run sets them).
         self.instance_id = uuid.uuid4().hex
         self.active_runs: dict[str, anyio.Event] = {}
+        # Webhook delivery (tailops/notify): started only when endpoints are configured.
+        self.notifier = Notifier(self.store, config, self.metrics)
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -80,6 +83,8 @@ class Runtime:
         self._recover_runs()
         self.sampler.start()
         processes.prime()
+        if self.config.notifications.endpoints:
+            self.notifier.start()
 
     def _recover_runs(self) -> None:
         """Runs left 'running' by a server that is gone become 'interrupted' (never a silent gap)."""
@@ -104,6 +109,7 @@ class Runtime:
             )
 
     def stop(self) -> None:
+        self.notifier.stop()
         self.sampler.stop()
         self.docker.close()
         self.store.close()
