@@ -9,13 +9,16 @@ hanging receiver holds one delivery slot for at most its endpoint's ``timeout``.
 Redirects are not followed (a 3xx is a failure), the response body is never read or
 stored, proxies/netrc from the environment are ignored, and error texts are written
 here from the exception class: never the URL (a Slack URL is a secret), never a
-receiver's words.
+receiver's words. httpx's own request log line is cut to the URL's origin.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -37,8 +40,28 @@ class Result:
     retry_after: float | None = None
 
 
+class _OriginOnly(logging.Filter):
+    """httpx logs every request's full URL at INFO ("HTTP Request: POST <url> ..."); a Slack
+    webhook URL is a credential, so on this logger the URL is cut to its origin."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 2 and str(record.msg).startswith("HTTP Request"):
+            args = list(record.args)
+            parts = urlsplit(str(args[1]))
+            args[1] = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+            record.args = tuple(args)
+        return True
+
+
+_FILTER = _OriginOnly()
+
+
 def make_client(max_connections: int) -> httpx.AsyncClient:
     import httpx
+
+    httpx_log = logging.getLogger("httpx")
+    if _FILTER not in httpx_log.filters:
+        httpx_log.addFilter(_FILTER)
 
     return httpx.AsyncClient(
         follow_redirects=False,
@@ -84,7 +107,7 @@ async def send(
     except httpx.HTTPError as exc:
         return Result("error", error=f"{type(exc).__name__}: {_reason(exc)}")
     except OSError as exc:
-        return Result("error", error=f"{type(exc).__name__}: {exc.strerror or 'network error'}")
+        return Result("error", error=f"{type(exc).__name__}: {_reason(exc)}")
     if 200 <= status < 300:
         return Result("delivered", status=status)
     if 300 <= status < 400:
@@ -96,7 +119,7 @@ def _reason(exc: Exception) -> str:
     """The OS reason under an httpx error (e.g. 'Connection refused'), never its text that may hold the URL."""
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno)
         cause = cause.__cause__ or cause.__context__
     return "request failed"

@@ -27,7 +27,7 @@ from tailops.redact import redact_text
 if TYPE_CHECKING:
     from tailops.changes.plans import Plan, Run
 
-__all__ = ["Event", "EventKind", "plan_event", "review_url", "run_event", "run_kind"]
+__all__ = ["Event", "EventKind", "plan_event", "review_url", "run_event", "run_kind", "who"]
 
 _MAX_REASON = 500
 _MAX_NAME = 200
@@ -118,10 +118,11 @@ def review_url(settings: Settings, plan_id: str | None) -> str:
     return f"{base}/review/plans/{plan_id}" if plan_id else f"{base}/review"
 
 
-def _who(principal: dict[str, str | None] | None) -> str | None:
+def who(principal: dict[str, str | None] | None) -> str | None:
+    """A person's login when known (Tailscale), else the principal's subject; never a token id."""
     if not principal:
         return None
-    return principal.get("human") or principal.get("sub")
+    return principal.get("human_login") or principal.get("subject")
 
 
 def plan_event(
@@ -139,7 +140,7 @@ def plan_event(
         "playbook": plan.playbook,
         "risk": plan.risk,
         "hosts": len(plan.hosts),
-        "requester": _who(plan.requester),
+        "requester": who(plan.requester),
         "approver": approver,
         "reason": reason,
     }
@@ -177,6 +178,6 @@ def run_event(run: Run, plan: Plan | None = None, *, reason: str | None = None) 
         playbook=plan.playbook if plan else None,
         risk=plan.risk if plan else None,
         hosts=len(plan.hosts) if plan else None,
-        requester=_who(run.requester),
+        requester=who(run.requester),
         reason=reason if reason is not None else (run.status_reason if kind is not EventKind.RUN_STARTED else None),
     )

@@ -15,7 +15,7 @@ import time
 
 from tailops.config import Settings
 from tailops.notify import outbox
-from tailops.notify.events import Event, EventKind
+from tailops.notify.events import Event, EventKind, who
 from tailops.store import Store
 
 __all__ = ["sweep_expired_plans"]
@@ -47,7 +47,7 @@ def sweep_expired_plans(store: Store, settings: Settings, *, now: float | None =
             playbook=row["playbook"],
             risk=row["risk"],
             hosts=int(row["hosts"] or 0),
-            requester=requester.get("human") or requester.get("sub"),
+            requester=who(requester),
         )
         if outbox.enqueue(store, settings, event, now=at):
             queued += 1

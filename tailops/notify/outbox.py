@@ -37,6 +37,7 @@ __all__ = [
     "AttemptRow",
     "Claim",
     "NotificationRow",
+    "abandon",
     "backoff_delay",
     "claim_due",
     "counts",
@@ -390,6 +391,21 @@ def retry_dead(store: Store, ids: list[str] | None = None, *, now: float | None 
                 (at, at, at, nid),
             ).rowcount
         return changed
+
+
+def abandon(store: Store, ids: list[str], *, now: float | None = None) -> int:
+    """Mark rows not delivered yet as dead (a test notification gets one attempt only)."""
+    at = time.time() if now is None else now
+    changed = 0
+    with store.transaction() as conn:
+        for nid in ids:
+            changed += conn.execute(
+                "UPDATE notifications SET state = 'dead', lease_until = NULL, claimed_by = NULL, updated_at = ?,"
+                " last_error = COALESCE(last_error, 'not sent in time')"
+                " WHERE id = ? AND state IN ('pending', 'sending')",
+                (at, nid),
+            ).rowcount
+    return changed
 
 
 def prune(store: Store, *, older_than: float) -> int:

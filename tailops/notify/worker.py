@@ -51,7 +51,9 @@ __all__ = ["Notifier"]
 log = logging.getLogger("tailops.notify")
 
 _HOUSEKEEPING_EVERY = 60.0
-_LEASE_MARGIN = 30.0
+# A claim outlives the longest delivery (its endpoint timeout) by this much; a row whose
+# worker died is sent again this long after its timeout would have fired.
+_LEASE_MARGIN = 5.0
 
 
 class Notifier:
