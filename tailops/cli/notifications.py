@@ -181,7 +181,11 @@ def test(
         names = _endpoints(settings, endpoint)
         event = Event(kind=EventKind.TEST, reason="test notification sent by `tailops notifications test`")
         ids = outbox.enqueue(store, settings, event, endpoints=names)
-        worker = Notifier(store, settings, only=set(ids), housekeeping=False)
+        # One attempt each: a test reports what the receiver answered now, it does not retry.
+        once = settings.model_copy(
+            update={"notifications": settings.notifications.model_copy(update={"max_attempts": 1})}
+        )
+        worker = Notifier(store, once, only=set(ids), housekeeping=False)
         worker.start()
         try:
             longest = max(e.timeout.total_seconds() for e in settings.notifications.endpoints if e.name in names)
@@ -199,7 +203,7 @@ def test(
     for r in rows:
         detail = f"HTTP {r.last_status}" if r.last_status else ""
         if r.state != "delivered":
-            detail = (detail + " " + (r.last_error or "")).strip()
+            detail = r.last_error or detail
         typer.echo(f"{r.endpoint}: {'delivered' if r.state == 'delivered' else 'NOT delivered'} {detail}".rstrip())
     audit_cli(
         settings,
