@@ -407,3 +407,36 @@ def test_expired_plans_are_announced_once(
             doc["kind"] == "plan.expired" and doc["plan_id"] == plan.id and doc["event_id"] == f"plan.expired:{plan.id}"
         )
         assert fresh.id not in hit.body.decode()
+
+
+def test_the_runtime_runs_the_worker_and_emit_reaches_the_receiver(
+    make_settings: Callable[..., Settings], secret_file: Path
+) -> None:
+    from tailops.runtime import Runtime
+
+    with receiver("verify", secret=SECRET) as rx:
+        settings = make_settings(notifications={**FAST, "endpoints": [json_endpoint("ops", rx.url, secret_file)]})
+        rt = Runtime(settings)
+        assert not rt.notifier.running
+        rt.start()
+        try:
+            assert rt.notifier.running
+            (nid,) = emit(rt, Event(kind=EventKind.RUN_INTERRUPTED, run_id="r7", reason="server stopped"))
+            (hit,) = rx.wait_for(1, timeout=10)
+            assert hit.verified is True and json.loads(hit.body)["id"] == nid
+            assert "tailops_notifications_pending" in rt.metrics.render().decode()
+        finally:
+            rt.stop()
+        assert not rt.notifier.running
+
+
+def test_without_endpoints_the_runtime_starts_no_worker(make_settings: Callable[..., Settings]) -> None:
+    from tailops.runtime import Runtime
+
+    rt = Runtime(make_settings())
+    rt.start()
+    try:
+        assert not rt.notifier.running
+        assert emit(rt, Event(kind=EventKind.RUN_FAILED)) == []
+    finally:
+        rt.stop()
