@@ -370,3 +370,26 @@ def test_metrics_expose_the_notification_series() -> None:
     assert "tailops_notifications_pending 3.0" in text
     for name in ("tailops_notifications_failed", "tailops_notifications_dead"):
         assert f"# HELP {name}" in text
+
+
+# --------------------------------------------------------------------------- docs
+def test_the_receiver_snippet_in_the_docs_verifies_what_tailops_signs() -> None:
+    import re
+
+    from tests.helpers import REPO_ROOT
+
+    doc = (REPO_ROOT / "docs" / "notifications.md").read_text()
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", doc, re.DOTALL) if "def verify(" in c]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/notifications.md", "exec"), namespace)  # our own docs
+    verify = namespace["verify"]
+    body = b'{"id":"n1","kind":"run.failed"}'
+    verify(KEY.encode(), signature_header(KEY, body), body)
+    for header, data in (
+        (signature_header(KEY, body), body + b"x"),
+        (signature_header("other", body), body),
+        (signature_header(KEY, body, now=time.time() - 3600), body),
+        ("t=1", body),
+    ):
+        with pytest.raises(ValueError):
+            verify(KEY.encode(), header, data)
