@@ -417,17 +417,21 @@ def test_the_runtime_runs_the_worker_and_emit_reaches_the_receiver(
     with receiver("verify", secret=SECRET) as rx:
         settings = make_settings(notifications={**FAST, "endpoints": [json_endpoint("ops", rx.url, secret_file)]})
         rt = Runtime(settings)
-        assert not rt.notifier.running
+
+        def running() -> bool:
+            return rt.notifier.running
+
+        assert not running()
         rt.start()
         try:
-            assert rt.notifier.running
+            assert running()
             (nid,) = emit(rt, Event(kind=EventKind.RUN_INTERRUPTED, run_id="r7", reason="server stopped"))
             (hit,) = rx.wait_for(1, timeout=10)
             assert hit.verified is True and json.loads(hit.body)["id"] == nid
             assert "tailops_notifications_pending" in rt.metrics.render().decode()
         finally:
             rt.stop()
-        assert not rt.notifier.running
+        assert not running()
 
 
 def test_without_endpoints_the_runtime_starts_no_worker(make_settings: Callable[..., Settings]) -> None:
