@@ -46,6 +46,7 @@ __all__ = [
     "get_notification",
     "list_attempts",
     "list_notifications",
+    "next_due",
     "notification_id",
     "pending_count",
     "prune",
@@ -163,6 +164,10 @@ def claim_due(
         return []
     at = time.time() if now is None else now
     taken: dict[str, int] = dict(busy)
+    # Endpoints already at their limit are left out in SQL, so their backlog cannot fill the
+    # candidate window and starve the others.
+    full = sorted(name for name, n in busy.items() if n >= per_endpoint)
+    skip = f" AND endpoint NOT IN ({','.join('?' * len(full))})" if full else ""
     claims: list[Claim] = []
     with store.transaction() as conn:
         if only is not None:
@@ -171,18 +176,18 @@ def claim_due(
             rows = conn.execute(
                 "SELECT id, endpoint, event, attempts, due_since FROM notifications"  # noqa: S608 - marks are ?s
                 f" WHERE id IN ({marks}) AND ((state = 'pending' AND next_attempt_at <= ?)"
-                " OR (state = 'sending' AND lease_until <= ?))",
-                (*wanted, at, at),
+                f" OR (state = 'sending' AND lease_until <= ?)){skip}",
+                (*wanted, at, at, *full),
             ).fetchall()
         else:
             rows = conn.execute(
-                "SELECT id, endpoint, event, attempts, due_since, next_attempt_at AS due FROM notifications"
-                " WHERE state = 'pending' AND next_attempt_at <= ?"
+                "SELECT id, endpoint, event, attempts, due_since, next_attempt_at AS due FROM notifications"  # noqa: S608
+                f" WHERE state = 'pending' AND next_attempt_at <= ?{skip}"
                 " UNION ALL "
                 "SELECT id, endpoint, event, attempts, due_since, lease_until AS due FROM notifications"
-                " WHERE state = 'sending' AND lease_until <= ?"
+                f" WHERE state = 'sending' AND lease_until <= ?{skip}"
                 " ORDER BY due LIMIT ?",
-                (at, at, _CANDIDATES),
+                (at, *full, at, *full, _CANDIDATES),
             ).fetchall()
         for row in rows:
             if len(claims) >= capacity:
@@ -191,6 +196,16 @@ def claim_due(
             if taken.get(name, 0) >= per_endpoint:
                 continue
             attempt = int(row["attempts"]) + 1
+            try:
+                event = Event.model_validate_json(row["event"])
+            except ValueError:
+                # Written by another version or edited by hand: it cannot be sent as is.
+                conn.execute(
+                    "UPDATE notifications SET state = 'dead', attempts = ?, last_error = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (attempt, "the stored event cannot be read", at, row["id"]),
+                )
+                continue
             conn.execute(
                 "UPDATE notifications SET state = 'sending', attempts = ?, lease_until = ?, claimed_by = ?,"
                 " updated_at = ? WHERE id = ?",
@@ -201,12 +216,28 @@ def claim_due(
                 Claim(
                     id=str(row["id"]),
                     endpoint=name,
-                    event=Event.model_validate_json(row["event"]),
+                    event=event,
                     attempt=attempt,
                     due_since=float(row["due_since"]),
                 )
             )
     return claims
+
+
+def next_due(store: Store, *, exclude: set[str], only: set[str] | None = None) -> float | None:
+    """When the earliest pending row of an endpoint not in ``exclude`` is due (None: none is)."""
+    skip = sorted(exclude)
+    where = "state = 'pending'"
+    params: list[object] = []
+    if skip:
+        where += f" AND endpoint NOT IN ({','.join('?' * len(skip))})"
+        params += skip
+    if only is not None:
+        wanted = sorted(only)[:_CANDIDATES]
+        where += f" AND id IN ({','.join('?' * len(wanted))})"
+        params += wanted
+    row = store.query_one(f"SELECT MIN(next_attempt_at) AS due FROM notifications WHERE {where}", params)  # noqa: S608
+    return float(row["due"]) if row is not None and row["due"] is not None else None
 
 
 def backoff_delay(attempt: int, config: NotificationsSettings, rng: random.Random | None = None) -> float:

@@ -54,6 +54,8 @@ _HOUSEKEEPING_EVERY = 60.0
 # A claim outlives the longest delivery (its endpoint timeout) by this much; a row whose
 # worker died is sent again this long after its timeout would have fired.
 _LEASE_MARGIN = 5.0
+# Shortest pause between two looks at the outbox (bounds the loop if something is off).
+_MIN_WAIT = 0.01
 
 
 class Notifier:
@@ -82,6 +84,8 @@ class Notifier:
         self._wake: anyio.Event | None = None
         self._inflight: dict[str, str] = {}  # notification id -> endpoint name
         self._next_housekeeping = 0.0
+        # Times the loop woke up (diagnostics; a test checks a saturated endpoint does not spin it).
+        self.cycles = 0
         longest = max((e.timeout.total_seconds() for e in self.config.endpoints), default=10.0)
         self._lease = longest + _LEASE_MARGIN
 
@@ -155,22 +159,26 @@ class Notifier:
                     log.exception("could not give back notifications in flight")
 
     async def _sleep(self) -> None:
+        """Wait for a wake-up, the next claimable row's time, or the poll interval.
+
+        Rows of endpoints at their in-flight limit (and every row while all slots are
+        busy) do not count: their time has come but nothing can be sent until a delivery
+        ends, which wakes the loop. Without this a saturated endpoint makes the loop spin.
+        """
         wait = self.config.poll_interval.total_seconds()
-        due = await anyio.to_thread.run_sync(self._next_due)
-        if due is not None:
-            wait = max(0.0, min(wait, due - time.time()))
+        busy = collections.Counter(self._inflight.values())
+        if len(self._inflight) < self.config.concurrency and not self._stopping.is_set():
+            full = {name for name, n in busy.items() if n >= self.config.per_endpoint_concurrency}
+            due = await anyio.to_thread.run_sync(lambda: outbox.next_due(self.store, exclude=full, only=self._only))
+            if due is not None:
+                wait = max(_MIN_WAIT, min(wait, due - time.time()))
         if self._stopping.is_set():
             return
         with anyio.move_on_after(wait):
             assert self._wake is not None
             await self._wake.wait()
         self._wake = anyio.Event()
-
-    def _next_due(self) -> float | None:
-        if self._stopping.is_set():
-            return None
-        row = self.store.query_one("SELECT MIN(next_attempt_at) AS due FROM notifications WHERE state = 'pending'")
-        return float(row["due"]) if row is not None and row["due"] is not None else None
+        self.cycles += 1
 
     async def _cycle(self, tg: TaskGroup, client: httpx.AsyncClient) -> None:
         now = time.time()
@@ -201,40 +209,50 @@ class Notifier:
         outbox.prune(self.store, older_than=now - self.config.retention.total_seconds())
         sweep_expired_plans(self.store, self.settings, now=now)
 
+    async def _attempt(self, claim: outbox.Claim, client: httpx.AsyncClient) -> tuple[Result, bool]:
+        """One attempt's result, and whether retrying is pointless (the endpoint left the config)."""
+        endpoint = self.config.endpoint(claim.endpoint)
+        if endpoint is None:
+            return Result("error", error="endpoint is no longer configured"), True
+        try:
+            secret = resolve_secret(endpoint)
+            request = render(claim.event, endpoint, secret, claim.id, claim.attempt)
+        except ConfigError as exc:
+            return Result("error", error=exc.message), False
+        result = await send(
+            client,
+            request,
+            timeout=endpoint.timeout.total_seconds(),
+            connect_timeout=self.config.connect_timeout.total_seconds(),
+        )
+        return result, False
+
     async def _deliver(self, claim: outbox.Claim, client: httpx.AsyncClient) -> None:
         started = time.time()
-        endpoint = self.config.endpoint(claim.endpoint)
-        final = False
-        if endpoint is None:
-            result = Result("error", error="endpoint is no longer configured")
-            final = True
-        else:
-            try:
-                secret = resolve_secret(endpoint)
-                request = render(claim.event, endpoint, secret, claim.id, claim.attempt)
-            except ConfigError as exc:
-                result = Result("error", error=exc.message)
-            else:
-                result = await send(
-                    client,
-                    request,
-                    timeout=endpoint.timeout.total_seconds(),
-                    connect_timeout=self.config.connect_timeout.total_seconds(),
+        try:
+            result, final = await self._attempt(claim, client)
+        except Exception:  # a bug costs this attempt, never the worker (the task group would end)
+            log.exception("notification attempt failed unexpectedly", extra={"notification_id": claim.id})
+            result, final = Result("error", error="internal error (see the server log)"), False
+        try:
+            state = await anyio.to_thread.run_sync(
+                lambda: outbox.record_attempt(
+                    self.store,
+                    claim,
+                    self.config,
+                    instance=self.instance,
+                    outcome=result.outcome,
+                    status=result.status,
+                    error=result.error,
+                    started_at=started,
+                    retry_after=result.retry_after,
+                    final=final,
                 )
-        state = await anyio.to_thread.run_sync(
-            lambda: outbox.record_attempt(
-                self.store,
-                claim,
-                self.config,
-                instance=self.instance,
-                outcome=result.outcome,
-                status=result.status,
-                error=result.error,
-                started_at=started,
-                retry_after=result.retry_after,
-                final=final,
             )
-        )
+        except TailopsError:
+            # The row stays claimed; its lease runs out and it is sent again (at-least-once).
+            log.exception("could not record a notification attempt", extra={"notification_id": claim.id})
+            state = "sending"
         self._inflight.pop(claim.id, None)
         self._count(claim.endpoint, result, state)
         log.info(

@@ -444,3 +444,35 @@ def test_without_endpoints_the_runtime_starts_no_worker(make_settings: Callable[
         assert emit(rt, Event(kind=EventKind.RUN_FAILED)) == []
     finally:
         rt.stop()
+
+
+def test_a_saturated_endpoint_neither_spins_the_worker_nor_starves_the_others(
+    make_settings: Callable[..., Settings], secret_file: Path, workers: list[Notifier]
+) -> None:
+    with receiver("hang") as stuck, receiver(200) as good:
+        settings = make_settings(
+            notifications={
+                **FAST,
+                "per_endpoint_concurrency": 1,
+                "endpoints": [
+                    json_endpoint("stuck", stuck.url, secret_file, timeout="20s", events=["run.started"]),
+                    json_endpoint("good", good.url, secret_file, events=["run.failed"]),
+                ],
+            }
+        )
+        store = Store(settings.db_path)
+        # A backlog bigger than the worker's candidate window, all for the stuck endpoint…
+        with store.transaction() as conn:
+            for n in range(300):
+                outbox.enqueue_in(conn, settings, Event(kind=EventKind.RUN_STARTED, run_id=f"s{n}"))
+        worker = start(store, settings, workers)
+        assert len(stuck.wait_for(1, timeout=5)) == 1
+        # …does not keep the other endpoint's row from going out at once,
+        emit(store, Event(kind=EventKind.RUN_FAILED, run_id="f1"), settings=settings)
+        worker.wake()
+        assert len(good.wait_for(1, timeout=3)) == 1
+        # and 299 due rows that cannot be sent do not make the loop spin (poll: 0.1 s).
+        before = worker.cycles
+        time.sleep(1.0)
+        assert worker.cycles - before < 40
+        assert len(stuck.hits) == 1

@@ -393,3 +393,15 @@ def test_the_receiver_snippet_in_the_docs_verifies_what_tailops_signs() -> None:
     ):
         with pytest.raises(ValueError):
             verify(KEY.encode(), header, data)
+
+
+def test_an_unreadable_stored_event_dies_without_blocking_the_rest(make_settings: Callable[..., Settings]) -> None:
+    settings = _settings(make_settings, endpoint())
+    store = Store(settings.db_path)
+    (bad,) = emit(store, Event(kind=EventKind.RUN_STARTED), settings=settings)
+    (good,) = emit(store, Event(kind=EventKind.RUN_FAILED), settings=settings)
+    store.execute('UPDATE notifications SET event = \'{"kind": "rm -rf"}\' WHERE id = ?', (bad,))
+    claims = outbox.claim_due(store, instance="w", lease=60, capacity=5, busy={}, per_endpoint=5)
+    assert [c.id for c in claims] == [good]
+    row = outbox.get_notification(store, bad)
+    assert row.state == "dead" and row.last_error == "the stored event cannot be read"
