@@ -440,13 +440,17 @@ def abandon(store: Store, ids: list[str], *, now: float | None = None) -> int:
 
 
 def prune(store: Store, *, older_than: float) -> int:
-    """Delete delivered and dead rows last touched before ``older_than`` (their attempts go too)."""
+    """Delete delivered and dead rows queued before ``older_than`` (their attempts go too).
+
+    By queue time, so the scan is an index range over old rows only (it runs every minute
+    inside a write transaction). Nothing pending is that old: ``max_age`` <= ``retention``.
+    """
     with store.transaction() as conn:
         conn.execute(
             "DELETE FROM notification_attempts WHERE notification_id IN (SELECT id FROM notifications"
-            " WHERE state IN ('delivered', 'dead') AND updated_at < ?)",
+            " WHERE created_at < ? AND +state IN ('delivered', 'dead'))",  # + : use the created_at index
             (older_than,),
         )
         return conn.execute(
-            "DELETE FROM notifications WHERE state IN ('delivered', 'dead') AND updated_at < ?", (older_than,)
+            "DELETE FROM notifications WHERE created_at < ? AND +state IN ('delivered', 'dead')", (older_than,)
         ).rowcount
