@@ -6,6 +6,7 @@ behaviour is a list of answers served in turn (the last one repeats):
 
 - an ``int``: answer with that status;
 - ``"hang"``: read the request, then never answer until the test ends;
+- ``"redirect:<url>"``: answer 302 with that ``Location``;
 - ``"verify"``: check ``X-Tailops-Signature`` with the receiver's secret using
   :func:`tailops.notify.verify_signature` (the helper a real receiver would use)
   and answer 200, or 401 when it does not verify.
@@ -95,6 +96,12 @@ def _handler(rx: Receiver) -> type[http.server.BaseHTTPRequestHandler]:
             rx.record(Hit(time.monotonic(), self.path, headers, body, verified))
             if answer == "hang":
                 rx.release.wait(60)
+                return
+            if isinstance(answer, str) and answer.startswith("redirect:"):
+                self.send_response(302)
+                self.send_header("Location", answer.removeprefix("redirect:"))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             assert isinstance(answer, int)
             self.send_response(answer)

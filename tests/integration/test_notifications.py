@@ -476,3 +476,20 @@ def test_a_saturated_endpoint_neither_spins_the_worker_nor_starves_the_others(
         time.sleep(1.0)
         assert worker.cycles - before < 40
         assert len(stuck.hits) == 1
+
+
+def test_redirects_are_not_followed(
+    make_settings: Callable[..., Settings], secret_file: Path, workers: list[Notifier]
+) -> None:
+    with receiver(200) as elsewhere:
+        with receiver(f"redirect:{elsewhere.url}") as rx:
+            settings = make_settings(
+                notifications={**FAST, "max_attempts": 1, "endpoints": [json_endpoint("ops", rx.url, secret_file)]}
+            )
+            store = Store(settings.db_path)
+            start(store, settings, workers)
+            (nid,) = emit(store, Event(kind=EventKind.RUN_FAILED), settings=settings)
+            row = wait_state(store, nid, {"dead"}, 10)
+        assert row.state == "dead" and row.last_status == 302
+        assert row.last_error == "HTTP 302 (redirects are not followed)"
+        assert elsewhere.hits == [], "the redirect target never saw the notification"

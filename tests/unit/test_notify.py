@@ -405,3 +405,28 @@ def test_an_unreadable_stored_event_dies_without_blocking_the_rest(make_settings
     assert [c.id for c in claims] == [good]
     row = outbox.get_notification(store, bad)
     assert row.state == "dead" and row.last_error == "the stored event cannot be read"
+
+
+def test_retry_after_lengthens_the_wait_up_to_backoff_max(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(notifications={"endpoints": [endpoint()], "backoff_min": "1s", "backoff_max": "60s"})
+    store = Store(settings.db_path)
+    waits = []
+    for retry_after in (30.0, 3600.0):
+        (nid,) = emit(store, Event(kind=EventKind.RUN_STARTED), settings=settings)
+        (claim,) = outbox.claim_due(store, instance="w", lease=60, capacity=1, busy={}, per_endpoint=1, only={nid})
+        now = time.time()
+        outbox.record_attempt(
+            store,
+            claim,
+            settings.notifications,
+            instance="w",
+            outcome="failed",
+            status=429,
+            error="HTTP 429",
+            started_at=now,
+            retry_after=retry_after,
+            now=now,
+        )
+        waits.append(outbox.get_notification(store, nid).next_attempt_at - now)
+    assert 30 <= waits[0] < 31, "Retry-After: 30 beats a 1 s backoff"
+    assert 59 <= waits[1] <= 60, "but never past backoff_max"
