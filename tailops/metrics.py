@@ -47,6 +47,30 @@ class Metrics:
         self.rate_limited = Counter(
             "tailops_rate_limited", "Requests refused by the rate limiter.", ["kind"], registry=self.registry
         )
+        # Webhook notifications (tailops/notify): per endpoint name, never its URL.
+        self.notifications_delivered = Counter(
+            "tailops_notifications_delivered",
+            "Notifications a receiver accepted (2xx).",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.notifications_failed = Counter(
+            "tailops_notifications_failed",
+            "Delivery attempts that failed (non-2xx, timeout, network error); most are retried.",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.notifications_dead = Counter(
+            "tailops_notifications_dead",
+            "Notifications given up on (max_attempts or max_age reached).",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.notifications_pending = Gauge(
+            "tailops_notifications_pending",
+            "Notifications queued or being sent (all endpoints), as of the worker's last look.",
+            registry=self.registry,
+        )
 
     def observe_call(self, tool: str, outcome: str, seconds: float) -> None:
         self.calls.labels(tool, outcome).inc()

@@ -31,6 +31,7 @@ from tailops.monitor.docker_engine import DockerEngine
 from tailops.monitor.network import IoRateTracker
 from tailops.monitor.sampler import Sampler
 from tailops.monitor.system import collect_disks
+from tailops.notify.worker import Notifier
 from tailops.store import Store
 
 __all__ = ["Runtime"]
@@ -65,8 +66,15 @@ class Runtime:
         # The change lifecycle (plan, approve, apply, cancel); this process's instance id is
         # written on the run rows it starts.
         self.instance_id = uuid.uuid4().hex
+        # Webhook delivery (tailops/notify): started only when endpoints are configured.
+        self.notifier = Notifier(self.store, config, self.metrics)
         self.engine = ChangeEngine(
-            config, self.store, self.audit, instance_id=self.instance_id, run_blocking=self.run_blocking
+            config,
+            self.store,
+            self.audit,
+            instance_id=self.instance_id,
+            run_blocking=self.run_blocking,
+            notifier=self.notifier,
         )
         self._started = False
 
@@ -78,12 +86,15 @@ class Runtime:
         self._recover_runs()
         self.sampler.start()
         processes.prime()
+        if self.config.notifications.endpoints:
+            self.notifier.start()
 
     def _recover_runs(self) -> None:
         """Runs left 'running' by a server that is gone become 'interrupted' (never a silent gap)."""
         self.engine.recover()
 
     def stop(self) -> None:
+        self.notifier.stop()
         self.sampler.stop()
         self.docker.close()
         self.store.close()

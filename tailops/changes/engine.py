@@ -23,7 +23,10 @@ The engine owns:
   engine records what happened;
 - **progress events and cancellation** (:meth:`apply` streams events to the caller and
   stores them; :meth:`cancel` reaches a run applied by this process at once and any
-  other process through the store).
+  other process through the store);
+- **notifications** of the lifecycle (plan awaiting approval, approved, denied; run
+  started and finished; interrupted), queued in the durable outbox of
+  :mod:`tailops.notify` after each state change (queuing never fails the change).
 
 What it must never do: run anything but a check before a plan is approved, start a
 real run without a consumed approval and a ``running`` row, apply a plan whose
@@ -32,6 +35,7 @@ re-check differs, or let a failure to deliver progress stop (or hide) a run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -45,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from tailops import notify
 from tailops.auth.scopes import require_scope
 from tailops.changes import approvals, plans
 from tailops.changes.catalog import Catalog, CatalogEntry
@@ -60,6 +65,7 @@ from tailops.changes.planner import (
 )
 from tailops.changes.plans import Approval, HostOutcome, HostPrediction, Plan, Run, RunState
 from tailops.errors import ApprovalError, CatalogError, ChangeError, StalePlan, StoreError, TailopsError
+from tailops.notify import Event, EventKind, Notifier, plan_event, run_event
 from tailops.principal import Principal
 
 if TYPE_CHECKING:
@@ -184,6 +190,7 @@ class ChangeEngine:
         executor: Executor | None = None,
         instance_id: str,
         run_blocking: Callable[..., Awaitable[Any]] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -194,6 +201,7 @@ class ChangeEngine:
         self._run_blocking = run_blocking
         self._limiter: anyio.CapacityLimiter | None = None
         self._catalog = _CatalogCache(settings)
+        self.notifier = notifier
         # Cancel events of the runs this process is applying now (cancel reaches them at once).
         self.active_runs: dict[str, anyio.Event] = {}
 
@@ -218,6 +226,14 @@ class ChangeEngine:
             **facts,
         }
         self.audit.record(entry, sync=True)
+
+    def notify(self, event: Event) -> None:
+        """Queue a lifecycle notification for every endpoint that wants it (never raises)."""
+        if not self.settings.notifications.endpoints:
+            return
+        ids = notify.emit(self.store, event, settings=self.settings)
+        if ids and self.notifier is not None:
+            self.notifier.wake()
 
     def catalog(self) -> Catalog:
         return self._catalog.get()
@@ -290,6 +306,9 @@ class ChangeEngine:
         )
         reused = plan.created_at.timestamp() < started
         if not reused:
+            if plan.status in ("pending", "approved"):
+                kind = EventKind.PLAN_AWAITING_APPROVAL if plan.status == "pending" else EventKind.PLAN_APPROVED
+                self.notify(plan_event(kind, plan))
             await self.blocking(
                 self.record,
                 "plan:stored",
@@ -384,12 +403,21 @@ class ChangeEngine:
         """Approve someone else's plan (blocking; every rule of :mod:`tailops.changes.approvals`)."""
         approval = approvals.approve(self.store, self.settings.changes, plan_id, principal, comment)
         self.record("plan:approved", principal, plan_id=plan_id, approval_id=approval.id)
+        self.notify(plan_event(EventKind.PLAN_APPROVED, plans.get_plan(self.store, plan_id), approver=principal.label))
         return approval
 
     def deny(self, principal: Principal, plan_id: str, reason: str) -> Approval:
         """Deny a plan (blocking): it can never be applied."""
         denial = approvals.deny(self.store, plan_id, principal, reason)
         self.record("plan:denied", principal, plan_id=plan_id, approval_id=denial.id)
+        self.notify(
+            plan_event(
+                EventKind.PLAN_DENIED,
+                plans.get_plan(self.store, plan_id),
+                approver=principal.label,
+                reason=denial.comment,
+            )
+        )
         return denial
 
     # -- apply ---------------------------------------------------------------------------------------
@@ -450,6 +478,7 @@ class ChangeEngine:
             self.record, "run:started", principal, plan_id=plan.id, run_id=run.id, approval_id=approval.id
         )
         log.info("run started", extra={"run_id": run.id, "plan_id": plan.id, "by": principal.label})
+        await self.blocking(self.notify, run_event(run, plan))
         if on_start is not None:
             try:
                 started = on_start(run, plan)
@@ -676,6 +705,7 @@ class ChangeEngine:
                 )
             except TailopsError:
                 log.exception("audit write failed for a finished run", extra={"run_id": run.id})
+            self.notify(run_event(final, plan))
             return final
 
         final = await self.blocking(write)
@@ -721,6 +751,9 @@ class ChangeEngine:
                 self.record("run:interrupted", None, run_id=run_id, leftover_processes_killed=killed)
             except TailopsError:
                 log.exception("audit write failed for an interrupted run", extra={"run_id": run_id})
+            with contextlib.suppress(TailopsError):
+                run = plans.get_run(self.store, run_id)
+                self.notify(run_event(run, plans.find_plan(self.store, run.plan_id)))
         return marked
 
 

@@ -1,7 +1,8 @@
 """The import graph of tailops/ has no cycle — between modules, or between rooms.
 
 Every ``import`` counts, including the ones under ``if TYPE_CHECKING:`` and inside
-functions: a type-only or lazy import is still a dependency a reader must follow. A
+functions (``from pkg import mod`` counts as a dependency on ``pkg.mod``): a type-only
+or lazy import is still a dependency a reader must follow. A
 "room" is a top-level package or module (``tailops.changes``, ``tailops.runtime``…).
 A cycle between rooms means two floors lean on each other; the test names the edges
 that close it, so the next person sees what to move.
@@ -50,7 +51,10 @@ def _graph() -> dict[str, set[str]]:
                     module = ".".join(base + ([node.module] if node.module else []))
                 else:
                     module = node.module or ""
-                targets = [module] + [f"{module}.{a.name}" for a in node.names]
+                # ``from pkg import mod`` depends on pkg.mod (pkg/__init__ runs first, as for any
+                # submodule, but that is not a dependency on what pkg/__init__ itself imports).
+                names = [f"{module}.{a.name}" for a in node.names]
+                targets = [n for n in names if n in modules] or [module]
             for target in targets:
                 if target == "tailops" or target.startswith("tailops."):
                     found = resolve(target)
