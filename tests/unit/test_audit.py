@@ -156,15 +156,27 @@ def test_empty_log_verifies(tmp_path: Path) -> None:
     assert report.ok and report.entries == 0
 
 
-def test_a_crash_leftover_partial_line_is_reported_then_dropped_by_the_next_writer(log: AuditLog) -> None:
+def test_a_crash_leftover_partial_line_is_kept_as_evidence_and_recorded_as_a_gap(log: AuditLog) -> None:
     _write(log, 3)
     log.close()
+    cut = b'{"seq":4,"ts":"2026-01-01T00:00:00'  # the write that never finished
     with open(log.path, "ab") as fh:
-        fh.write(b'{"seq":4,"ts":"2026-01-01T00:00:00')  # the write that never finished
+        fh.write(cut)
     report = verify(log.path)
     assert report.problem is not None and report.problem.kind == "truncated" and report.problem.line == 4
     _write(AuditLog(log.path), 1, start=3)
-    assert verify(log.path).ok and verify(log.path).entries == 4
+    lines = _lines(log.path)
+    assert lines[3] == cut  # kept, terminated by a newline, never dropped
+    gap, entry = json.loads(lines[4]), json.loads(lines[5])
+    assert gap["kind"] == "audit_gap" and gap["reasons"] == ["partial_line"]
+    assert gap["partial_bytes"] == len(cut) and gap["partial_sha256"] == hashlib.sha256(cut).hexdigest()
+    assert gap["partial_cut"] is True
+    assert gap["prev"] == hashlib.sha256(lines[2]).hexdigest()  # linked to the last complete record
+    assert entry["tool"] == "t3" and entry["prev"] == hashlib.sha256(lines[4]).hexdigest()
+    report = verify(log.path)
+    assert not report.ok and [p.kind for p in report.problems] == ["gap"]
+    assert report.gaps[0].evidence_ok and report.gaps[0].line == 5
+    assert "34 bytes of a cut or unrecognised line kept as evidence" in report.problems[0].detail
 
 
 # -- rotation -------------------------------------------------------------------------
