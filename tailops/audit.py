@@ -218,53 +218,49 @@ class _End:
     """The end of the log as a writer sees it before appending."""
 
     records: list[_Rec]  # newest first, from the tail back to the head's seq (or a bound)
-    evidence: bytes | None  # bytes after the last record in the live file (lines not records)
-    terminated: bool  # the live file ends with a newline
+    evidence: bytes | None  # the lines after the last record that are not records, joined by newlines
+    unterminated: list[Path | None]  # files of that evidence that end without a newline (None: the live file)
 
 
 def _read_end(path: Path, fd: int, size: int, head_seq: int | None) -> _End:
     """Scan back from the end of the live file (then rotated files, newest first).
 
-    Collect the live file's trailing bytes that are not records (a cut line,
-    unrecognised lines) as evidence, then records until one at or below
-    ``head_seq`` (just the tail when the head is unknown), at most ``_LAG_SCAN``.
+    Collect the lines after the last record that are not records (a cut
+    line, unrecognised lines; possibly in a rotated file when the live file
+    is gone) as evidence, then records until one at or below ``head_seq``
+    (just the tail when the head is unknown), at most ``_LAG_SCAN`` of them.
     """
     records: list[_Rec] = []
+    junk: list[bytes] = []  # newest first
+    unterminated: list[Path | None] = []
 
-    def enough(rec: _Rec) -> bool:
-        records.append(rec)
-        return head_seq is None or rec.seq <= head_seq or len(records) >= _LAG_SCAN
-
-    pieces = _reverse_pieces(fd, size)
-    cut = next(pieces)  # after the last newline: never a record, even if it parses
-    junk = [cut]
-    done = False
-    for piece in pieces:
-        rec = _record(piece)
-        if rec is None:
-            if not records:
-                junk.append(piece)
-            continue
-        if enough(rec):
-            done = True
-            break
-    if not done:
-        for older in reversed(log_files(path)):
-            if older == path:
+    def scan(pieces: Iterator[bytes], where: Path | None) -> bool:
+        """True once enough records are found."""
+        cut = next(pieces)  # after the file's last newline: never a record, even if it parses
+        if cut and not records:
+            junk.append(cut)
+            unterminated.append(where)
+        for piece in pieces:
+            rec = _record(piece)
+            if rec is None:
+                if not records:
+                    junk.append(piece)
                 continue
-            with open(older, "rb") as fh:
-                for piece in _reverse_pieces(fh.fileno(), os.fstat(fh.fileno()).st_size):
-                    rec = _record(piece)
-                    if rec is not None and enough(rec):
-                        done = True
-                        break
-            if done:
+            records.append(rec)
+            if head_seq is None or rec.seq <= head_seq or len(records) >= _LAG_SCAN:
+                return True
+        return False
+
+    done = scan(_reverse_pieces(fd, size), None) if size > 0 else False
+    for older in reversed(log_files(path)) if not done else ():
+        if older == path:
+            continue
+        with open(older, "rb") as fh:
+            older_size = os.fstat(fh.fileno()).st_size
+            if older_size and scan(_reverse_pieces(fh.fileno(), older_size), older):
                 break
-    region = b"\n".join(reversed(junk))  # exactly the bytes after the last record's newline
-    evidence = None
-    if region:
-        evidence = region if cut else region[:-1]
-    return _End(records, evidence, cut == b"")
+    evidence = b"\n".join(reversed(junk)) if junk else None
+    return _End(records, evidence, unterminated)
 
 
 def _count_gap_records(path: Path) -> int:
@@ -300,6 +296,7 @@ class AuditLog:
         self._lock_fd: int | None = None
         self._head_fd: int | None = None
         self._head_ino = -1
+        self._head_bytes = b""
         self._fd: int | None = None
         self._fd_ino = -1
         self._tip: _Tip | None = None
@@ -352,12 +349,20 @@ class AuditLog:
         return self._fd, st.st_size
 
     def _head_unchanged(self) -> bool:
+        """The head file is still the one this writer last wrote, byte for byte (stat + 128-byte pread)."""
+        if self._head_fd is None:
+            return False
         try:
-            return os.stat(self._head_path).st_ino == self._head_ino
+            return (
+                os.stat(self._head_path).st_ino == self._head_ino
+                and os.pread(self._head_fd, _HEAD_BYTES, 0) == self._head_bytes
+            )
         except FileNotFoundError:
             return False
 
-    def _reconcile(self, fd: int, size: int, witness: _Tip | None) -> tuple[_Tip, dict[str, Any] | None]:
+    def _reconcile(
+        self, fd: int, size: int, witness: _Tip | None
+    ) -> tuple[_Tip, dict[str, Any] | None, list[Path | None]]:
         """Compare the file's end with the head: the tip to continue from, and a gap record's
         fields when they disagree (then the tip's seq is the highest seq ever recorded).
 
@@ -403,12 +408,14 @@ class AuditLog:
                 missing = (tail_seq + 1, None)
         if head_lost:  # whoever removed the head may have cut entries after it: count gaps afresh
             reasons.append(f"head_{head}")
+            if missing[0] is None:
+                missing = (tail_seq + 1, None)
             gaps = max(gaps, _count_gap_records(self.path))
         if end.evidence is not None:
             reasons.append("partial_line")
         tip = _Tip(self._fd_ino, size, tail_hash, top, gaps)
         if not reasons:
-            return tip, None
+            return tip, None, []
         fields: dict[str, Any] = {
             "kind": GAP_KIND,
             "reasons": reasons,
@@ -421,10 +428,10 @@ class AuditLog:
             "tail_hash": tail_hash,
             "partial_bytes": len(end.evidence) if end.evidence is not None else 0,
             "partial_sha256": hashlib.sha256(end.evidence).hexdigest() if end.evidence is not None else None,
-            "partial_cut": not end.terminated,
+            "partial_cut": bool(end.unterminated),
             "detected_by": {"pid": os.getpid(), "user": local_user()},
         }
-        return tip, fields
+        return tip, fields, end.unterminated
 
     def _rotate(self) -> tuple[int, int]:
         rotated = [p for p in log_files(self.path) if p != self.path]
@@ -442,14 +449,14 @@ class AuditLog:
         fd, size = self._open_live()
         tip = self._tip
         gap: dict[str, Any] | None = None
+        unterminated: list[Path | None] = []
         if tip is None or tip.ino != self._fd_ino or tip.size != size or not self._head_unchanged():
             # Another process wrote, the file changed under us, or this is our first write.
             self._tip = None
-            tip, gap = self._reconcile(fd, size, tip)
+            tip, gap, unterminated = self._reconcile(fd, size, tip)
         lines: list[bytes] = []
         prev, seq = tip.hash, tip.seq
         if gap is not None:
-            # Terminate a partial line (kept as evidence) so the file stays line-based.
             lines.append(_dumps({"seq": seq + 1, "ts": ts, **gap, "prev": prev}))
             prev, seq = hashlib.sha256(lines[0]).hexdigest(), seq + 1
         line = _dumps({"seq": seq + 1, "ts": ts, **body, "prev": prev})
@@ -457,8 +464,12 @@ class AuditLog:
         seq += 1
         data = b"\n".join(lines) + b"\n"
         if gap is not None:
-            if gap["partial_cut"]:
-                data = b"\n" + data
+            # Terminate a cut line (kept as evidence) so every file stays line-based.
+            for where in unterminated:
+                if where is None:
+                    data = b"\n" + data
+                else:
+                    _terminate(where)
             sync = True  # a gap is rare and must survive a crash
         elif size > 0 and size + len(data) > self.rotate_bytes:
             fd, size = self._rotate()  # never while a partial line waits to be terminated
@@ -498,7 +509,8 @@ class AuditLog:
             self._head_fd = os.open(self._head_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             self._head_ino = os.fstat(self._head_fd).st_ino
         data = json.dumps({"seq": seq, "hash": digest, "gaps": gaps}, separators=(",", ":")).encode()
-        os.pwrite(self._head_fd, data.ljust(_HEAD_BYTES - 1) + b"\n", 0)
+        self._head_bytes = data.ljust(_HEAD_BYTES - 1) + b"\n"
+        os.pwrite(self._head_fd, self._head_bytes, 0)
         if sync:
             os.fsync(self._head_fd)
 
@@ -522,6 +534,16 @@ class AuditLog:
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         return [_parse_for_display(line) for line in tail(self.path, n)]
+
+
+def _terminate(path: Path) -> None:
+    """End a rotated file's cut last line with a newline (appending only: the line stays as it was)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _now() -> str:
@@ -798,14 +820,12 @@ def _verify(path: Path) -> VerifyReport:
         want = rec.data.get("partial_sha256") if rec.is_gap else None
         if isinstance(want, str):
             blob = b"\n".join(x.raw for x in pending)
+            size = rec.data["partial_bytes"]
             if not pending:
-                fail(
-                    ln, "deleted", f"the {rec.data['partial_bytes']}-byte line this gap record kept as evidence is gone"
-                )
-            elif hashlib.sha256(blob).hexdigest() != want or len(blob) != rec.data["partial_bytes"]:
+                fail(ln, "deleted", f"the {size}-byte line this gap record kept as evidence is gone")
+            elif hashlib.sha256(blob).hexdigest() != want or len(blob) != size:
                 fail(pending[0], "edited", f"not the evidence the gap record at line {ln.number} describes")
-            else:
-                pending = []
+            pending = []
         if pending:
             first = pending[0]
             if first.complete:
