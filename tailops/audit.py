@@ -572,7 +572,12 @@ class AuditStatus:
 
     @property
     def ok(self) -> bool:
-        return self.gaps == 0 and self.head in ("ok", "empty")
+        return self.alarms == 0
+
+    @property
+    def alarms(self) -> int:
+        """Gap records, plus one while the head is missing or unreadable (the next append records it)."""
+        return self.gaps + (self.head in ("missing", "unreadable"))
 
     def describe(self) -> str:
         if self.head == "missing":
@@ -597,13 +602,22 @@ def read_status(path: Path) -> AuditStatus:
     head = _load_head(path)
     if head == "unreadable":
         # A writer's 128-byte pwrite may be caught halfway: read once more between appends.
-        with contextlib.suppress(OSError), _shared_lock(path):
+        with _shared_lock(path):
             head = _load_head(path)
     if isinstance(head, HeadRecord):
         return AuditStatus(head.gaps, "ok", head.seq)
-    if head == "missing" and not any(f.stat().st_size for f in log_files(path) if f.exists()):
+    if head == "missing" and not any(_size(f) for f in log_files(path)):
         return AuditStatus(0, "empty")
     return AuditStatus(0, head)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # rotated away meanwhile
+        return 0
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log file {path}: {exc.strerror}.") from exc
 
 
 @contextlib.contextmanager

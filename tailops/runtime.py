@@ -56,6 +56,7 @@ class Runtime:
         self.store = Store(config.db_path)
         self.audit = AuditLog(config.audit_path, rotate_bytes=config.audit.rotate_bytes)
         self.metrics = Metrics()
+        self.metrics.watch_audit(self.audit.status)
         self.principals = PrincipalResolver(config)
         self.authorizer = Authorizer()
         self.rate_limiter = RateLimiter(config.auth.rate_limit_per_minute, config.auth.rate_limit_burst)

@@ -69,8 +69,10 @@ def _readable(entry: dict[str, Any]) -> str:
     elif kind == "cli":
         what = f"tailops {entry.get('command')}"
     elif kind == GAP_KIND:
-        span = f"{entry.get('missing_from')}-{entry.get('missing_to') or '?'}"
-        what = f"AUDIT GAP ({', '.join(map(str, entry.get('reasons') or []))}; missing {span})"
+        what = f"AUDIT GAP ({', '.join(map(str, entry.get('reasons') or []))}"
+        if entry.get("missing_from") is not None:
+            what += f"; entries {entry['missing_from']}-{entry.get('missing_to') or '?'} missing"
+        what += ")"
     else:
         what = f"{entry.get('method', '')} {entry.get('path', '')}".strip() or str(kind)
     verdict = "DENIED" if entry.get("decision") == "denied" else str(entry.get("outcome") or "-")

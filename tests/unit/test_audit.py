@@ -9,15 +9,19 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailops.audit import GAP_KIND, GENESIS, AuditLog, AuditStatus, log_files, read_status, record_cli, tail, verify
+from tailops.config import Settings
 from tailops.errors import AuditError
+from tests.servers import http_server
 
 JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlX2J5dGVz"
 
@@ -685,3 +689,48 @@ def test_a_cut_at_any_byte_is_a_gap_forever(tmp_path: Path, cut: float, same_wri
     assert recs[-1]["tool"] == "after" and recs[-1]["seq"] == 42
     assert recs[-1]["prev"] == hashlib.sha256(_all_lines(path)[-2]).hexdigest()
     log.close()
+
+
+# -- the alarm: /health and /metrics of a real server -----------------------------------
+
+
+def _gauge(text: str, name: str) -> float:
+    [line] = [x for x in text.splitlines() if x.startswith(name + " ")]
+    return float(line.split()[1])
+
+
+def test_health_and_metrics_raise_the_audit_alarm(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    with http_server(settings) as srv:
+        admin = {"Authorization": f"Bearer {srv.mint('ops', 'admin')}"}
+
+        def refused_request() -> None:  # audited by the server's own writer
+            r = httpx2.get(f"{srv.base_url}/mcp", headers={"Authorization": "Bearer not-a-token"}, timeout=10)
+            assert r.status_code == 401
+
+        for _ in range(4):
+            refused_request()
+        health = httpx2.get(f"{srv.base_url}/health", timeout=10)
+        assert health.status_code == 200
+        assert health.json()["checks"]["audit"]["status"] == "ok"
+        metrics = httpx2.get(f"{srv.base_url}/metrics", headers=admin, timeout=10).text
+        assert _gauge(metrics, "tailops_audit_gaps") == 0
+        _cut_records(settings.audit_path, 2)  # a plain truncate under the running server
+        refused_request()
+        health = httpx2.get(f"{srv.base_url}/health", timeout=10)
+        # Degraded but serving (200, like Docker down): the log still records everything,
+        # and no restart can bring the lost entries back.
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "degraded" and body["checks"]["audit"]["status"] == "failed"
+        assert "1 gap record(s)" in body["checks"]["audit"]["detail"]
+        assert body["checks"]["store"]["status"] == "ok"
+        metrics = httpx2.get(f"{srv.base_url}/metrics", headers=admin, timeout=10).text
+        assert _gauge(metrics, "tailops_audit_gaps") == 1
+        # The head vanishing is an alarm at once, before the next append turns it into a gap.
+        settings.audit_path.with_name("audit.jsonl.head").unlink()
+        assert httpx2.get(f"{srv.base_url}/health", timeout=10).json()["checks"]["audit"]["status"] == "failed"
+        metrics = httpx2.get(f"{srv.base_url}/metrics", headers=admin, timeout=10).text
+        assert _gauge(metrics, "tailops_audit_gaps") >= 1
+    report = verify(settings.audit_path)
+    assert [g.reasons for g in report.gaps][:1] == [("truncated",)]
