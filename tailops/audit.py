@@ -22,9 +22,9 @@ the hash covers the exact bytes of the line without its newline. The first
 line of a new file links to the last line of the previous file.
 
 The chain never heals itself. Before appending, a writer whose cached view of
-the file is stale (another process wrote, the file shrank or was replaced, the
-head changed) compares the file's tail (its last complete record, across
-rotated files) with the head. On any mismatch (tail behind the head, a
+the file is stale (its first write, another process wrote, the file shrank or
+was replaced) compares the file's tail (its last complete record, across
+rotated files) with the head and with its own last record. On any mismatch (tail behind the head, a
 different record at the head's seq, head missing or unreadable, a partial or
 unrecognised last line) it first writes a hash-linked **gap record**
 (``"kind": "audit_gap"``) naming what is missing, linked to the last valid
@@ -32,6 +32,8 @@ record and numbered after the highest seq ever recorded (seqs are never
 reused), logs an ERROR and counts it in the head. A partial line is kept as
 evidence (terminated with a newline; its length and SHA-256 are in the gap
 record), never dropped. :func:`verify` reports every gap record, forever.
+A current view costs nothing extra per append (the same ``stat`` as before);
+the head is re-read only when the log changed under the writer.
 
 This module must never write an unredacted entry, rewrite an existing line,
 delete a log file or a partial line, or continue a broken chain silently.
@@ -289,14 +291,13 @@ class AuditLog:
 
     def __init__(self, path: Path, *, rotate_bytes: int = 50 * 1024 * 1024) -> None:
         self.path = path
+        self._path_s = os.fspath(path)  # os.stat on a str skips Path's conversion on every append
         self.rotate_bytes = rotate_bytes
         self._lock = threading.Lock()
         self._lock_path = _sidecar(path, "lock")
         self._head_path = _sidecar(path, "head")
         self._lock_fd: int | None = None
         self._head_fd: int | None = None
-        self._head_ino = -1
-        self._head_bytes = b""
         self._fd: int | None = None
         self._fd_ino = -1
         self._tip: _Tip | None = None
@@ -335,7 +336,7 @@ class AuditLog:
     def _open_live(self) -> tuple[int, int]:
         """(fd, size) of the live file, reopened if another writer rotated it."""
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._path_s)
         except FileNotFoundError:
             st = None
         if self._fd is None or st is None or st.st_ino != self._fd_ino:
@@ -347,18 +348,6 @@ class AuditLog:
             self._fd_ino = fst.st_ino
             return self._fd, fst.st_size
         return self._fd, st.st_size
-
-    def _head_unchanged(self) -> bool:
-        """The head file is still the one this writer last wrote, byte for byte (stat + 128-byte pread)."""
-        if self._head_fd is None:
-            return False
-        try:
-            return (
-                os.stat(self._head_path).st_ino == self._head_ino
-                and os.pread(self._head_fd, _HEAD_BYTES, 0) == self._head_bytes
-            )
-        except FileNotFoundError:
-            return False
 
     def _reconcile(
         self, fd: int, size: int, witness: _Tip | None
@@ -373,7 +362,6 @@ class AuditLog:
         if self._head_fd is not None:  # the head may have been replaced: reopen it on the next write
             os.close(self._head_fd)
             self._head_fd = None
-            self._head_ino = -1
         head = _load_head(self.path)
         known = head if isinstance(head, HeadRecord) else None
         source = "head"
@@ -450,8 +438,12 @@ class AuditLog:
         tip = self._tip
         gap: dict[str, Any] | None = None
         unterminated: list[Path | None] = []
-        if tip is None or tip.ino != self._fd_ino or tip.size != size or not self._head_unchanged():
+        if tip is None or tip.ino != self._fd_ino or tip.size != size:
             # Another process wrote, the file changed under us, or this is our first write.
+            # (Otherwise the head is not re-read: this writer rewrites it from its own last
+            # record on every append, so an edit of the head alone, the log untouched, loses
+            # nothing and is overwritten with the truth; a writer starting fresh, or any
+            # change to the log, compares them.)
             self._tip = None
             tip, gap, unterminated = self._reconcile(fd, size, tip)
         lines: list[bytes] = []
@@ -507,10 +499,8 @@ class AuditLog:
     def _write_head(self, seq: int, digest: str, gaps: int, sync: bool) -> None:
         if self._head_fd is None:
             self._head_fd = os.open(self._head_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            self._head_ino = os.fstat(self._head_fd).st_ino
         data = json.dumps({"seq": seq, "hash": digest, "gaps": gaps}, separators=(",", ":")).encode()
-        self._head_bytes = data.ljust(_HEAD_BYTES - 1) + b"\n"
-        os.pwrite(self._head_fd, self._head_bytes, 0)
+        os.pwrite(self._head_fd, data.ljust(_HEAD_BYTES - 1) + b"\n", 0)
         if sync:
             os.fsync(self._head_fd)
 

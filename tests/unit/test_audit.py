@@ -420,8 +420,10 @@ DAMAGES = {
 }
 
 
-@pytest.mark.parametrize("writer", ["same", "new"])
-@pytest.mark.parametrize("kind", sorted(DAMAGES))
+@pytest.mark.parametrize(
+    ("kind", "writer"),
+    [(k, w) for k in sorted(DAMAGES) for w in ("same", "new") if not (w == "same" and k.startswith("head_"))],
+)
 def test_damage_then_append_stays_reported_as_a_gap(tmp_path: Path, kind: str, writer: str) -> None:
     path = tmp_path / "audit.jsonl"
     log = _rotated_log(path)
@@ -481,6 +483,30 @@ def test_a_head_rewound_to_match_a_cut_log_is_caught_by_the_running_writer(tmp_p
     assert not report.ok and [g.reasons for g in report.gaps] == [("truncated",)]
     assert (report.gaps[0].missing_from, report.gaps[0].missing_to) == (7, 10)
     assert json.loads(_lines(path)[-2])["head_from"] == "writer"
+
+
+def test_head_damage_under_a_running_writer_is_never_silent(tmp_path: Path) -> None:
+    """A writer whose view of the log is current does not re-read the head per append (that
+    would cost every call a syscall): it rewrites the head from its own last record. An
+    edited head, the log untouched, is thus restored to the truth (nothing was lost); a
+    deleted head keeps failing verify and /health until the next writer that starts fresh
+    records it as a gap."""
+    path = tmp_path / "audit.jsonl"
+    log = _rotated_log(path)
+    head = path.with_name("audit.jsonl.head")
+    head.write_bytes(b"{not a head")
+    log.record({"kind": "tool", "tool": "after"})
+    assert verify(path).ok and _head(path)["seq"] == 41
+    head.unlink()
+    log.record({"kind": "tool", "tool": "after 2"})
+    report = verify(path)
+    assert report.problem is not None and report.problem.kind == "truncated" and "missing" in report.problem.detail
+    assert read_status(path).head == "missing" and not read_status(path).ok
+    AuditLog(path, rotate_bytes=1500).record({"kind": "cli", "command": "token revoke"})
+    log.record({"kind": "tool", "tool": "after 3"})
+    report = verify(path)
+    assert [p.kind for p in report.problems] == ["gap"] and report.gaps[0].reasons == ("head_missing",)
+    assert report.gaps[0].seq == 43 and _head(path) == {"seq": 45, "hash": report.head, "gaps": 1}
 
 
 def test_unrecognised_lines_appended_are_kept_as_evidence(log: AuditLog) -> None:
