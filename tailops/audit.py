@@ -83,6 +83,7 @@ GAP_KIND = "audit_gap"
 _RESERVED = ("seq", "ts", "prev")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEAD_BYTES = 128  # fixed size: each update overwrites the whole record in one pwrite
+_HEAD_READ = 4096  # a head longer than this is not one of ours: unreadable
 _CHUNK = 64 * 1024
 # How many records back from the tail a writer looks for the head's record when
 # the head lags (a writer stopped between appending and updating the head).
@@ -206,8 +207,10 @@ def _reverse_pieces(fd: int, size: int) -> Iterator[bytes]:
     """
     pos = size
     carry = b""
+    chunk = 4096  # the tail record is usually in the last few KiB: start small, grow
     while pos > 0:
-        step = min(_CHUNK, pos)
+        step = min(chunk, pos)
+        chunk = min(chunk * 4, _CHUNK)
         pos -= step
         parts = (os.pread(fd, step, pos) + carry).split(b"\n")
         carry = parts[0]
@@ -295,7 +298,8 @@ class AuditLog:
         self.rotate_bytes = rotate_bytes
         self._lock = threading.Lock()
         self._lock_path = _sidecar(path, "lock")
-        self._head_path = _sidecar(path, "head")
+        self._head_path_s = os.fspath(_sidecar(path, "head"))
+        self._head_ino = -1
         self._lock_fd: int | None = None
         self._head_fd: int | None = None
         self._fd: int | None = None
@@ -349,6 +353,28 @@ class AuditLog:
             return self._fd, fst.st_size
         return self._fd, st.st_size
 
+    def _head_now(self) -> HeadState:
+        """The head as the path names it now, read through this writer's fd while the path
+        still names the same file (no open/close per stale view); reopened otherwise."""
+        try:
+            st = os.stat(self._head_path_s)
+        except FileNotFoundError:
+            st = None
+        if self._head_fd is not None and (st is None or st.st_ino != self._head_ino):
+            os.close(self._head_fd)  # deleted or replaced: the next head write creates the path again
+            self._head_fd = None
+        if st is None:
+            return "missing"
+        if self._head_fd is None:
+            try:
+                self._head_fd = os.open(self._head_path_s, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                return "missing"
+            except OSError:
+                return "unreadable"
+            self._head_ino = os.fstat(self._head_fd).st_ino
+        return _parse_head(os.pread(self._head_fd, _HEAD_READ, 0)) or "unreadable"
+
     def _reconcile(
         self, fd: int, size: int, witness: _Tip | None
     ) -> tuple[_Tip, dict[str, Any] | None, list[Path | None]]:
@@ -359,10 +385,7 @@ class AuditLog:
         other process can edit, so a log cut back while this process runs is
         caught even if the head file was rewritten to match.
         """
-        if self._head_fd is not None:  # the head may have been replaced: reopen it on the next write
-            os.close(self._head_fd)
-            self._head_fd = None
-        head = _load_head(self.path)
+        head = self._head_now()
         known = head if isinstance(head, HeadRecord) else None
         source = "head"
         if witness is not None and (known is None or witness.seq >= known.seq):
@@ -438,7 +461,8 @@ class AuditLog:
         tip = self._tip
         gap: dict[str, Any] | None = None
         unterminated: list[Path | None] = []
-        if tip is None or tip.ino != self._fd_ino or tip.size != size:
+        stale = tip is None or tip.ino != self._fd_ino or tip.size != size
+        if tip is None or stale:
             # Another process wrote, the file changed under us, or this is our first write.
             # (Otherwise the head is not re-read: this writer rewrites it from its own last
             # record on every append, so an edit of the head alone, the log untouched, loses
@@ -469,7 +493,7 @@ class AuditLog:
         digest = hashlib.sha256(line).hexdigest()
         gaps = tip.gaps + (gap is not None)
         self._tip = _Tip(self._fd_ino, size + len(data), digest, seq, gaps)
-        self._write_head(seq, digest, gaps, sync)
+        self._write_head(seq, digest, gaps, sync, fresh=gap is not None)
         if gap is not None:
             log.error(
                 "audit log gap: the log's end did not match its head; recorded a gap and continued after it",
@@ -496,11 +520,16 @@ class AuditLog:
             self._tip = None
             raise
 
-    def _write_head(self, seq: int, digest: str, gaps: int, sync: bool) -> None:
+    def _write_head(self, seq: int, digest: str, gaps: int, sync: bool, *, fresh: bool) -> None:
+        """Overwrite the head in place; ``fresh`` (a new file, or after a gap) also cuts anything past it."""
         if self._head_fd is None:
-            self._head_fd = os.open(self._head_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            self._head_fd = os.open(self._head_path_s, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            self._head_ino = os.fstat(self._head_fd).st_ino
+            fresh = True
         data = json.dumps({"seq": seq, "hash": digest, "gaps": gaps}, separators=(",", ":")).encode()
         os.pwrite(self._head_fd, data.ljust(_HEAD_BYTES - 1) + b"\n", 0)
+        if fresh:
+            os.ftruncate(self._head_fd, _HEAD_BYTES)
         if sync:
             os.fsync(self._head_fd)
 

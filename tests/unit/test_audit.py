@@ -284,6 +284,7 @@ def test_processes_and_threads_keep_one_valid_chain_with_rotation(tmp_path: Path
         t.join(timeout=60)
     report = verify(path)
     assert report.ok, report.problem and report.problem.describe()
+    assert not report.gaps and _head(path)["gaps"] == 0  # no false gaps from interleaved writers
     assert report.entries == 3 * 300 + 2 * 150
     assert len(report.files) > 2  # rotation happened while several processes wrote
     seqs = [json.loads(x)["seq"] for f in report.files for x in _lines(f)]
