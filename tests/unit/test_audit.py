@@ -761,3 +761,20 @@ def test_health_and_metrics_raise_the_audit_alarm(make_settings: Callable[..., S
         assert _gauge(metrics, "tailops_audit_gaps") >= 1
     report = verify(settings.audit_path)
     assert [g.reasons for g in report.gaps][:1] == [("truncated",)]
+
+
+def test_processes_racing_after_a_cut_record_exactly_one_gap(tmp_path: Path) -> None:
+    """The first writer after the cut records the gap; the others see a consistent end."""
+    path = tmp_path / "audit.jsonl"
+    here = AuditLog(path, rotate_bytes=20_000)
+    _write(here, 30)
+    _cut_records(path, 5)
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, str(path), "100", "20000", str(n)]) for n in range(2)]
+    for i in range(100):
+        here.record({"kind": "tool", "tool": "local", "args": {"i": i}})
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    report = verify(path)
+    assert [p.kind for p in report.problems] == ["gap"], [p.describe() for p in report.problems]
+    assert (report.gaps[0].missing_from, report.gaps[0].missing_to) == (26, 30) and report.gaps[0].seq == 31
+    assert report.entries == 25 + 1 + 300 and _head(path)["gaps"] == 1
