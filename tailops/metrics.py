@@ -3,10 +3,19 @@ run several servers in one process without colliding)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+
+from tailops.errors import TailopsError
 
 # `*_created` series double the output and no dashboard uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+if TYPE_CHECKING:
+    from tailops.audit import AuditStatus
 
 __all__ = ["Metrics"]
 
@@ -71,6 +80,24 @@ class Metrics:
             "Notifications queued or being sent (all endpoints), as of the worker's last look.",
             registry=self.registry,
         )
+
+        self.audit_gaps = Gauge(
+            "tailops_audit_gaps",
+            "Gap records in the audit log (entries lost to truncation or a crash-cut line; never decreases),"
+            " plus 1 while its head file is missing or unreadable. Alert on > 0.",
+            registry=self.registry,
+        )
+
+    def watch_audit(self, status: Callable[[], AuditStatus]) -> None:
+        """Read the audit alarm at scrape time (the 128-byte head file, never the whole log)."""
+
+        def alarms() -> float:
+            try:
+                return float(status().alarms)
+            except TailopsError:  # a scrape must not fail: NaN says "could not read"
+                return math.nan
+
+        self.audit_gaps.set_function(alarms)
 
     def observe_call(self, tool: str, outcome: str, seconds: float) -> None:
         self.calls.labels(tool, outcome).inc()

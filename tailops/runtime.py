@@ -52,6 +52,7 @@ class Runtime:
         self.store = Store(config.db_path)
         self.audit = AuditLog(config.audit_path, rotate_bytes=config.audit.rotate_bytes)
         self.metrics = Metrics()
+        self.metrics.watch_audit(self.audit.status)
         self.principals = PrincipalResolver(config)
         self.rate_limiter = RateLimiter(config.auth.rate_limit_per_minute, config.auth.rate_limit_burst)
         self.auth_failures = AuthFailureLimiter(config.auth.auth_failures_per_minute)
