@@ -23,7 +23,7 @@ from mcp.types import TextContent
 from tailops.config import DockerSettings, load_config
 from tailops.monitor import containers as mc
 from tailops.monitor.containers import analyze_logs
-from tailops.monitor.docker_engine import DockerEngine
+from tailops.monitor.containers.engine import DockerEngine
 from tests.helpers import SESSION_ID, TEST_LABEL, unique_name
 from tests.integration.container_workloads import (
     WORKLOAD_REPO,
