@@ -410,10 +410,6 @@ class _ContainerWatcher:
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._sink = EventSink(on_event=self._on_event)
 
-    @property
-    def running(self) -> bool:
-        return self._rt.docker.events.subscribed(self._sink)
-
     def watch(self, uris: Iterable[str]) -> None:
         """Watch exactly the container URIs in ``uris``; call on the event loop."""
         watched = frozenset(u for u in uris if u.startswith(_CONTAINER_PREFIX))

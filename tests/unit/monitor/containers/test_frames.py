@@ -8,9 +8,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from docker.api.client import STREAM_HEADER_SIZE_BYTES
 from docker.utils.socket import STDERR, STDOUT, frames_iter
 
-from tailops.monitor.containers.frames import MAX_LINE_BYTES, log_lines
+from tailops.monitor.containers.frames import HEADER_SIZE, MAX_LINE_BYTES, STREAM_NAMES, log_lines
 from tests.unit.monitor.containers.recorded import recorded_bytes
 
 BODY = recorded_bytes("logs_multiplexed", "body_b64")
@@ -79,6 +80,12 @@ def test_the_sdk_demultiplexer_agrees_on_the_same_bytes() -> None:
     assert got[STDERR] == recorded_bytes("logs_multiplexed", "engine_stderr_b64")
     pairs = list(log_lines([BODY], tty=False))
     assert per_stream(pairs, "stdout") == engine_lines(got[STDOUT])
+
+
+def test_the_frame_format_is_the_sdks() -> None:
+    """frames.py cannot import the SDK (the server starts without it), so its constants are pinned here."""
+    assert HEADER_SIZE == STREAM_HEADER_SIZE_BYTES
+    assert STREAM_NAMES[STDOUT] == "stdout" and STREAM_NAMES[STDERR] == "stderr"
 
 
 @pytest.mark.parametrize("size", [1, 5, 4096])
