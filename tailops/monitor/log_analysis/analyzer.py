@@ -17,6 +17,7 @@ cut a stack trace on one stream with lines of the other (per-stream trace state)
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from typing import Literal
@@ -31,12 +32,11 @@ from tailops.monitor.log_analysis.models import (
     Finding,
     LogAnalysis,
     Severity,
-    TemplateStat,
 )
 from tailops.monitor.log_analysis.ranking import Scored, rank, summary_text, verdict
 from tailops.monitor.log_analysis.signatures import SIGNATURE_BY_KIND, match_signature, target_of
 from tailops.monitor.log_analysis.state import state_findings, state_summary
-from tailops.monitor.log_analysis.templates import mask, new_miner
+from tailops.monitor.log_analysis.templates import Templates
 from tailops.monitor.log_analysis.traces import (
     GO_START,
     JAVA_CONT,
@@ -70,11 +70,7 @@ class LogAnalyzer:
         self.limits = limits or AnalysisLimits()
         self._started = time.monotonic() if started is None else started
         self._deadline = self._started + self.limits.max_seconds
-        self._miner = new_miner(self.limits.max_clusters)
-        self._templates: dict[int, Group] = {}
-        self._template_severity: dict[int, Literal["error", "warning"]] = {}
-        self._template_text: dict[int, str] = {}
-        self._covered: set[int] = set()  # templates already explained by a signature or trace finding
+        self._templates = Templates(self.limits.max_clusters)
         self._shapes: dict[bytes, tuple[Literal["error", "warning"] | None, str | None, int | None]] = {}
         self._signatures: dict[str, Group] = {}
         self._traces: dict[tuple[str, str, str], Group] = {}
@@ -179,7 +175,7 @@ class LogAnalyzer:
         self.error_events += 1
         # The log record just before the trace ("ERROR ... Exception on /x") belongs to it.
         if self._last_plain is not None and self._last_plain[0] == tr.line_no - 1:
-            self._covered.add(self._last_plain[1])
+            self._templates.covered.add(self._last_plain[1])
         exc_type, message, location, related = describe_trace(tr)
         headline = f"{exc_type}: {message}" if message else exc_type
         sig_kind = None
@@ -211,7 +207,7 @@ class LogAnalyzer:
                         group.targets[tgt] += 1
                         break
         # The folded trace also feeds the template miner (as one line).
-        self._covered.add(self._mine(headline, "error", tr.line_no, tr.ts))
+        self._templates.covered.add(self._mine(headline, "error", tr.line_no, tr.ts))
 
     def _classify(self, body: str) -> tuple[Literal["error", "warning"] | None, str | None, int | None]:
         """(severity, signature kind, template id) of one line: the expensive part, cached by shape."""
@@ -221,9 +217,9 @@ class LogAnalyzer:
         kind = m[0] if m is not None else None
         if kind is not None and severity is None:
             severity = "error" if SIGNATURE_BY_KIND[kind].severity in ("error", "critical") else "warning"
-        cid = self._mine_cid(body) if severity is not None else None
+        cid = self._templates.mine(body) if severity is not None else None
         if cid is not None and kind is not None:
-            self._covered.add(cid)
+            self._templates.covered.add(cid)
         return severity, kind, cid
 
     def _plain(self, text: str, no: int, ts: str | None, body: str | None = None) -> None:
@@ -258,38 +254,16 @@ class LogAnalyzer:
             self._count_template(cid, severity, no, ts, body)
             self._last_plain = (no, cid)
 
-    def _mine_cid(self, body: str) -> int:
-        result = self._miner.add_log_message(mask(body[:2000]))
-        cid = int(result["cluster_id"])
-        self._template_text[cid] = str(result["template_mined"])
-        return cid
-
     def _mine(self, body: str, severity: Literal["error", "warning"], no: int, ts: str | None) -> int:
-        cid = self._mine_cid(body)
+        cid = self._templates.mine(body)
         self._count_template(cid, severity, no, ts, body)
         return cid
 
     def _count_template(
         self, cid: int, severity: Literal["error", "warning"], no: int, ts: str | None, body: str
     ) -> None:
-        group = self._templates.get(cid)
-        if group is None:
-            if len(self._templates) >= 2 * self.limits.max_clusters:
-                self._prune_templates()
-            group = self._templates[cid] = Group()
-        group.hit(no, ts, body, 1)
-        prev = self._template_severity.get(cid)
-        if prev != "error":
-            self._template_severity[cid] = severity
-
-    def _prune_templates(self) -> None:
-        keep = sorted(self._templates, key=lambda c: self._templates[c].count, reverse=True)
-        for cid in keep[self.limits.max_clusters :]:
-            self._templates.pop(cid, None)
-            self._template_text.pop(cid, None)
-            self._template_severity.pop(cid, None)
-            self._covered.discard(cid)
-        self._shapes.clear()  # it may name pruned templates
+        if self._templates.count(cid, severity, no, ts, body):
+            self._shapes.clear()  # it may name pruned templates
 
     # -- result ----------------------------------------------------------------------
     def finish(self) -> None:
@@ -360,15 +334,8 @@ class LogAnalyzer:
             )
             findings.append(((5.0, SEVERITY_WEIGHT["error"], 1 if near_end else 0, group.count), finding))
 
-        template_findings = 0
-        for cid, group in sorted(self._templates.items(), key=lambda kv: kv[1].count, reverse=True):
-            if template_findings >= 3:
-                break
-            if cid in self._covered or self._template_severity.get(cid) != "error":
-                continue
-            template_findings += 1
+        for _cid, group, text in itertools.islice(self._templates.unexplained_errors(), 3):
             near_end = stopped_near_end and group.last_line >= end_from
-            text = self._template_text.get(cid, "")
             finding = self._finding(
                 kind="error_template",
                 category="template",
@@ -383,7 +350,7 @@ class LogAnalyzer:
             findings.append(((4.0, SEVERITY_WEIGHT["error"], 1 if near_end else 0, group.count), finding))
 
         ranked, total = rank(findings, lim.max_findings)
-        templates = self._template_stats()
+        templates = self._templates.stats(lim.max_templates, lim.line_chars)
         verdict_ = verdict(ranked, self.warning_events)
         all_notes = list(notes) + self.notes
         if self.stopped:
@@ -444,26 +411,6 @@ class LogAnalyzer:
             recommendation=recommendation,
             likely_cause=False,
         )
-
-    def _template_stats(self) -> list[TemplateStat]:
-        rows = sorted(
-            self._templates.items(),
-            key=lambda kv: (self._template_severity.get(kv[0]) == "error", kv[1].count, kv[1].last_line),
-            reverse=True,
-        )
-        out: list[TemplateStat] = []
-        for cid, group in rows[: self.limits.max_templates]:
-            out.append(
-                TemplateStat(
-                    template=clip(self._template_text.get(cid, ""), self.limits.line_chars),
-                    severity=self._template_severity.get(cid),
-                    count=group.count,
-                    first_seen=group.first_ts,
-                    last_seen=group.last_ts,
-                    example=next(iter(group.evidence(self.limits.line_chars)), None),
-                )
-            )
-        return out
 
 
 def analyze_lines(
