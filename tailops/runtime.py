@@ -27,7 +27,7 @@ from tailops.changes.engine import ChangeEngine
 from tailops.config import Settings
 from tailops.metrics import Metrics
 from tailops.monitor import processes
-from tailops.monitor.docker_engine import DockerEngine
+from tailops.monitor.containers.engine import DockerEngine
 from tailops.monitor.network import IoRateTracker
 from tailops.monitor.sampler import Sampler
 from tailops.monitor.system import collect_disks

@@ -79,8 +79,7 @@ from tailops.errors import (
     Unavailable,
     jsonrpc_code,
 )
-from tailops.monitor.containers import check_name, inspect_container
-from tailops.monitor.docker_engine import engine_exceptions
+from tailops.monitor.containers import EventSink, check_name, inspect_container
 from tailops.tools.client_log import (
     DEFAULT_CLIENT_LOG_LEVEL,
     LOG_LEVELS,
@@ -288,18 +287,6 @@ class Listens:
             return set(self._streams)
 
 
-def _close_quietly(stream: Any) -> None:
-    """Close a docker event stream (from any thread); a half-closed one may raise, which is fine."""
-    if stream is None:
-        return
-    try:
-        stream.close()
-    except engine_exceptions():
-        log.debug("closing the docker event stream failed", exc_info=True)
-    except AttributeError:  # its response was already torn down
-        log.debug("docker event stream already closed", exc_info=True)
-
-
 # Engine events that can change what tailops://containers/{name} shows.
 _STATE_ACTIONS: Final = frozenset(
     {
@@ -323,10 +310,12 @@ _STATE_ACTIONS: Final = frozenset(
 class _ContainerWatcher:
     """Docker container events → ``notify(uri)`` for the watched container URIs.
 
-    One thread reads the engine's event stream while at least one container
-    resource is subscribed; it hands each matching event to the event loop
-    (``notify`` runs there) and ends when the last subscription goes, when the
-    engine goes away, or when the loop it reports to is gone.
+    It reads no stream of its own: while at least one container resource is
+    watched it is a sink of the engine's one event feed
+    (:class:`~tailops.monitor.containers.events.ContainerEvents`, shared with
+    the inspect cache), hands each matching event to the event loop (``notify``
+    runs there), and leaves the feed when the last subscription goes or the loop
+    it reports to is gone.
     """
 
     def __init__(self, rt: Runtime, notify: Callable[[str], Coroutine[Any, Any, None]]) -> None:
@@ -334,39 +323,21 @@ class _ContainerWatcher:
         self._notify = notify
         self._lock = threading.Lock()
         self._watched: frozenset[str] = frozenset()
-        self._thread: threading.Thread | None = None
-        self._stream: Any = None
-        self._stop = threading.Event()
-
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stop.is_set()
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._sink = EventSink(on_event=self._on_event)
 
     def watch(self, uris: Iterable[str]) -> None:
         """Watch exactly the container URIs in ``uris``; call on the event loop."""
         watched = frozenset(u for u in uris if u.startswith(_CONTAINER_PREFIX))
+        feed = self._rt.docker.events
         with self._lock:
             self._watched = watched
-            if watched and not self.running:
-                self._stop = threading.Event()
-                # Events from the moment of the subscription on, even those that
-                # happen before the stream is connected (the engine replays them).
-                self._thread = threading.Thread(
-                    target=self._run,
-                    args=(anyio.lowlevel.current_token(), self._stop, time.time()),
-                    name="tailops-container-events",
-                    daemon=True,
-                )
-                self._thread.start()
-            elif not watched and self._thread is not None:
-                self._stop.set()
-                self._close_stream()
-                self._thread = None
-
-    def _close_stream(self) -> None:
-        stream, self._stream = self._stream, None
-        _close_quietly(stream)
+            if watched:
+                self._token = anyio.lowlevel.current_token()
+        if watched:
+            feed.subscribe(self._sink)  # also restarts a stream that ended (engine restart)
+        else:
+            feed.unsubscribe(self._sink)
 
     def _matches(self, event: Mapping[str, Any]) -> list[str]:
         action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0].strip()
@@ -382,40 +353,21 @@ class _ContainerWatcher:
                 out.append(uri)
         return out
 
-    def _run(self, token: anyio.lowlevel.EventLoopToken, stop: threading.Event, since: float) -> None:
-        engine = self._rt.docker
-        try:
-            stream = engine.call(
-                "watch container events",
-                lambda: engine.client().events(since=f"{since:.6f}", decode=True, filters={"type": "container"}),
-            )
-        except TailopsError as exc:
-            log.warning("container subscriptions get no updates: %s", exc.message)
-            return
+    def _on_event(self, event: Mapping[str, Any]) -> None:
+        """On the feed's thread: tell the event loop about each watched container the event touches."""
         with self._lock:
-            if stop.is_set():
-                _close_quietly(stream)
+            uris = self._matches(event)
+            token = self._token
+        if token is None:
+            return
+        for uri in uris:
+            try:
+                anyio.from_thread.run(self._notify, uri, token=token)
+            except RuntimeError:
+                # The event loop we report to has shut down: nobody is left to tell.
+                log.debug("container watcher stopped: event loop gone")
+                self._rt.docker.events.unsubscribe(self._sink)
                 return
-            self._stream = stream
-        try:
-            for event in stream:
-                if stop.is_set():
-                    break
-                with self._lock:
-                    uris = self._matches(event) if isinstance(event, Mapping) else []
-                for uri in uris:
-                    anyio.from_thread.run(self._notify, uri, token=token)
-        except engine_exceptions() as exc:
-            log.warning("the docker event stream ended: %s", exc.__class__.__name__)
-        except RuntimeError:
-            # The event loop we report to has shut down: nobody is left to tell.
-            log.debug("container watcher stopped: event loop gone")
-        finally:
-            with self._lock:
-                if self._stream is stream:
-                    self._stream = None
-                stop.set()
-            _close_quietly(stream)
 
 
 # =================================================================== glue
@@ -436,7 +388,7 @@ class ProtocolFeatures:
         return self.subscriptions.uris() | self.listens.uris()
 
     def close(self) -> None:
-        """Stop the container event thread (server shutdown); subscriptions get no more updates."""
+        """Leave the engine event feed (server shutdown); subscriptions get no more updates."""
         if self._watcher is not None:
             self._watcher.watch(())
 
