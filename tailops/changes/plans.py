@@ -360,6 +360,10 @@ def insert_plan(store: Store, plan: Plan) -> None:
                 plan.updated_at.timestamp(),
             ),
         )
+        conn.executemany(
+            "INSERT INTO plan_hosts (host, plan_id, created_at, status, changing) VALUES (?,?,?,?,?)",
+            [(h.host, plan.id, plan.created_at.timestamp(), h.status, int(bool(h.changed_tasks))) for h in plan.hosts],
+        )
 
 
 def find_plan(store: Store, plan_id: str, *, now: float | None = None) -> Plan | None:

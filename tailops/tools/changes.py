@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from tailops.changes import approvals, plans
+from tailops.changes import approvals, history, plans
+from tailops.changes.history import HostHistory
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
 from tailops.models import ListResult, Model
@@ -538,6 +539,20 @@ async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     run = await rt.engine.cancel(call.principal, run_id, via=call.principal.transport)
     call.note(run_id=run.id, plan_id=run.plan_id)
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
+
+
+@tool(group="changes", scope="readonly", list_field="changes", title="Host history")
+def get_host_history(
+    call: ToolCall,
+    host: Annotated[str, Field(description="Inventory host name.", min_length=1, max_length=255)],
+    since: Annotated[
+        str | None, Field(description="Only plans from then on: a duration back (7d, 12h) or an ISO time.")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="Most plans returned, newest first (1-500).")] = 50,
+) -> HostHistory:
+    """Every plan that targeted a host, newest first: predicted and actual changes there, who asked, who
+    approved or denied, and each run's outcome on that host."""
+    return history.host_history(call.rt.store, host, since=history.parse_since(since), limit=limit)
 
 
 # --------------------------------------------------------------------------- seed doors

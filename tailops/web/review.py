@@ -20,6 +20,9 @@ Routes (all under ``/review``, served by the HTTP transport only):
   mismatches and the latest events; while it runs the page reloads itself every few
   seconds (a ``<meta>`` refresh: the page has no scripts), so whoever approved a
   change can watch it land.
+- ``GET /review/hosts/{host}``: one host's history — every plan that targeted it, what it
+  predicted there, who asked and decided, and what the runs did there (linked from the
+  hosts of plans and runs).
 - ``POST /review/runs/{id}/cancel``: stop a running run; needs the playbook's scope
   (what applying it needed), like the ``cancel_run`` tool.
 - ``POST /review/plans/{id}/approve`` (comment) and ``/deny`` (reason).
@@ -55,7 +58,7 @@ from starlette.routing import Mount, Route
 
 from tailops import __version__
 from tailops.auth.tokens import TokenVerifier
-from tailops.changes import approvals, plans
+from tailops.changes import approvals, history, plans
 from tailops.changes.plans import Plan
 from tailops.errors import (
     AuditError,
@@ -439,6 +442,17 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             **context,
         )
 
+    async def host_detail(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading host history needs the readonly scope.")
+        host = request.path_params["host"]
+        try:
+            found = await rt.run_blocking(history.host_history, rt.store, host, limit=100)
+        except TailopsError as exc:
+            return page.render("message.html", status=http_status(exc), error=exc.public_message())
+        return page.render("host.html", history=found)
+
     async def cancel(request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
@@ -477,6 +491,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
                 Route("/plans/{plan_id:str}", plan_detail, methods=["GET"]),
                 Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
                 Route("/runs/{run_id:str}", run_detail, methods=["GET"]),
+                Route("/hosts/{host:str}", host_detail, methods=["GET"]),
                 Route("/runs/{run_id:str}/cancel", cancel, methods=["POST"]),
                 Route("/{rest:path}", not_found),
             ],
