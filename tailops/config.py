@@ -313,6 +313,12 @@ class ApprovalPolicy(_Section):
     critical: Literal["manual"] = Field("manual", description="Approval for critical playbooks (always manual).")
 
 
+class RequiredApprovals(_Section):
+    low: int = Field(1, ge=1, le=5, description="Distinct people who must approve a low-risk plan.")
+    high: int = Field(1, ge=1, le=5, description="Distinct people who must approve a high-risk plan.")
+    critical: int = Field(2, ge=1, le=5, description="Distinct people who must approve a critical plan.")
+
+
 class ChangesSettings(_Section):
     playbooks_dir: Path | None = Field(
         None, description="Catalog directory (one folder per playbook). Default: the repository's playbooks/."
@@ -324,6 +330,10 @@ class ChangesSettings(_Section):
     plan_ttl: Duration = Field(timedelta(hours=1), description="How long a plan stays approvable/applicable.")
     approval_ttl: Duration = Field(timedelta(hours=1), description="How long an approval stays valid.")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Approval policy per risk.")
+    required_approvals: RequiredApprovals = Field(
+        default_factory=RequiredApprovals,
+        description="How many distinct people (never the requester) must approve a plan, per risk.",
+    )
     forks: int = Field(5, ge=1, le=100, description="Default Ansible forks.")
     run_timeout: Duration = Field(timedelta(minutes=30), description="Hard limit for one ansible run.")
     keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")

@@ -14,7 +14,11 @@ The rules live here, in one place, and raise — they never return False:
   (the executor consumes it in the transaction that writes the run row);
 * policy per risk (``changes.approval``): ``low: auto`` approves a low-risk
   plan at plan time, recorded as an approval *by policy*; high and critical
-  are always manual.
+  are always manual;
+* team policy (``changes.required_approvals``): a plan of risk R needs that
+  many approvals from *distinct* people (compared by identity, as for the
+  requester); it stays ``pending`` ("1 of 2 approvals") until the last one, and
+  apply uses them all at once.
 
 MCP elicitation is deliberately not an approval path: the elicitation answer
 comes from the requester's own client, so it would be self-approval.
@@ -53,6 +57,7 @@ __all__ = [
     "refuse_revoked_approval",
     "refuse_revoked_requester",
     "refuse_unapprovable",
+    "required_approvals",
     "revoked_token",
 ]
 
@@ -108,7 +113,12 @@ def check_not_requester(plan: Plan, approver: Principal) -> None:
         )
 
 
-def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "approved") -> None:
+def required_approvals(settings: ChangesSettings, plan: Plan) -> int:
+    """How many distinct people must approve ``plan`` (``changes.required_approvals`` by risk)."""
+    return int(getattr(settings.required_approvals, plan.risk, 1))
+
+
+def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "approved", required: int = 1) -> None:
     """ApprovalError naming why ``plan`` cannot be approved (or denied) now; returns if it can."""
     status = plan.status
     if status == "pending":
@@ -133,16 +143,19 @@ def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "
         )
     if status == "applied":
         raise ApprovalError(f"plan {plan.id} was already applied ({plan.status_reason}).")
-    # approved: only a re-approval after the previous approval expired unused is allowed.
-    current = plans.live_approval(store, plan.id)
-    if action == "approved" and current is not None and current.used_at is None and current.expires_at is not None:
-        if current.expires_at.timestamp() <= now:
-            return
-        raise ApprovalError(
-            f"plan {plan.id} is already approved by {current.approver_subject} until "
-            f"{current.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}.",
-            hint="Apply it with apply_plan.",
-        )
+    # approved: another approval is allowed only when the live ones (unused, unexpired) no
+    # longer reach the number required (one expired, or was given with a since-revoked token).
+    if action != "approved":
+        return
+    live = plans.live_approvals(store, plan.id, now=now)
+    if len(live) < required:
+        return
+    first = live[0]
+    until = first.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if first.expires_at else "?"
+    raise ApprovalError(
+        f"plan {plan.id} is already approved by {', '.join(a.approver_subject for a in live)} until {until}.",
+        hint="Apply it with apply_plan.",
+    )
 
 
 def revoked_token(store: Store, who: Mapping[str, str | None]) -> str | None:
@@ -200,12 +213,13 @@ def approve(
     plan = plans.get_plan(store, plan_id, now=now)
     check_not_requester(plan, approver)
     refuse_revoked_requester(store, plan)
-    current = plans.live_approval(store, plan.id)
-    if current is not None and current.used_at is None and revoked_token(store, current.approver):
-        # An approval given with a now-revoked token no longer counts: end it so a valid one can replace it.
-        plans.void_approval(store, current.id, now)
-        log.warning("approval voided: its token was revoked", extra={"plan_id": plan.id, "approval_id": current.id})
-    refuse_unapprovable(store, plan, now=now)
+    for current in plans.live_approvals(store, plan.id, now=now):
+        if revoked_token(store, current.approver):
+            # An approval given with a now-revoked token no longer counts: end it so a valid one can replace it.
+            plans.void_approval(store, current.id, now)
+            log.warning("approval voided: its token was revoked", extra={"plan_id": plan.id, "approval_id": current.id})
+    required = required_approvals(settings, plan)
+    refuse_unapprovable(store, plan, now=now, required=required)
     expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
     approval = Approval(
         id=plans.new_id(),
@@ -219,8 +233,10 @@ def approve(
         created_at=datetime.fromtimestamp(now, UTC),
         expires_at=datetime.fromtimestamp(expires, UTC),
     )
-    plans.insert_approval(store, approval, plan_from=("pending", "approved"), now=now)
-    log.info("plan approved", extra={"plan_id": plan.id, "approver": approver.label})
+    count = plans.insert_approval(store, approval, plan_from=("pending", "approved"), now=now, required=required)
+    log.info(
+        "plan approved", extra={"plan_id": plan.id, "approver": approver.label, "approvals": f"{count}/{required}"}
+    )
     return approval
 
 

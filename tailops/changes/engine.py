@@ -446,7 +446,8 @@ class ChangeEngine:
         their failures are logged, never fatal. ``cancel`` (or cancelling the awaiting
         task, or :meth:`cancel` from anywhere) stops the run.
         """
-        plan, approval = await self.blocking(self._precheck, principal, plan_id)
+        plan, used = await self.blocking(self._precheck, principal, plan_id)
+        approval = used[0]
         catalog, entry, inventory = await self.blocking(self._check_catalog_and_inventory, plan)
         recheck = self.request(
             catalog,
@@ -473,7 +474,7 @@ class ChangeEngine:
 
         run_id = plans.new_id()
         ident = f"apply-{run_id[:16]}"
-        run = await self.blocking(self._start_run, principal, plan, approval, run_id, ident)
+        run = await self.blocking(self._start_run, principal, plan, used, run_id, ident)
         await self.blocking(
             self.record, "run:started", principal, plan_id=plan.id, run_id=run.id, approval_id=approval.id
         )
@@ -489,14 +490,15 @@ class ChangeEngine:
         request = self.request(catalog, entry, plan.params, plan.limit, inventory, mode=RunMode.APPLY, ident=ident)
         return await self._execute(plan, run, request, on_event=on_event, cancel=cancel)
 
-    def _start_run(self, principal: Principal, plan: Plan, approval: Approval, run_id: str, ident: str) -> Run:
+    def _start_run(self, principal: Principal, plan: Plan, used: list[Approval], run_id: str, ident: str) -> Run:
         import psutil
 
         return plans.consume_and_start_run(
             self.store,
             run_id=run_id,
             plan_id=plan.id,
-            approval_id=approval.id,
+            approval_id=used[0].id,
+            more_approvals=[a.id for a in used[1:]],
             requester=principal.describe(),
             instance_id=self.instance_id,
             pid=os.getpid(),
@@ -505,7 +507,7 @@ class ChangeEngine:
             now=time.time(),
         )
 
-    def _precheck(self, principal: Principal, plan_id: str) -> tuple[Plan, Approval]:
+    def _precheck(self, principal: Principal, plan_id: str) -> tuple[Plan, list[Approval]]:
         """Who may apply, and is there a live approval (blocking: store reads)."""
         now = time.time()
         plan = plans.get_plan(self.store, plan_id, now=now)
@@ -522,8 +524,9 @@ class ChangeEngine:
                 hint="Plan the change again (changes.plan_ttl).",
             )
         if plan.stored_status != "approved" or approval is None:
+            partial = plan.status_reason if plan.stored_status == "pending" and plan.status_reason else None
             why = {
-                "pending": "it has not been approved",
+                "pending": f"it has {partial}" if partial else "it has not been approved",
                 "denied": f"it was denied ({plan.status_reason or 'no reason given'})",
                 "blocked": f"it is blocked ({plan.status_reason})",
                 "stale": f"it is stale ({plan.status_reason})",
@@ -541,15 +544,26 @@ class ChangeEngine:
             )
         # Revoking a token voids what it authorised that has not happened yet.
         approvals.refuse_revoked_requester(self.store, plan)
-        approvals.refuse_revoked_approval(self.store, plan, approval)
-        assert approval.expires_at is not None
-        if approval.expires_at.timestamp() <= now:
+        required = approvals.required_approvals(self.settings.changes, plan)
+        live = plans.live_approvals(self.store, plan.id, now=now)
+        valid = [a for a in live if not approvals.revoked_token(self.store, a.approver)]
+        if len(valid) < required:
+            for revoked in (a for a in live if a not in valid):
+                approvals.refuse_revoked_approval(self.store, plan, revoked)
+            if not live:
+                assert approval.expires_at is not None
+                raise ApprovalError(
+                    f"the approval of plan {plan.id} by {approval.approver_subject} expired at "
+                    f"{_fmt(approval.expires_at.timestamp())}.",
+                    hint="Ask for a new approval (changes.approval_ttl).",
+                )
+            names = ", ".join(a.approver_subject for a in valid)
             raise ApprovalError(
-                f"the approval of plan {plan.id} by {approval.approver_subject} expired at "
-                f"{_fmt(approval.expires_at.timestamp())}.",
-                hint="Ask for a new approval (changes.approval_ttl).",
+                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); a {plan.risk}-risk plan "
+                f"needs {required} distinct people.",
+                hint="Another person with changes:approve approves it too.",
             )
-        return plan, approval
+        return plan, valid[:required]
 
     def _check_catalog_and_inventory(self, plan: Plan) -> tuple[Catalog, CatalogEntry, Path]:
         """The catalog pin and the inventory snapshot are what was planned (blocking: re-hashes both)."""

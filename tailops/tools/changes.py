@@ -115,6 +115,8 @@ class PlanView(Model):
     hosts: list[HostView]
     hosts_omitted: int = Field(0, description="Hosts left out to stay under the output cap.")
     approvals: list[ApprovalView] = Field(default_factory=list)
+    approvals_required: int = Field(1, description="Distinct people who must approve (changes.required_approvals).")
+    approvals_given: int = Field(0, description="Approvals that count now (unused, unexpired).")
     runs: list[str] = Field(default_factory=list, description="Ids of runs of this plan.")
     next_step: str = Field(description="What to do next.")
 
@@ -201,8 +203,14 @@ def _approval_view(a: plans.Approval) -> ApprovalView:
     )
 
 
-def _next_step(plan: Plan, live: plans.Approval | None) -> str:
+def _next_step(plan: Plan, live: plans.Approval | None, given: int = 0, required: int = 1) -> str:
     short = plan.id[:12]
+    if plan.status == "pending" and given:
+        return (
+            f"{given} of {required} approvals: another person (not {plan.requester.get('subject')} and not who "
+            f"approved already) with scope changes:approve approves it: approve_plan(plan_id) or "
+            f"`tailops plans approve {short}`; then apply_plan(plan_id)."
+        )
     if plan.status == "pending":
         return (
             f"Review it, then a person other than {plan.requester.get('subject')} with scope changes:approve "
@@ -227,6 +235,8 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
     """The tool view of a plan, kept under the server's output cap (blocking: store reads)."""
     decisions = plans.approvals_for(rt.store, plan.id)
     live = plans.live_approval(rt.store, plan.id)
+    given = len(plans.live_approvals(rt.store, plan.id))
+    required = approvals.required_approvals(rt.config.changes, plan)
     runs, _ = plans.list_runs(rt.store, plan_id=plan.id, limit=20)
     budget = rt.config.server.max_output_bytes * 3 // 4
     for diff_cap in (_DIFF_CAP, 800, 0):
@@ -289,7 +299,9 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         hosts_omitted=omitted,
         approvals=[_approval_view(a) for a in decisions],
         runs=[r.id for r in runs],
-        next_step=_next_step(plan, live),
+        approvals_required=required,
+        approvals_given=given,
+        next_step=_next_step(plan, live, given, required),
     )
 
 

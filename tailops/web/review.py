@@ -331,7 +331,10 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         def load() -> dict[str, Any]:
             plan = plans.get_plan(rt.store, plan_id)
             runs = plans.list_runs(rt.store, plan_id=plan.id, limit=20)[0]
-            return _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
+            context = _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
+            context["approvals_given"] = len(plans.live_approvals(rt.store, plan.id))
+            context["approvals_required"] = approvals.required_approvals(rt.config.changes, plan)
+            return context
 
         try:
             context = await rt.run_blocking(load)
