@@ -478,6 +478,32 @@ class NotificationsSettings(_Section):
         return next((e for e in self.endpoints if e.name == name), None)
 
 
+class DriftCheck(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Name of the check (e.g. packages-nightly).")
+    playbook: str = Field(description="Catalog playbook run in check mode (e.g. package_update).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Its parameters, as for plan_change.")
+    limit: str | None = Field(None, description="Host pattern (default: the playbook's target hosts).")
+    every: Duration = Field(timedelta(hours=24), description="How often it runs (at least 1m).")
+
+    @field_validator("every")
+    @classmethod
+    def _often_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("a drift check runs at most once a minute (every >= 1m)")
+        return value
+
+
+class DriftSettings(_Section):
+    checks: list[DriftCheck] = Field(
+        default_factory=list,
+        description="Desired-state checks: catalog playbooks run in check mode on a schedule (no approval: a "
+        "check never changes a host); per host the result is in line, drifted (with the diff) or unreachable.",
+    )
+    keep_results: int = Field(
+        20_000, ge=100, description="Drift results kept (oldest pruned); the latest per check and host is always kept."
+    )
+
+
 class Settings(BaseSettings):
     """All of tailops' configuration. Construct with :func:`load_config`."""
 
@@ -496,6 +522,7 @@ class Settings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings, description="Network probe policy.")
     docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker engine access.")
     changes: ChangesSettings = Field(default_factory=ChangesSettings, description="Change engine.")
+    drift: DriftSettings = Field(default_factory=DriftSettings, description="Scheduled desired-state checks.")
     notifications: NotificationsSettings = Field(
         default_factory=NotificationsSettings, description="Webhook notifications (tailops/notify)."
     )

@@ -56,6 +56,12 @@ class Metrics:
         self.rate_limited = Counter(
             "tailops_rate_limited", "Requests refused by the rate limiter.", ["kind"], registry=self.registry
         )
+        self.drift_hosts = Gauge(
+            "tailops_drift_hosts",
+            "Hosts per drift check and state (in_line, drifted, unreachable, failed) at its latest run.",
+            ["check", "state"],
+            registry=self.registry,
+        )
         # Webhook notifications (tailops/notify): per endpoint name, never its URL.
         self.notifications_delivered = Counter(
             "tailops_notifications_delivered",

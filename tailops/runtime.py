@@ -23,6 +23,7 @@ import anyio.to_thread
 from tailops.audit import AuditLog
 from tailops.auth.principals import PrincipalResolver
 from tailops.auth.ratelimit import AuthFailureLimiter, RateLimiter
+from tailops.changes.drift import DriftChecker, DriftScheduler
 from tailops.changes.engine import ChangeEngine
 from tailops.config import Settings
 from tailops.metrics import Metrics
@@ -77,6 +78,9 @@ class Runtime:
             run_blocking=self.run_blocking,
             notifier=self.notifier,
         )
+        # Scheduled desired-state checks (drift.checks): started only when checks are configured.
+        self.drift = DriftChecker(self.engine, self.metrics)
+        self.drift_scheduler = DriftScheduler(self.drift)
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -89,12 +93,14 @@ class Runtime:
         processes.prime()
         if self.config.notifications.endpoints:
             self.notifier.start()
+        self.drift_scheduler.start()
 
     def _recover_runs(self) -> None:
         """Runs left 'running' by a server that is gone become 'interrupted' (never a silent gap)."""
         self.engine.recover()
 
     def stop(self) -> None:
+        self.drift_scheduler.stop()
         self.notifier.stop()
         self.sampler.stop()
         self.docker.close()

@@ -25,6 +25,7 @@ _GROUPS = [
     ("tailops.cli.playbooks", "app", "playbooks"),
     ("tailops.cli.plans", "app", "plans"),
     ("tailops.cli.hosts", "app", "hosts"),
+    ("tailops.cli.drift", "app", "drift"),
     ("tailops.cli.notifications", "app", "notifications"),
 ]
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from tailops.changes import approvals, history, plans
+from tailops.changes import approvals, drift, history, plans
+from tailops.changes.drift import DriftReport
 from tailops.changes.history import HostHistory
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
@@ -565,6 +566,65 @@ def get_host_history(
     """Every plan that targeted a host, newest first: predicted and actual changes there, who asked, who
     approved or denied, and each run's outcome on that host."""
     return history.host_history(call.rt.store, host, since=history.parse_since(since), limit=limit)
+
+
+def _drift_check_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """+ the scope of the drift check's playbook"""
+    return rt.engine.playbook_scope(rt.drift.check_named(str(args.get("check", ""))).playbook)
+
+
+@tool(group="changes", scope="readonly", list_field="results", title="Get drift")
+def get_drift(
+    call: ToolCall,
+    host: Annotated[str | None, Field(description="Only this inventory host.", max_length=255)] = None,
+    check: Annotated[str | None, Field(description="Only this drift check (drift.checks).", max_length=64)] = None,
+) -> DriftReport:
+    """Which hosts drifted from the state a catalog playbook describes, from the latest scheduled check runs:
+    per check and host in line / drifted (with the diff) / unreachable, and how old the result is."""
+    return drift.latest_drift(call.rt.store, host=host, check=check)
+
+
+@tool(
+    group="changes",
+    scope="readonly",
+    read_only=False,
+    idempotent=True,
+    scope_for=_drift_check_scope,
+    title="Run drift check",
+)
+async def run_drift_check(
+    call: ToolCall,
+    check: Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)],
+) -> DriftReport:
+    """Run one drift check now (check mode only: nothing changes) and return its results per host."""
+    run_id = await call.rt.drift.run(call.rt.drift.check_named(check))
+    call.note(drift_run_id=run_id, check=check)
+    return await call.rt.run_blocking(drift.latest_drift, call.rt.store, check=check)
+
+
+@tool(
+    group="changes",
+    scope="readonly",
+    read_only=False,
+    idempotent=True,
+    scope_for=_drift_check_scope,
+    title="Plan from drift",
+)
+async def plan_from_drift(
+    call: ToolCall,
+    check: Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)],
+    host: Annotated[
+        str | None, Field(description="Only this host (default: the check's hosts).", max_length=255)
+    ] = None,
+) -> PlanView:
+    """Turn drift into a plan in one step: the check's playbook and params (limited to a host); it is then
+    approved and applied like any plan."""
+    started = time.time()
+    plan = await call.rt.drift.plan(call.principal, check, host)
+    call.note(plan_id=plan.id, plan_status=plan.status, playbook=plan.playbook, check=check)
+    return await call.rt.run_blocking(
+        lambda: build_plan_view(call.rt, plan, reused=plan.created_at.timestamp() < started)
+    )
 
 
 # --------------------------------------------------------------------------- seed doors

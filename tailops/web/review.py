@@ -20,6 +20,7 @@ Routes (all under ``/review``, served by the HTTP transport only):
   mismatches and the latest events; while it runs the page reloads itself every few
   seconds (a ``<meta>`` refresh: the page has no scripts), so whoever approved a
   change can watch it land.
+- ``GET /review/drift``: the latest drift result per check and host (drifted first).
 - ``GET /review/hosts/{host}``: one host's history — every plan that targeted it, what it
   predicted there, who asked and decided, and what the runs did there (linked from the
   hosts of plans and runs).
@@ -58,7 +59,7 @@ from starlette.routing import Mount, Route
 
 from tailops import __version__
 from tailops.auth.tokens import TokenVerifier
-from tailops.changes import approvals, history, plans
+from tailops.changes import approvals, drift, history, plans
 from tailops.changes.plans import Plan
 from tailops.errors import (
     AuditError,
@@ -456,6 +457,13 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             return page.render("message.html", status=http_status(exc), error=exc.public_message())
         return page.render("host.html", history=found)
 
+    async def drift_view(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading drift needs the readonly scope.")
+        report = await rt.run_blocking(drift.latest_drift, rt.store)
+        return page.render("drift.html", report=report)
+
     async def cancel(request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
@@ -495,6 +503,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
                 Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
                 Route("/runs/{run_id:str}", run_detail, methods=["GET"]),
                 Route("/hosts/{host:str}", host_detail, methods=["GET"]),
+                Route("/drift", drift_view, methods=["GET"]),
                 Route("/runs/{run_id:str}/cancel", cancel, methods=["POST"]),
                 Route("/{rest:path}", not_found),
             ],

@@ -57,6 +57,9 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "get_run": {"run_id": "{run}"},
     "cancel_run": {"run_id": "{run}"},
     "get_host_history": {"host": "web1", "since": "30d", "limit": 5},
+    "get_drift": {},
+    "run_drift_check": {"check": "contract-marker"},
+    "plan_from_drift": {"check": "contract-marker", "host": "{container}"},
     # The seed doors plan playbooks this catalog does not hold: a coded refusal (not_found) before
     # any work; their real plans are covered by tests/integration/test_change_lifecycle.py and
     # the playbook suites.

@@ -52,6 +52,12 @@ def _write_config(path: Path, settings: Settings) -> Path:
             "roles_dir": str(changes.roles_dir),
             "inventory": str(changes.inventory),
         }
+        data["drift"] = {
+            "checks": [
+                {**c.model_dump(mode="json"), "every": f"{int(c.every.total_seconds())}s"}
+                for c in settings.drift.checks
+            ]
+        }
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -70,6 +76,12 @@ def _settings(make_settings: Callable[..., Settings], tmp_path: Path, container:
     return make_settings(
         files={"allowed_roots": [str(root)]},
         changes={"playbooks_dir": str(playbooks), "roles_dir": str(roles), "inventory": str(inventory)},
+        # A drift check that runs only when asked (every 30 days): run_drift_check and plan_from_drift use it.
+        drift={
+            "checks": [
+                {"name": "contract-marker", "playbook": "tb_marker", "params": {"message": "drift"}, "every": "30d"}
+            ]
+        },
     )
 
 
