@@ -72,8 +72,10 @@ __all__ = [
 log = logging.getLogger("tailops.changes.planner")
 
 # Host patterns Ansible accepts (names, groups, wildcards, ranges, !, &, :, ","),
-# but never "@file" (read the limit from a file) and no whitespace or quotes.
-_LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?!&:,\[\]~-]{1,512}$")
+# but never "@file" (read the limit from a file), no whitespace or quotes, and never
+# a leading "-": a value that looks like an option ("--become", "-e@file") must not
+# reach ansible-playbook's argv, whichever way the runner passes it.
+_LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?!&:,\[\]~][A-Za-z0-9_.*?!&:,\[\]~-]{0,511}$")
 INVENTORY_FORMAT = "tailops-inventory-sha256 v1"
 
 
@@ -83,7 +85,7 @@ def load_catalog(settings: Settings) -> Catalog:
 
 
 def check_limit(limit: str | None) -> str | None:
-    """The limit, or InvalidInput: a host pattern only (no ``@file``, spaces or quotes)."""
+    """The limit, or InvalidInput: a host pattern only (no ``@file``, spaces, quotes or a leading ``-``)."""
     if limit is None:
         return None
     text = limit.strip()
@@ -92,7 +94,8 @@ def check_limit(limit: str | None) -> str | None:
     if not _LIMIT_RE.fullmatch(text):
         raise InvalidInput(
             f"limit {limit[:80]!r} is not a host pattern: use host and group names, wildcards (*), "
-            "ranges ([0:3]), ',' or ':' between patterns, '!' to exclude and '&' to intersect.",
+            "ranges ([0:3]), ',' or ':' between patterns, '!' to exclude and '&' to intersect "
+            "(it may not start with '-' or '@').",
         )
     return text
 

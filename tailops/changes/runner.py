@@ -57,6 +57,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -656,12 +657,29 @@ def _check_request(req: RunRequest) -> str:
         raise RunnerError(f"The roles path {req.roles_path} is relative.", hint="Pass an absolute path.")
     if req.forks < 1:
         raise RunnerError(f"forks must be at least 1, not {req.forks}.")
+    if req.limit is not None and (not req.limit or req.limit[0] in "-@" or any(c.isspace() for c in req.limit)):
+        raise RunnerError(
+            f"limit {req.limit[:80]!r} is not a host pattern (empty, starts with '-' or '@', or has whitespace).",
+            hint="Pass host and group names, e.g. web1,web2 or 'targets:!db1'.",
+        )
     ident = req.ident or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     if not _IDENT_RE.match(ident):
         raise RunnerError(
             f"Run ident {ident!r} is not allowed.", hint="Use letters, digits, '.', '_' and '-' (at most 80)."
         )
     return ident
+
+
+def _cmdline(req: RunRequest) -> str:
+    """``--check --diff`` (or ``--diff``) plus the limit as ONE ``--limit=VALUE`` word.
+
+    Never ansible-runner's ``limit=`` (it appends ``--limit`` and the value as two
+    words, so a value like ``-e@file`` would be read as an option of its own).
+    """
+    words = ["--check", "--diff"] if req.mode is RunMode.CHECK else ["--diff"]
+    if req.limit is not None:
+        words.append(f"--limit={req.limit}")
+    return " ".join(shlex.quote(w) for w in words)
 
 
 # --------------------------------------------------------------------------- the run
@@ -793,7 +811,7 @@ class _Job:
         if req.extravars:
             _write_private(self.private / "env" / "extravars", json.dumps(dict(req.extravars), default=str))
         self.parser = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint, taskinfo=TaskInfo(taskinfo_path))
-        cmdline = "--check --diff" if req.mode is RunMode.CHECK else "--diff"
+        cmdline = _cmdline(req)
         # Imported here, not at module level: a server that never runs a playbook
         # starts without loading ansible-runner (and pexpect) at all.
         from ansible_runner.config.runner import RunnerConfig
@@ -807,7 +825,6 @@ class _Job:
                 private_data_dir=str(self.private),
                 playbook=str(req.playbook),
                 inventory=str(req.inventory),
-                limit=req.limit,
                 forks=req.forks,
                 cmdline=cmdline,
                 ident=self.ident,
