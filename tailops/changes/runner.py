@@ -42,6 +42,9 @@ Cancel and timeout: both go through ansible-runner's ``cancel_callback``
 workers included (see :func:`_kill_workers`). What a module had already started
 on a target keeps going there: SSH sessions end with the connection, but a
 process inside a container reached with ``docker exec`` runs to its own end.
+Container env values (which ``reveal_container_env`` keeps behind ``container:admin``)
+are hidden in every event before it is parsed or stored, and in ``stdout``
+(:mod:`tailops.changes.envmask`): plans and runs are readable with ``readonly``.
 Artifacts: ``<artifacts_root>/<ident>/`` (0700) keeps redacted job events,
 ``stdout`` (redacted), ``status``, ``rc`` and the task-info records; the newest
 ``keep_artifacts`` run dirs are kept.
@@ -76,6 +79,7 @@ import anyio.to_thread
 import psutil
 
 from tailops.changes import ansible_plugins
+from tailops.changes.envmask import EnvMasker
 from tailops.changes.models import (
     HostResult,
     HostStatus,
@@ -605,8 +609,9 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _scrub(private: Path, artifact_dir: Path) -> None:
-    """Remove what may hold secrets (command/env/extravars/partials); redact stdout."""
+def _scrub(private: Path, artifact_dir: Path, masker: EnvMasker | None = None) -> None:
+    """Remove what may hold secrets (command/env/extravars/partials); redact stdout and hide
+    the container env values the run's events carried (``masker``) in it."""
     for victim in (artifact_dir / "command", private / "ansible.cfg"):
         with contextlib.suppress(FileNotFoundError):
             victim.unlink()
@@ -621,6 +626,8 @@ def _scrub(private: Path, artifact_dir: Path) -> None:
         if f.is_file():
             text = f.read_text(encoding="utf-8", errors="replace")
             cleaned = redact_text(text)
+            if masker is not None:
+                cleaned = masker.mask_text(cleaned)
             if cleaned != text:
                 _write_private(f, cleaned)
 
@@ -756,10 +763,12 @@ class _Job:
         self.private = req.artifacts_root / ident
         self.parser: EventParser | None = None
         self.events_dir: Path | None = None
+        self.masker = EnvMasker()
 
     def _on_event(self, raw: dict[str, Any]) -> bool:
         assert self.parser is not None and self.events_dir is not None
         try:
+            raw = self.masker.mask_event(raw)  # container env values never get past this point
             progress = self.parser.feed(raw)
             name = f"{int(raw.get('counter') or 0)}-{raw.get('uuid', 'x')}.json"
             _write_private(self.events_dir / name, json.dumps(redact(raw), default=str))
@@ -848,7 +857,7 @@ class _Job:
                 hint="Check that ansible is installed in the server's environment.",
             ) from exc
         finally:
-            _scrub(self.private, artifact_dir)
+            _scrub(self.private, artifact_dir, self.masker)
             _prune(req.artifacts_root, req.keep_artifacts)
         finished_at = datetime.now(UTC)
         run_status: RunStatus

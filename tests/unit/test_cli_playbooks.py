@@ -70,6 +70,13 @@ def test_show_prints_manifest_schema_hash_and_lock_status(cfg: Path) -> None:
     assert schema["required"] == ["name", "image"]
 
 
+def test_show_lists_what_runs_for_real_during_a_plan(cfg: Path) -> None:
+    out = run(cfg, "show", "package_update").stdout
+    assert "runs for real during a plan: Refresh the package index (apt): rewrites the apt package index" in out
+    assert "/var/lib/apt/lists" in out
+    assert "runs for real during a plan" not in run(cfg, "show", "container_update").stdout
+
+
 def test_show_unknown_name_exits_2_with_close_matches(cfg: Path) -> None:
     result = run(cfg, "show", "container_stat")
     assert result.exit_code == 2
