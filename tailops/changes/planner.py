@@ -25,8 +25,9 @@ Inventory: ``changes.inventory`` (file or directory). Unset, tailops writes
 group ``targets`` with ``ansible_python_interpreter`` = the server's own Python
 (the venv), because the container playbooks (``hosts: localhost``) drive the
 Docker engine through community.docker, which needs that venv's ``requests``;
-the package playbooks work with it too (ansible's apt module re-spawns itself
-under the system Python that has ``python3-apt``).
+the package playbooks work with it too (ansible's apt module and the roles'
+``tailops_apt_query`` re-spawn under the system Python that has ``python3-apt``;
+tests/integration/test_first_change_default_inventory.py plans and applies one).
 
 What it must never do: run anything but a CHECK run, or store a plan for a
 playbook, parameters or a limit that did not pass the checks above.
