@@ -47,6 +47,8 @@ def _mounts() -> dict[str, dict[str, str]]:
     this checkout, read-only at the same paths."""
     venv = Path(sys.prefix).resolve()
     python_home = Path(sys.executable).resolve().parent.parent  # e.g. ~/.pyenv/versions/3.12.1
+    if python_home == Path("/usr"):
+        pytest.fail("this test mounts the venv's Python home; a Python from /usr would hide the container's /usr")
     paths = {venv, python_home, REPO_ROOT}
     return {str(p): {"bind": str(p), "mode": "ro"} for p in paths}
 
