@@ -54,3 +54,27 @@ async def test_option_like_limits_are_refused_before_anything_runs(make_settings
             listed = await client.call_tool("list_plans", {})
             assert not listed.is_error and (listed.structured_content or {}).get("total") == 0
     _no_run_started(settings)
+
+
+async def test_service_state_refuses_other_unit_types_and_protected_services_at_the_door(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"playbook": "service_state", "params": {"name": "poweroff.target", "state": "started"}}, "systemd service"),
+        ({"playbook": "service_state", "params": {"name": "ssh", "state": "stopped"}}, "service_state_critical"),
+        ({"playbook": "service_state", "params": {"name": "tailscaled", "state": "stopped"}}, "service_state_critical"),
+        ({"playbook": "service_state", "params": {"name": "docker.service", "state": "restarted"}}, "protected"),
+        ({"playbook": "service_state_critical", "params": {"name": "nginx", "state": "restarted"}}, "protected"),
+    ]
+    with http_server(settings) as srv:
+        token = srv.mint("alice", "readonly system:admin")
+        async with mcp_http_client(srv.url, token) as client:
+            for args, fragment in cases:
+                with anyio.fail_after(30):
+                    result = await client.call_tool("plan_change", args)
+                assert result.is_error, args
+                assert "invalid parameters" in _text(result) and fragment in _text(result), _text(result)
+            listed = await client.call_tool("list_plans", {})
+            assert not listed.is_error and (listed.structured_content or {}).get("total") == 0
+    _no_run_started(settings)
