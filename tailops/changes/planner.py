@@ -14,8 +14,9 @@ Inventory: ``changes.inventory`` (file or directory). Unset, tailops writes
 group ``targets`` with ``ansible_python_interpreter`` = the server's own Python
 (the venv), because the container playbooks (``hosts: localhost``) drive the
 Docker engine through community.docker, which needs that venv's ``requests``;
-the package playbooks work with it too (the apt modules re-spawn themselves
-under the system Python that has ``python3-apt``).
+the package playbooks work with it too (ansible's apt module and the roles'
+``tailops_apt_query`` re-spawn under the system Python that has ``python3-apt``;
+tests/integration/test_first_change_default_inventory.py plans and applies one).
 
 Pure checks and file reads: nothing here runs a playbook or writes a plan.
 """
@@ -46,13 +47,15 @@ __all__ = [
 
 
 # Host patterns Ansible accepts (names, groups, wildcards, ranges, !, &, :, ","),
-# but never "@file" (read the limit from a file) and no whitespace or quotes.
-_LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?!&:,\[\]~-]{1,512}$")
+# but never "@file" (read the limit from a file), no whitespace or quotes, and never
+# a leading "-": a value that looks like an option ("--become", "-e@file") must not
+# reach ansible-playbook's argv, whichever way the runner passes it.
+_LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?!&:,\[\]~][A-Za-z0-9_.*?!&:,\[\]~-]{0,511}$")
 INVENTORY_FORMAT = "tailops-inventory-sha256 v2"
 
 
 def check_limit(limit: str | None) -> str | None:
-    """The limit, or InvalidInput: a host pattern only (no ``@file``, spaces or quotes)."""
+    """The limit, or InvalidInput: a host pattern only (no ``@file``, spaces, quotes or a leading ``-``)."""
     if limit is None:
         return None
     text = limit.strip()
@@ -61,7 +64,8 @@ def check_limit(limit: str | None) -> str | None:
     if not _LIMIT_RE.fullmatch(text):
         raise InvalidInput(
             f"limit {limit[:80]!r} is not a host pattern: use host and group names, wildcards (*), "
-            "ranges ([0:3]), ',' or ':' between patterns, '!' to exclude and '&' to intersect.",
+            "ranges ([0:3]), ',' or ':' between patterns, '!' to exclude and '&' to intersect "
+            "(it may not start with '-' or '@').",
         )
     return text
 

@@ -177,6 +177,9 @@ class PlaybookInfo(Model):
     description: str | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of params.")
     not_simulated: list[str] | None = None
+    check_mode_side_effects: dict[str, str] | None = Field(
+        None, description="Tasks that run for real during a plan -> what they may change on a host."
+    )
 
 
 class PlaybookList(ListResult):
@@ -385,6 +388,7 @@ def list_playbooks(call: ToolCall) -> PlaybookList:
             description=" ".join(e.manifest.description.split()),
             parameters=e.manifest.parameters,
             not_simulated=list(e.manifest.not_simulated),
+            check_mode_side_effects=dict(e.manifest.check_mode_side_effects),
         )
         for e in catalog.entries()
     ]
