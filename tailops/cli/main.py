@@ -24,6 +24,12 @@ _GROUPS = [
     ("tailops.cli.audit", "app", "audit"),
     ("tailops.cli.playbooks", "app", "playbooks"),
     ("tailops.cli.plans", "app", "plans"),
+    ("tailops.cli.inventory", "app", "inventory"),
+]
+# Single commands provided by other modules: (module, function, name).
+_COMMANDS = [
+    ("tailops.cli.backup", "backup", "backup"),
+    ("tailops.cli.backup", "restore", "restore"),
 ]
 
 
@@ -112,6 +118,8 @@ def build_app(*, full: bool = True) -> typer.Typer:
                     raise
                 continue
             app.add_typer(getattr(mod, attr), name=name)
+        for module, attr, name in _COMMANDS:
+            app.command(name)(getattr(importlib.import_module(module), attr))
     return app
 
 
