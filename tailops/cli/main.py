@@ -36,7 +36,31 @@ _COMMANDS = [
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tailops {__version__}")
+        typer.echo(version_details())
         raise typer.Exit()
+
+
+def version_details() -> str:
+    """Catalog and schema lines of ``--version``: what an upgrade changes. Config problems
+    do not stop ``--version`` (it uses $TAILOPS_CONFIG or /etc/tailops/config.yaml, like serve)."""
+    from tailops.config import load_config
+    from tailops.errors import ConfigError
+    from tailops.health import catalog_facts, lock_path
+    from tailops.store import load_migrations
+
+    schema = f"store schema: v{load_migrations()[-1].version} (migrations run on start)"
+    try:
+        settings = load_config(None)
+    except ConfigError as exc:
+        return f"catalog: unknown ({exc.message})\n{schema}"
+    facts = catalog_facts(settings)
+    if facts.lock_sha256 is None:
+        catalog = f"catalog: {lock_path(settings).parent} ({facts.problem})"
+    else:
+        catalog = (
+            f"catalog: {facts.playbooks} playbooks, lock sha256 {facts.lock_sha256} ({lock_path(settings).parent})"
+        )
+    return f"{catalog}\n{schema}"
 
 
 def _root(
