@@ -355,6 +355,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._signature: tuple[Any, ...] = ()
         self.keys: dict[str, Ed25519PublicKey] = self._load()
+        self._paths = self._watched()
         self._signature = self._stat()
 
     @classmethod
@@ -364,6 +365,7 @@ class KeyRing:
         ring._previous_dir = None
         ring._lock = threading.Lock()
         ring._signature = ()
+        ring._paths = []
         ring.keys = {key_id(key): key}
         return ring
 
@@ -375,19 +377,24 @@ class KeyRing:
                 keys.setdefault(kid, key)
         return keys
 
+    def _watched(self) -> list[str]:
+        """The files whose ``stat`` says whether the keys changed (strings: built once per load)."""
+        paths = [str(self._public_path)]
+        if self._previous_dir is not None:
+            paths.append(str(self._previous_dir))
+            paths.extend(str(self._previous_dir / f"{kid}.pub") for kid in self.keys)
+        return paths
+
     def _stat(self) -> tuple[Any, ...]:
-        def one(p: Path) -> tuple[int, int, int, int] | None:
+        out: list[tuple[int, int, int, int] | None] = []
+        for p in self._paths:
             try:
                 st = os.stat(p)
             except OSError:
-                return None
-            return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
-
-        paths = [self._public_path]
-        if self._previous_dir is not None:
-            paths.append(self._previous_dir)
-            paths.extend(self._previous_dir / f"{kid}.pub" for kid in self.keys)
-        return tuple(one(p) for p in paths)
+                out.append(None)
+                continue
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+        return tuple(out)
 
     def refresh(self) -> bool:
         """Reload if the key files changed; True when the accepted keys changed."""
@@ -405,6 +412,7 @@ class KeyRing:
                 return False
             changed = keys.keys() != self.keys.keys()
             self.keys = keys
+            self._paths = self._watched()
             self._signature = self._stat()
             return changed
 

@@ -58,6 +58,7 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "install_package": {"name": "tbdemo", "limit": "@hosts.txt"},
     "update_docker_container": {"name": "{container}", "image": "NOT A REFERENCE"},
     "pull_docker_image": {"image": "NOT/A/REPOSITORY", "tag": "1"},
+    "check_inventory": {"limit": "@hosts.txt"},
 }
 
 
