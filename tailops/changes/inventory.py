@@ -234,7 +234,8 @@ def check_inventory(
 
     answers = run_adhoc_ping(
         Path(view.source),
-        settings.artifacts_dir,
+        # Not beside the playbook runs: checks must not prune the artifacts of real runs.
+        settings.server.data_dir / "checks",
         pattern=check_limit(limit) or "all",
         forks=settings.changes.forks,
         timeout=timeout,

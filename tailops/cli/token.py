@@ -129,6 +129,11 @@ def retire_key_command(
     settings = load(config)
     args = {"kid": kid}
     try:
+        if kid.strip() == key_id(load_public_key(settings.public_key_path)):
+            raise InvalidInput(
+                f"{kid.strip()} is the current key; it cannot be retired.",
+                hint="Rotate first (tailops token keygen --rotate), then retire the old key.",
+            )
         retire_key(settings.previous_keys_dir, kid.strip())
     except TailopsError as exc:
         audit_cli_failure(settings, "token retire-key", args, exc)

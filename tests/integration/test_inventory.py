@@ -143,6 +143,10 @@ async def test_check_names_the_host_that_is_down(
     assert "unreachable" in reasons[bed.ssh_names[0]] and "ssh" in reasons[bed.ssh_names[0]].lower(), reasons
     progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert len(progress) == len(bed.names) and progress[-1].startswith(f"[{len(bed.names)}/{len(bed.names)}]")
+    # The ping's private dir keeps no environment dump (ansible-runner's `command` file) and is 0700.
+    [private] = (tmp_path / "data" / "checks").iterdir()
+    assert private.stat().st_mode & 0o777 == 0o700
+    assert not list(private.rglob("command")) and not (private / "env").exists()
 
     # The same through the MCP tool, with progress notifications per host.
     settings = make_settings(changes={"inventory": str(bed.inventory)})

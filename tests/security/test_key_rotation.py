@@ -213,6 +213,7 @@ def test_cli_bad_inputs(cfg: Path, tmp_path: Path) -> None:
         (("retire-key", "nothex"), 2, "16 hex digits"),
         (("retire-key", "0123456789abcdef"), 2, "no previous key 0123456789abcdef"),
         (("keygen", "--rotate", "--force"), 2, "exclude each other"),
+        (("retire-key", key_id(load_public_key(settings.public_key_path))), 2, "is the current key"),
     ]:
         result = cli(cfg, *args)
         assert result.exit_code == code, result.output
