@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -135,10 +136,7 @@ def _list_json(inventory: Path, limit: str | None) -> dict[str, Any]:
         except OSError as exc:
             raise ConfigError(f"cannot run ansible-inventory: {exc.strerror}.") from exc
     if proc.returncode != 0:
-        text = redact_text(proc.stderr.decode("utf-8", "replace")).strip()
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        detail = " ".join(lines[-3:])[:_MAX_STDERR] or f"exit code {proc.returncode}"
-        raise ConfigError(f"Ansible cannot parse the inventory {inventory}: {detail}")
+        raise ConfigError(f"Ansible cannot parse the inventory {inventory}: {_parse_failure(proc)}")
     try:
         data = json.loads(proc.stdout)
     except ValueError as exc:
@@ -146,6 +144,20 @@ def _list_json(inventory: Path, limit: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"ansible-inventory returned unexpected JSON for {inventory}.")
     return data
+
+
+_PLUGIN_FAILED = re.compile(r"^\[WARNING\]: Failed to parse inventory with '([^']+)' plugin: (.*)$")
+
+
+def _parse_failure(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """Why Ansible could not read the inventory: what each inventory plugin said (the one
+    meant for the source, e.g. ``auto`` for a plugin config, is usually the one that
+    matters), else the last lines of stderr."""
+    text = redact_text(proc.stderr.decode("utf-8", "replace")).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    tried = [f"{m.group(1)}: {m.group(2)}" for m in map(_PLUGIN_FAILED.match, lines) if m]
+    detail = "; ".join(tried) if tried else " ".join(lines[-3:])
+    return detail[:_MAX_STDERR] or f"exit code {proc.returncode}"
 
 
 def _view(inventory: Path, data: dict[str, Any]) -> InventoryView:

@@ -113,6 +113,11 @@ def test_bad_inventories_and_limits(tmp_path: Path) -> None:
     broken.write_text("all:\n  hosts: [this, is, not, a, mapping\n")
     result = inv(config_for(tmp_path, broken), "show")
     assert result.exit_code == 2 and "Ansible cannot parse the inventory" in one_error(result)
+    # A plugin config that fails: the error says what the plugin said, not only the last parser tried.
+    plugin = tmp_path / "gone.docker.yml"
+    plugin.write_text("plugin: community.docker.docker_containers\ndocker_host: unix:///nonexistent.sock\n")
+    result = inv(config_for(tmp_path, plugin), "show")
+    assert result.exit_code == 2 and "auto: Error connecting" in one_error(result)
     for bad in ("@/etc/passwd", "web db", "x'y"):
         result = inv(config_for(tmp_path, EXAMPLE), "check", "--limit", bad)
         assert result.exit_code == 2 and "is not a host pattern" in one_error(result), bad
