@@ -27,6 +27,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
+from tailops.audit import AuditLog
 from tailops.audit import verify as verify_audit
 from tailops.auth.tokens import TokenVerifier, generate_keypair
 from tailops.backup import create_backup, restore_backup
@@ -283,3 +284,56 @@ def test_backup_without_a_private_key_and_with_previous_keys(
     assert (dst.previous_keys_dir / prev.name).read_bytes() == prev.read_bytes()
     assert verify_audit(dst.audit_path).ok
     assert cli("audit", "verify", "--config", str(dst_cfg)).exit_code == 0
+
+
+def test_a_backup_from_an_older_schema_is_migrated_on_restore(
+    tmp_path: Path, source: tuple[Path, Settings], target: tuple[Path, Settings]
+) -> None:
+    from tests.unit.test_upgrades import LATEST, MIGRATIONS, build_at
+
+    src_cfg, src = source
+    old = MIGRATIONS[1].version  # tokens exist, the change tables do not yet
+    src.server.data_dir.mkdir(parents=True, exist_ok=True)
+    build_at(src.db_path, old)
+    assert cli("backup", str(tmp_path / "bk"), "--config", str(src_cfg)).exit_code == 0
+    assert json.loads((tmp_path / "bk" / "manifest.json").read_text())["schema_version"] == old
+    result = cli("restore", str(tmp_path / "bk"), "--config", str(target[0]))
+    assert result.exit_code == 0, result.output
+    assert f"store schema v{old} (migrated to v{LATEST})" in result.stdout
+    store = Store(target[1].db_path)
+    try:
+        assert store.schema_version() == LATEST
+        assert {t["jti"] for t in store.query("SELECT jti FROM tokens")} >= {"seeded-active", "seeded-revoked"}
+        assert plans.list_plans(store)[1] == 0  # the change tables exist now, empty
+    finally:
+        store.close()
+
+
+def test_the_audit_copy_waits_for_a_writer_holding_the_log(tmp_path: Path, source: tuple[Path, Settings]) -> None:
+    """A writer appends under the log's exclusive flock; the copy takes it shared, so it
+    cannot read the files between a writer's append and its head update."""
+    import fcntl
+
+    _, src = source
+    seed_plan(src.db_path, ALICE)
+    audit = AuditLog(src.audit_path)
+    audit.record({"kind": "cli", "command": "x"})
+    lock_fd = os.open(src.audit_path.with_name("audit.jsonl.lock"), os.O_RDWR)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)  # a writer in the middle of an append
+    done = threading.Event()
+
+    def back_up() -> None:
+        create_backup(src, tmp_path / "bk")
+        done.set()
+
+    worker = threading.Thread(target=back_up)
+    worker.start()
+    try:
+        assert not done.wait(1.0), "the backup copied the audit log while a writer held it"
+        audit.close()
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    assert done.wait(30)
+    worker.join()
+    assert verify_audit(tmp_path / "bk" / "audit" / "audit.jsonl").entries == 1
