@@ -206,9 +206,18 @@ def _view(inventory: Path, data: dict[str, Any]) -> InventoryView:
     )
 
 
+def _pattern(limit: str | None) -> str | None:
+    """The planner's host-pattern check, and never a leading ``-`` (it would read as an
+    option of ``ansible``/``ansible-inventory``)."""
+    clean = check_limit(limit)
+    if clean is not None and clean.startswith("-"):
+        raise InvalidInput(f"limit {clean[:80]!r} is not a host pattern: it must not start with '-'.")
+    return clean
+
+
 def load_inventory(settings: Settings, *, limit: str | None = None) -> InventoryView:
     """The configured inventory as Ansible parses it (blocking: a subprocess)."""
-    clean = check_limit(limit)
+    clean = _pattern(limit)
     inventory = inventory_path(settings)
     return _view(inventory, _list_json(inventory, clean))
 
@@ -248,7 +257,7 @@ def check_inventory(
         Path(view.source),
         # Not beside the playbook runs: checks must not prune the artifacts of real runs.
         settings.server.data_dir / "checks",
-        pattern=check_limit(limit) or "all",
+        pattern=_pattern(limit) or "all",
         forks=settings.changes.forks,
         timeout=timeout,
         extra_env=extra_env,
@@ -267,7 +276,7 @@ def check_inventory(
     return InventoryCheck(
         source=view.source,
         snapshot_sha256=view.snapshot_sha256,
-        pattern=check_limit(limit) or "all",
+        pattern=_pattern(limit) or "all",
         total=len(results),
         ok=len(results) - len(bad),
         not_ok=bad,

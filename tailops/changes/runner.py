@@ -980,6 +980,9 @@ def run_adhoc_ping(
         ident=f"ping-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
     )
     ident = str(req.ident)
+    if not pattern or pattern.startswith("-"):
+        # The pattern is the last argv word of `ansible`: never let it read as an option.
+        raise RunnerError(f"host pattern {pattern[:80]!r} is not allowed.")
     if not (inventory.is_absolute() and artifacts_root.is_absolute()):
         raise RunnerError("the inventory and artifacts paths must be absolute.")
     if not inventory.exists():

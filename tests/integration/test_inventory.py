@@ -27,8 +27,10 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from tailops.changes.planner import inventory_snapshot
+from tailops.changes.runner import run_adhoc_ping
 from tailops.cli.main import app
 from tailops.config import Settings
+from tailops.errors import RunnerError
 from tests.helpers import REPO_ROOT, SESSION_ID, TEST_LABEL
 from tests.servers import http_server, mcp_http_client
 from tests.testbed.hosts import MakeHosts
@@ -118,9 +120,13 @@ def test_bad_inventories_and_limits(tmp_path: Path) -> None:
     plugin.write_text("plugin: community.docker.docker_containers\ndocker_host: unix:///nonexistent.sock\n")
     result = inv(config_for(tmp_path, plugin), "show")
     assert result.exit_code == 2 and "auto: Error connecting" in one_error(result)
-    for bad in ("@/etc/passwd", "web db", "x'y"):
-        result = inv(config_for(tmp_path, EXAMPLE), "check", "--limit", bad)
+    for bad in ("@/etc/passwd", "web db", "x'y", "-ilocalhost,", "--become"):
+        result = inv(config_for(tmp_path, EXAMPLE), "check", f"--limit={bad}")
         assert result.exit_code == 2 and "is not a host pattern" in one_error(result), bad
+    # The adapter refuses it too, whoever calls it: the pattern is the last word of `ansible`'s argv.
+    with pytest.raises(RunnerError, match="not allowed"):
+        run_adhoc_ping(EXAMPLE, tmp_path / "checks", pattern="-ilocalhost,")
+    assert not (tmp_path / "checks").exists()
     nothing = inv(config_for(tmp_path, EXAMPLE), "check", "--limit", "nosuchgroup")
     assert nothing.exit_code == 2 and "no host matching" in one_error(nothing)
     result = inv(config_for(tmp_path, EXAMPLE), "check", "--timeout", "soon")
