@@ -566,6 +566,11 @@ class Settings(BaseSettings):
         return self.auth.private_key or self.keys_dir / "token.key"
 
     @property
+    def previous_keys_dir(self) -> Path:
+        """Public keys still accepted during a key rotation (``tailops token keygen --rotate``)."""
+        return self.public_key_path.parent / "previous-keys"
+
+    @property
     def audit_path(self) -> Path:
         return self.audit.path or self.server.data_dir / "audit" / "audit.jsonl"
 

@@ -2,7 +2,15 @@
 
 The server holds only the public key; minting needs the private key, which the
 server never reads. Claims: ``iss``, ``sub``, ``scope`` (space separated),
-``aud`` (the server's MCP URL), ``iat``, ``nbf``, ``exp`` (always), ``jti``.
+``aud`` (the server's MCP URL), ``iat``, ``nbf``, ``exp`` (always), ``jti``; the
+header names the signing key (``kid``: 16 hex digits of the SHA-256 of the public
+key).
+
+Key rotation: ``rotate_keypair`` keeps the old public key in the previous-keys
+directory (``<kid>.pub``) and writes a new pair; the server accepts tokens of the
+current key and of every previous key until ``retire_key`` removes it. The
+running server notices both (:class:`KeyRing` re-reads the files when they
+change), so neither needs a restart.
 
 Verification pins the algorithm to EdDSA (so ``alg: none`` and HS256-with-the-
 public-key tricks fail), requires every claim, checks audience, issuer and the
@@ -20,7 +28,10 @@ store keeps claims only, and errors name the problem, never the token.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import hashlib
+import logging
 import os
 import re
 import stat
@@ -41,7 +52,7 @@ from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from tailops.auth.revocations import is_revoked
 from tailops.auth.scopes import SCOPES
-from tailops.errors import AuthError, ConfigError, InvalidInput
+from tailops.errors import AuthError, ConfigError, InvalidInput, NotFound
 from tailops.store import Store
 
 if TYPE_CHECKING:
@@ -51,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGORITHM",
+    "KeyRing",
     "MintedToken",
     "TokenInfo",
     "TokenVerifier",
@@ -60,13 +72,18 @@ __all__ = [
     "failure_reason",
     "generate_keypair",
     "is_revoked",
+    "key_id",
     "list_tokens",
     "load_public_key",
     "mint_token",
     "parse_scopes",
+    "retire_key",
     "revoke_token",
+    "rotate_keypair",
     "verify_token",
 ]
+
+log = logging.getLogger("tailops.auth")
 
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ["iss", "sub", "scope", "aud", "iat", "exp", "jti"]
@@ -74,6 +91,7 @@ LEEWAY_S = 30
 MAX_TOKEN_CHARS = 8192
 _SUBJECT = re.compile(r"[A-Za-z0-9._@:+-]{1,200}")
 _JTI = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_KID = re.compile(r"[0-9a-f]{16}")
 
 # Refusal messages (constant, so metrics and audit can name the reason).
 MALFORMED = "malformed token."
@@ -89,6 +107,7 @@ UNKNOWN_SCOPE = "token carries unknown scopes."
 TOO_LONG_LIVED = "token lifetime exceeds auth.max_token_ttl."
 REVOKED = "token has been revoked."
 INVALID = "token is invalid."
+UNKNOWN_KEY = "token was signed with a key this server does not accept (unknown or retired key id)."
 
 _REASONS: dict[str, str] = {
     MALFORMED: "malformed",
@@ -104,6 +123,7 @@ _REASONS: dict[str, str] = {
     TOO_LONG_LIVED: "lifetime",
     REVOKED: "revoked",
     INVALID: "invalid",
+    UNKNOWN_KEY: "unknown_key",
 }
 
 
@@ -187,6 +207,7 @@ def check_key_files(config: Settings) -> None:
     """What the HTTP server checks before it starts: key file permissions."""
     check_private_key_permissions(config.private_key_path)
     check_public_key_permissions(config.public_key_path)
+    check_previous_keys_dir(config.previous_keys_dir)
 
 
 def _load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -220,6 +241,197 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ConfigError(f"{path} is not an Ed25519 public key; tailops tokens are EdDSA only.")
     return key
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """The ``kid`` of a key: 16 hex digits of the SHA-256 of its SubjectPublicKeyInfo DER.
+
+    Minted tokens carry it in their header, so the server picks the one key that
+    must verify them during a rotation instead of trying each."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def check_previous_keys_dir(directory: Path) -> None:
+    """Refuse a previous-keys directory others can write to (they could add a key)."""
+    try:
+        st = directory.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot check {directory}: {exc.strerror}.") from exc
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{directory} is writable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing its keys.",
+            hint=f"Run: chmod 700 {directory}",
+        )
+
+
+def previous_public_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
+    """The previous keys still accepted (``<kid>.pub`` files), by kid; a file whose name is not
+    its key's kid is refused (a renamed file would otherwise outlive its retirement)."""
+    check_previous_keys_dir(directory)
+    try:
+        names = sorted(p for p in directory.iterdir() if p.suffix == ".pub")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot list {directory}: {exc.strerror}.") from exc
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in names:
+        key = load_public_key(path)
+        kid = key_id(key)
+        if path.stem != kid:
+            raise ConfigError(f"{path} holds the key with id {kid}; its file must be named {kid}.pub.")
+        keys[kid] = key
+    return keys
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.new")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    _write_secret(tmp, data, mode)
+    os.replace(tmp, path)
+
+
+def rotate_keypair(private_path: Path, public_path: Path, previous_dir: Path) -> tuple[str, str]:
+    """Start a rotation: the current public key becomes a previous key (tokens it signed keep
+    working until it is retired), a new pair replaces the current one. The old private key
+    is deleted: after a rotation only the new key mints. Returns (old kid, new kid).
+
+    Each file is replaced by a rename, so a server reading the keys meanwhile sees the old
+    or the new file, never half of one."""
+    old = load_public_key(public_path)
+    old_kid = key_id(old)
+    try:
+        previous_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        check_previous_keys_dir(previous_dir)
+        _atomic_write(previous_dir / f"{old_kid}.pub", public_path.read_bytes(), 0o644)
+        key = Ed25519PrivateKey.generate()
+        _atomic_write(
+            private_path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+            0o600,
+        )
+        _atomic_write(
+            public_path,
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+            0o644,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot rotate the key pair: {exc.strerror} ({exc.filename}).") from exc
+    return old_kid, key_id(key.public_key())
+
+
+def retire_key(previous_dir: Path, kid: str) -> None:
+    """End a rotation window: tokens signed by ``kid`` are refused from the next request on."""
+    if not _KID.fullmatch(kid):
+        raise InvalidInput("give a key id: 16 hex digits (see `tailops token keys`).")
+    path = previous_dir / f"{kid}.pub"
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise NotFound(
+            f"no previous key {kid} in {previous_dir}.", hint="`tailops token keys` lists the keys accepted now."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot remove {path}: {exc.strerror}.") from exc
+
+
+class KeyRing:
+    """The public keys the server accepts: the current one first, then previous ones.
+
+    :meth:`refresh` re-reads the key files when their ``stat`` changed (a rotation or a
+    retirement), so a running server follows ``tailops token keygen --rotate`` and
+    ``tailops token retire-key`` without a restart. Files that fail the permission
+    checks are refused and the keys loaded before are kept (fail closed for new key
+    material, known-good for the old)."""
+
+    def __init__(self, public_path: Path, previous_dir: Path | None) -> None:
+        self._public_path = public_path
+        self._previous_dir = previous_dir
+        self._lock = threading.Lock()
+        self._signature: tuple[Any, ...] = ()
+        self.keys: dict[str, Ed25519PublicKey] = self._load()
+        self._paths = self._watched()
+        self._signature = self._stat()
+
+    @classmethod
+    def single(cls, key: Ed25519PublicKey) -> KeyRing:
+        ring = cls.__new__(cls)
+        ring._public_path = Path()
+        ring._previous_dir = None
+        ring._lock = threading.Lock()
+        ring._signature = ()
+        ring._paths = []
+        ring.keys = {key_id(key): key}
+        return ring
+
+    def _load(self) -> dict[str, Ed25519PublicKey]:
+        current = load_public_key(self._public_path)
+        keys = {key_id(current): current}
+        if self._previous_dir is not None:
+            for kid, key in previous_public_keys(self._previous_dir).items():
+                keys.setdefault(kid, key)
+        return keys
+
+    def _watched(self) -> list[str]:
+        """The files whose ``stat`` says whether the keys changed (strings: built once per load)."""
+        paths = [str(self._public_path)]
+        if self._previous_dir is not None:
+            paths.append(str(self._previous_dir))
+            paths.extend(str(self._previous_dir / f"{kid}.pub") for kid in self.keys)
+        return paths
+
+    def _stat(self) -> tuple[Any, ...]:
+        out: list[tuple[int, int, int, int] | None] = []
+        for p in self._paths:
+            try:
+                st = os.stat(p)
+            except OSError:
+                out.append(None)
+                continue
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+        return tuple(out)
+
+    def refresh(self) -> bool:
+        """Reload if the key files changed; True when the accepted keys changed."""
+        if self._previous_dir is None and not self._signature:
+            return False
+        signature = self._stat()
+        if signature == self._signature:
+            return False
+        with self._lock:
+            try:
+                keys = self._load()
+            except (ConfigError, InvalidInput) as exc:
+                log.error("token keys changed but cannot be loaded; keeping the keys loaded before: %s", exc.message)
+                self._signature = signature
+                return False
+            changed = keys.keys() != self.keys.keys()
+            self.keys = keys
+            self._paths = self._watched()
+            self._signature = self._stat()
+            return changed
+
+    def candidates(self, token: str) -> list[Ed25519PublicKey]:
+        """The key a token names by ``kid``, or every key for a token without one."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthError(MALFORMED) from exc
+        kid = header.get("kid")
+        if kid is None:
+            return list(self.keys.values())
+        if not isinstance(kid, str) or not _KID.fullmatch(kid):
+            raise AuthError(MALFORMED)
+        key = self.keys.get(kid)
+        if key is None:
+            raise AuthError(UNKNOWN_KEY)
+        return [key]
 
 
 # -- minting and revocation ----------------------------------------------------
@@ -287,7 +499,7 @@ def mint_token(
         "exp": expires,
         "jti": jti,
     }
-    token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"typ": "JWT"})
+    token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"typ": "JWT", "kid": key_id(key.public_key())})
     if store is not None:
         store.execute(
             "INSERT INTO tokens(jti, subject, scopes, issued_at, expires_at, note) VALUES (?,?,?,?,?,?)",
@@ -372,15 +584,38 @@ def list_tokens(store: Store) -> list[TokenInfo]:
 def verify_token(
     token: str,
     *,
-    public_key: Ed25519PublicKey,
+    public_key: Ed25519PublicKey | KeyRing,
     audience: str,
     issuer: str,
     store: Store | None,
     max_ttl: timedelta | None = None,
 ) -> dict[str, Any]:
-    """Return the verified claims or raise AuthError with the reason."""
+    """Return the verified claims or raise AuthError with the reason.
+
+    With a :class:`KeyRing`, a token naming a ``kid`` is checked against that key only
+    (an unknown or retired kid is refused); a token without one against each key."""
     if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         raise AuthError(MALFORMED)
+    ring = public_key if isinstance(public_key, KeyRing) else KeyRing.single(public_key)
+    candidates = ring.candidates(token)
+    for i, key in enumerate(candidates):
+        try:
+            return _verify_with(token, key, audience=audience, issuer=issuer, store=store, max_ttl=max_ttl)
+        except AuthError as exc:
+            if exc.message != BAD_SIGNATURE or i == len(candidates) - 1:
+                raise
+    raise AuthError(BAD_SIGNATURE)  # no key at all (a ring is never empty)
+
+
+def _verify_with(
+    token: str,
+    public_key: Ed25519PublicKey,
+    *,
+    audience: str,
+    issuer: str,
+    store: Store | None,
+    max_ttl: timedelta | None,
+) -> dict[str, Any]:
     try:
         # algorithms=[EdDSA] and an Ed25519 key object: `none`, HS256 with the
         # public key as secret, RS/ES algorithms all end in InvalidAlgorithmError.
@@ -452,7 +687,7 @@ class TokenVerifier:
     def __init__(
         self,
         *,
-        public_key: Ed25519PublicKey,
+        public_key: Ed25519PublicKey | KeyRing,
         audience: str,
         issuer: str,
         store: Store,
@@ -460,7 +695,7 @@ class TokenVerifier:
         on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.audience = audience
-        self._public_key = public_key
+        self._keys = public_key if isinstance(public_key, KeyRing) else KeyRing.single(public_key)
         self._issuer = issuer
         self._store = store
         self._max_ttl = max_ttl
@@ -472,10 +707,11 @@ class TokenVerifier:
     def from_config(
         cls, config: Settings, store: Store, *, on_failure: Callable[[str], None] | None = None
     ) -> TokenVerifier:
-        """Load the public key; refuse to start when key files have unsafe permissions."""
+        """Load the public keys (current and previous); refuse to start when key files have
+        unsafe permissions."""
         check_key_files(config)
         return cls(
-            public_key=load_public_key(config.public_key_path),
+            public_key=KeyRing(config.public_key_path, config.previous_keys_dir),
             audience=config.mcp_url,
             issuer=config.auth.issuer,
             store=store,
@@ -485,6 +721,9 @@ class TokenVerifier:
 
     def verify_claims(self, token: str) -> dict[str, Any]:
         """The verified claims (do not mutate them) or AuthError."""
+        if self._keys.refresh():
+            with self._lock:  # a retired key's tokens must not live on in the cache
+                self._verified.clear()
         with self._lock:
             claims = self._verified.get(token)
             if claims is not None:
@@ -492,7 +731,7 @@ class TokenVerifier:
         if claims is None:
             claims = verify_token(
                 token,
-                public_key=self._public_key,
+                public_key=self._keys,
                 audience=self.audience,
                 issuer=self._issuer,
                 store=self._store,

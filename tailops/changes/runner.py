@@ -48,6 +48,9 @@ are hidden in every event before it is parsed or stored, and in ``stdout``
 Artifacts: ``<artifacts_root>/<ident>/`` (0700) keeps redacted job events,
 ``stdout`` (redacted), ``status``, ``rc`` and the task-info records; the newest
 ``keep_artifacts`` run dirs are kept.
+
+:func:`run_adhoc_ping` runs Ansible's read-only ``ping`` module over the inventory
+the same way (environment, private dir, scrubbing): ``tailops inventory check``.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,7 @@ __all__ = [
     "build_env",
     "diff_text",
     "kill_leftover_processes",
+    "run_adhoc_ping",
     "run_playbook",
 ]
 
@@ -965,3 +969,120 @@ async def run_playbook(
     if callback_error:
         raise callback_error[0]
     return outcome[0]
+
+
+# --------------------------------------------------------------------------- ad-hoc ping
+# ansible-runner adds these two to the environment of an ad-hoc (module) run.
+_ADHOC_RUNNER_KEYS = frozenset({"ANSIBLE_LOAD_CALLBACK_PLUGINS", "AD_HOC_COMMAND_ID"})
+_PING_EVENTS = {"runner_on_ok": "ok", "runner_on_unreachable": "unreachable", "runner_on_failed": "failed"}
+
+
+def run_adhoc_ping(
+    inventory: Path,
+    artifacts_root: Path,
+    *,
+    pattern: str = "all",
+    forks: int = 5,
+    timeout: timedelta = timedelta(minutes=5),
+    extra_env: Mapping[str, str] | None = None,
+    keep_artifacts: int = 50,
+    on_host: Callable[[str, str, str | None], None] | None = None,
+) -> dict[str, tuple[str, str | None]]:
+    """``ansible PATTERN -m ansible.builtin.ping`` (read-only: it changes nothing on a host)
+    with the same environment policy and artifact handling as a playbook run. Blocking:
+    call from a worker thread. Returns host → (``ok`` | ``unreachable`` | ``failed``,
+    message); ``on_host`` gets each host's answer as it arrives (progress). Hosts that
+    did not answer before ``timeout`` are missing from the result."""
+    req = RunRequest(  # only what build_env reads matters for an ad-hoc run
+        playbook=inventory,
+        inventory=inventory,
+        mode=RunMode.CHECK,
+        artifacts_root=artifacts_root,
+        limit=pattern,
+        forks=forks,
+        timeout=timeout,
+        extra_env=dict(extra_env or {}),
+        keep_artifacts=keep_artifacts,
+        ident=f"ping-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+    )
+    ident = str(req.ident)
+    if not pattern or pattern.startswith("-"):
+        # The pattern is the last argv word of `ansible`: never let it read as an option.
+        raise RunnerError(f"host pattern {pattern[:80]!r} is not allowed.")
+    if not (inventory.is_absolute() and artifacts_root.is_absolute()):
+        raise RunnerError("the inventory and artifacts paths must be absolute.")
+    if not inventory.exists():
+        raise RunnerError(
+            f"Inventory {inventory} does not exist.",
+            hint="Set changes.inventory to an existing inventory file or directory.",
+        )
+    _secure_dir(artifacts_root)
+    private = artifacts_root / ident
+    private.mkdir(mode=0o700)
+    artifact_dir = private / "artifacts" / ident
+    ansible_cfg = private / "ansible.cfg"
+    _write_private(ansible_cfg, "# tailops: settings come from ANSIBLE_* variables\n[defaults]\n")
+    _secure_dir(artifact_dir)
+    env = build_env(req, ansible_cfg=ansible_cfg, taskinfo_path=artifact_dir / "taskinfo.jsonl")
+    _secure_dir(private / "env")
+    _write_private(
+        private / "env" / "settings", json.dumps({"pexpect_timeout": _POLL_S, "suppress_ansible_output": True})
+    )
+    results: dict[str, tuple[str, str | None]] = {}
+    deadline = time.monotonic() + timeout.total_seconds()
+    killed: list[bool] = []
+
+    def on_event(raw: dict[str, Any]) -> bool:
+        status = _PING_EVENTS.get(str(raw.get("event")))
+        data = raw.get("event_data") or {}
+        host = data.get("host")
+        if status is not None and isinstance(host, str):
+            res = data.get("res") or {}
+            msg = None
+            if status != "ok":
+                # A connection that fails inside the module run (docker exec into a stopped
+                # container) says why only on the module's stderr.
+                parts = [str(res.get("msg") or "no message"), str(res.get("module_stderr") or "").strip()]
+                msg = redact_text(": ".join(p for p in parts if p))[:_MAX_MSG_CHARS]
+            results[host] = (status, msg)
+            if on_host is not None:
+                on_host(host, status, msg)
+        return False  # events are not kept: a ping's results are the return value
+
+    def should_stop() -> bool:
+        if time.monotonic() < deadline:
+            return False
+        if not killed:
+            killed.append(True)
+            _kill_workers(artifact_dir)
+        return True
+
+    from ansible_runner.config.runner import RunnerConfig
+    from ansible_runner.exceptions import AnsibleRunnerException
+    from ansible_runner.runner import Runner
+
+    try:
+        config = RunnerConfig(
+            private_data_dir=str(private),
+            module="ansible.builtin.ping",
+            host_pattern=pattern,
+            inventory=str(inventory),
+            forks=forks,
+            ident=ident,
+            envvars=env,
+            quiet=True,
+            suppress_env_files=True,
+            fact_cache_type="memory",
+        )
+        config.prepare()
+        config.env = {k: v for k, v in config.env.items() if k in env or k in _RUNNER_KEYS | _ADHOC_RUNNER_KEYS}
+        Runner(config, event_handler=on_event, cancel_callback=should_stop).run()
+    except (AnsibleRunnerException, OSError) as exc:
+        raise RunnerError(
+            f"ansible-runner could not ping the inventory: {redact_text(str(exc))[:500]}",
+            hint="Check that ansible is installed in the server's environment.",
+        ) from exc
+    finally:
+        _scrub(private, artifact_dir)
+        _prune(artifacts_root, keep_artifacts)
+    return results

@@ -27,13 +27,43 @@ _GROUPS = [
     ("tailops.cli.hosts", "app", "hosts"),
     ("tailops.cli.drift", "app", "drift"),
     ("tailops.cli.notifications", "app", "notifications"),
+    ("tailops.cli.inventory", "app", "inventory"),
+]
+# Single commands provided by other modules: (module, function, name).
+_COMMANDS = [
+    ("tailops.cli.backup", "backup", "backup"),
+    ("tailops.cli.backup", "restore", "restore"),
 ]
 
 
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"tailops {__version__}")
+        typer.echo(version_details())
         raise typer.Exit()
+
+
+def version_details() -> str:
+    """Catalog and schema lines of ``--version``: what an upgrade changes. Config problems
+    do not stop ``--version`` (it uses $TAILOPS_CONFIG or /etc/tailops/config.yaml, like serve)."""
+    from tailops.config import load_config
+    from tailops.errors import ConfigError
+    from tailops.health import catalog_facts, lock_path
+    from tailops.store import load_migrations
+
+    schema = f"store schema: v{load_migrations()[-1].version} (migrations run on start)"
+    try:
+        settings = load_config(None)
+    except ConfigError as exc:
+        return f"catalog: unknown ({exc.message})\n{schema}"
+    facts = catalog_facts(settings)
+    if facts.lock_sha256 is None:
+        catalog = f"catalog: {lock_path(settings).parent} ({facts.problem})"
+    else:
+        catalog = (
+            f"catalog: {facts.playbooks} playbooks, lock sha256 {facts.lock_sha256} ({lock_path(settings).parent})"
+        )
+    return f"{catalog}\n{schema}"
 
 
 def _root(
@@ -115,6 +145,8 @@ def build_app(*, full: bool = True) -> typer.Typer:
                     raise
                 continue
             app.add_typer(getattr(mod, attr), name=name)
+        for module, attr, name in _COMMANDS:
+            app.command(name)(getattr(importlib.import_module(module), attr))
     return app
 
 

@@ -1,8 +1,8 @@
-"""``tailops token``: key pair, mint, list, inspect, revoke.
+"""``tailops token``: key pair (and its rotation), mint, list, inspect, revoke.
 
 A thin layer over :mod:`tailops.auth.tokens`. ``mint`` prints the token alone
 on stdout (so ``TOKEN=$(tailops token mint ...)`` works) and everything else on
-stderr. ``keygen``, ``mint`` and ``revoke`` are recorded in the audit log
+stderr. ``keygen``, ``retire-key``, ``mint`` and ``revoke`` are recorded in the audit log
 (transport ``cli``); a mint whose audit record cannot be written is revoked
 again and fails. No command ever prints a private key or a token's signature,
 and the audit log never sees a token.
@@ -31,9 +31,14 @@ from tailops.auth.tokens import (
     TokenVerifier,
     check_jti,
     generate_keypair,
+    key_id,
     list_tokens,
+    load_public_key,
     mint_token,
+    previous_public_keys,
+    retire_key,
     revoke_token,
+    rotate_keypair,
 )
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
 from tailops.docs import render_scope_table
@@ -80,23 +85,81 @@ def keygen(
         bool,
         typer.Option("--force", help="Replace an existing key pair (tokens signed with it stop working)."),
     ] = False,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Start a key rotation: a new pair replaces the current one, whose public key stays "
+            "accepted (tokens it signed keep working) until `tailops token retire-key`.",
+        ),
+    ] = False,
 ) -> None:
-    """Create the Ed25519 signing key pair (private key 0600, public key 0644)."""
+    """Create the Ed25519 signing key pair (private key 0600, public key 0644), or rotate it."""
     settings = load(config)
     args = {
         "private_key_path": str(settings.private_key_path),
         "public_key_path": str(settings.public_key_path),
         "force": force,
+        "rotate": rotate,
     }
     try:
         _ensure_private_dir(settings.server.data_dir)
-        generate_keypair(settings.private_key_path, settings.public_key_path, overwrite=force)
+        if rotate and force:
+            raise InvalidInput("--rotate and --force exclude each other (--force drops the old key at once).")
+        if rotate:
+            old_kid, new_kid = rotate_keypair(
+                settings.private_key_path, settings.public_key_path, settings.previous_keys_dir
+            )
+        else:
+            generate_keypair(settings.private_key_path, settings.public_key_path, overwrite=force)
     except TailopsError as exc:
         audit_cli_failure(settings, "token keygen", args, exc)
         raise
+    if rotate:
+        audit_cli(settings, "token keygen", args, None, old_kid=old_kid, new_kid=new_kid)
+        typer.echo(f"new key {new_kid}: {settings.public_key_path} (new tokens are signed with it)")
+        typer.echo(
+            f"old key {old_kid}: still accepted ({settings.previous_keys_dir / (old_kid + '.pub')}); "
+            f"once its tokens are replaced: tailops token retire-key {old_kid}"
+        )
+        return
     audit_cli(settings, "token keygen", args, None)
     typer.echo(f"private key: {settings.private_key_path} (0600; keep it off the server if you can)")
     typer.echo(f"public key:  {settings.public_key_path} (the server verifies tokens with this one)")
+
+
+@app.command()
+@cli_errors
+def keys(config: ConfigOption = None) -> None:
+    """The public keys the server accepts: the current one, then previous ones (rotation)."""
+    settings = load(config)
+    current = load_public_key(settings.public_key_path)
+    typer.echo(f"{key_id(current)}  current   {settings.public_key_path}")
+    for kid in previous_public_keys(settings.previous_keys_dir):
+        typer.echo(f"{kid}  previous  {settings.previous_keys_dir / (kid + '.pub')}")
+
+
+@app.command("retire-key")
+@cli_errors
+def retire_key_command(
+    kid: Annotated[str, typer.Argument(help="Key id of a previous key (see `tailops token keys`).")],
+    config: ConfigOption = None,
+) -> None:
+    """End a rotation: tokens signed by this previous key are refused from the next request on."""
+    settings = load(config)
+    args = {"kid": kid}
+    try:
+        if kid.strip() == key_id(load_public_key(settings.public_key_path)):
+            raise InvalidInput(
+                f"{kid.strip()} is the current key; it cannot be retired.",
+                hint="Rotate first (tailops token keygen --rotate), then retire the old key.",
+            )
+        retire_key(settings.previous_keys_dir, kid.strip())
+    except TailopsError as exc:
+        audit_cli_failure(settings, "token retire-key", args, exc)
+        raise
+    audit_cli(settings, "token retire-key", args, None)
+    typer.echo(f"retired key {kid.strip()}: tokens it signed are refused from now on.")
 
 
 @app.command()
@@ -258,7 +321,7 @@ def inspect(
         claims = jwt.decode(raw, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise InvalidInput(MALFORMED) from exc
-    typer.echo(f"header: alg={header.get('alg')} typ={header.get('typ')}")
+    typer.echo(f"header: alg={header.get('alg')} typ={header.get('typ')} kid={header.get('kid', '-')}")
     for key in ("sub", "scope", "iss", "aud", "jti"):
         typer.echo(f"{key}: {claims.get(key, '-')}")
     for key in ("iat", "nbf", "exp"):

@@ -177,7 +177,7 @@ class FilePolicy:
             real = _real(r)
             if real.is_dir() and real not in roots:
                 roots.append(real)
-        private_dirs = [config.server.data_dir, config.keys_dir]
+        private_dirs = [config.server.data_dir, config.keys_dir, config.previous_keys_dir]
         private_files = [
             config.public_key_path,
             config.private_key_path,

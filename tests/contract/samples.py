@@ -60,6 +60,7 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "get_drift": {},
     "run_drift_check": {"check": "contract-marker"},
     "plan_from_drift": {"check": "contract-marker", "host": "{container}"},
+    "check_inventory": {"limit": "{container}"},
     # The seed doors plan playbooks this catalog does not hold: a coded refusal (not_found) before
     # any work; their real plans are covered by tests/integration/test_change_lifecycle.py and
     # the playbook suites.
