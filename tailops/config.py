@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tailops.durations import parse_duration
@@ -109,6 +109,12 @@ class ServerSettings(_Section):
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra Origin header values accepted, e.g. `https://myhost.tailnet.ts.net`."
     )
+    proxy_socket: Path | None = Field(
+        None,
+        description="Unix socket for `tailscale serve` (e.g. /run/tailops/proxy.sock), served beside the TCP "
+        "listener and created 0600. Tailscale-User-* and X-Forwarded-For headers are read ONLY from requests "
+        "that arrive on it; the TCP listener never trusts them. Unset: no identity headers are trusted.",
+    )
     shutdown_timeout: Duration = Field(
         timedelta(seconds=10), description="How long a SIGTERM/SIGINT waits for in-flight requests."
     )
@@ -136,11 +142,6 @@ class AuthSettings(_Section):
         description="Scopes of the local OS user on the stdio transport (read + plan; "
         "`changes:approve` and `admin` are refused here).",
     )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
-        description="Peer addresses/CIDRs whose Tailscale-User-* headers are trusted (e.g. 127.0.0.1 for "
-        "`tailscale serve`). Empty: the headers are ignored.",
-    )
     rate_limit_per_minute: int = Field(100, ge=1, description="Requests per minute per principal.")
     rate_limit_burst: int | None = Field(
         None,
@@ -156,6 +157,17 @@ class AuthSettings(_Section):
         description="UNSAFE: serve HTTP without tokens (all callers get `readonly`). For local protocol "
         "testing only; logged as a warning on every start.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "trusted_proxies" in data:
+            raise ValueError(
+                "auth.trusted_proxies was removed: any local process could send Tailscale identity headers "
+                "from a trusted address. Point `tailscale serve` at server.proxy_socket instead (identity "
+                "headers are read only from that socket); see docs/security.md"
+            )
+        return data
 
     @field_validator("stdio_scopes")
     @classmethod

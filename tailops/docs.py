@@ -4,6 +4,8 @@ compares README.md with :func:`generated_sections`."""
 
 from __future__ import annotations
 
+import inspect
+
 from tailops.config import config_reference_markdown
 
 __all__ = ["generated_sections", "tools_table_markdown"]
@@ -14,8 +16,15 @@ def tools_table_markdown() -> str:
 
     lines = ["| tool | group | scope | read-only | what it does |", "| --- | --- | --- | --- | --- |"]
     for spec in sorted(declared_specs(), key=lambda s: (s.group, s.name)):
+        scope = f"`{spec.scope}`"
+        if spec.scope_for is not None:
+            # The scope its arguments add, enforced on top (e.g. apply_plan: the plan's playbook scope).
+            rule = inspect.getdoc(spec.scope_for)
+            if not rule:
+                raise ValueError(f"tool {spec.name}: its scope_for needs a docstring saying which scope it adds")
+            scope += " " + rule
         lines.append(
-            f"| `{spec.name}` | {spec.group} | `{spec.scope}` | {'yes' if spec.read_only else 'no'} | "
+            f"| `{spec.name}` | {spec.group} | {scope} | {'yes' if spec.read_only else 'no'} | "
             f"{spec.description.replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"

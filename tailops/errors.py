@@ -173,6 +173,13 @@ HTTP_STATUS: dict[type[TailopsError], int] = {
 }
 
 
+def is_refusal(exc: BaseException | None) -> bool:
+    """True when ``exc`` is a rule saying no (who you are, what you may do, an approval rule,
+    a rate limit), not a failure of the work itself. Audit records call these ``denied``
+    wherever the refusal happened: before a tool body, inside it, or on the review page."""
+    return isinstance(exc, AuthError | PermissionDenied | ApprovalError | RateLimited)
+
+
 def http_status(exc: TailopsError) -> int:
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:

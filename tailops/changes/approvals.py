@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
+from tailops.auth.revocations import is_revoked
 from tailops.changes import plans
 from tailops.changes.plans import Approval, Plan
 from tailops.config import ChangesSettings
 from tailops.errors import ApprovalError, InvalidInput, PermissionDenied
 from tailops.principal import Principal
+from tailops.redact import redact_text
 from tailops.store import Store
 
 __all__ = [
@@ -47,7 +50,10 @@ __all__ = [
     "clean_text",
     "deny",
     "policy_for",
+    "refuse_revoked_approval",
+    "refuse_revoked_requester",
     "refuse_unapprovable",
+    "revoked_token",
 ]
 
 log = logging.getLogger("tailops.changes.approvals")
@@ -66,12 +72,15 @@ _KEY_NAMES = {
 
 
 def clean_text(value: str | None, what: str, *, required: bool = False) -> str | None:
-    """A comment or reason fit for the record: printable, trimmed, at most 1000 characters."""
+    """A comment or reason fit for the record: printable, trimmed, at most 1000 characters,
+    and redacted like every audit field. People paste things: a token pasted into a comment
+    must not become readable by every ``readonly`` holder through get_plan or the page."""
     if value is None:
         if required:
             raise InvalidInput(f"{what} is required.")
         return None
     text = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    text = redact_text(text)
     if len(text) > _MAX_TEXT:
         raise InvalidInput(f"{what} is longer than {_MAX_TEXT} characters.")
     if required and not text:
@@ -88,7 +97,7 @@ def policy_for(settings: ChangesSettings, risk: str) -> Literal["manual", "auto"
 
 def check_not_requester(plan: Plan, approver: Principal) -> None:
     """PermissionDenied if ``approver`` shares any identity with the plan's requester."""
-    shared = sorted(set(plan.requester_ids) & approver.identities())
+    shared = approver.same_person_as(plan.requester_ids)
     if shared:
         kinds = sorted({_KEY_NAMES.get(key.split(":", 1)[0], key.split(":", 1)[0]) for key in shared})
         raise PermissionDenied(
@@ -136,6 +145,40 @@ def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "
         )
 
 
+def revoked_token(store: Store, who: Mapping[str, str | None]) -> str | None:
+    """The token id of ``who`` (a plan's requester or an approver, as recorded) if that token
+    has been revoked since; None for a live token or a principal without one (stdio, CLI)."""
+    jti = who.get("token_id")
+    if jti and is_revoked(store, jti):
+        return jti
+    return None
+
+
+def refuse_revoked_requester(store: Store, plan: Plan) -> None:
+    """ApprovalError when the token that requested ``plan`` has been revoked.
+
+    Revoking a token voids what it set in motion that has not happened yet: its plans are
+    neither approved nor applied (the requester may have been an attacker, or gone)."""
+    jti = revoked_token(store, plan.requester)
+    if jti is not None:
+        raise ApprovalError(
+            f"plan {plan.id} was requested with token {jti} ({plan.requester.get('subject')}), which has been "
+            "revoked since; plans of a revoked token are neither approved nor applied.",
+            hint="Plan the change again with a valid token if it is still wanted.",
+        )
+
+
+def refuse_revoked_approval(store: Store, plan: Plan, approval: Approval) -> None:
+    """ApprovalError when ``approval`` was given with a token that has been revoked since."""
+    jti = revoked_token(store, approval.approver)
+    if jti is not None:
+        raise ApprovalError(
+            f"the approval of plan {plan.id} was given with token {jti} ({approval.approver_subject}), which has "
+            "been revoked since; it no longer counts.",
+            hint="Ask someone with a valid changes:approve token to approve the plan again.",
+        )
+
+
 def approve(
     store: Store,
     settings: ChangesSettings,
@@ -156,6 +199,12 @@ def approve(
     text = clean_text(comment, "comment")
     plan = plans.get_plan(store, plan_id, now=now)
     check_not_requester(plan, approver)
+    refuse_revoked_requester(store, plan)
+    current = plans.live_approval(store, plan.id)
+    if current is not None and current.used_at is None and revoked_token(store, current.approver):
+        # An approval given with a now-revoked token no longer counts: end it so a valid one can replace it.
+        plans.void_approval(store, current.id, now)
+        log.warning("approval voided: its token was revoked", extra={"plan_id": plan.id, "approval_id": current.id})
     refuse_unapprovable(store, plan, now=now)
     expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
     approval = Approval(
@@ -190,7 +239,7 @@ def deny(
     """
     now = time.time() if now is None else now
     plan = plans.get_plan(store, plan_id, now=now)
-    if not principal.has_scope(APPROVE_SCOPE) and not (principal.identities() & set(plan.requester_ids)):
+    if not principal.has_scope(APPROVE_SCOPE) and not principal.same_person_as(plan.requester_ids):
         held = " ".join(sorted(principal.scopes)) or "none"
         raise PermissionDenied(
             f"denying plans needs scope '{APPROVE_SCOPE}' (or being the requester); {principal.subject} has: {held}."

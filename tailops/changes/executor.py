@@ -44,7 +44,7 @@ import anyio
 import psutil
 
 from tailops.auth.scopes import require_scope
-from tailops.changes import plans
+from tailops.changes import approvals, plans
 from tailops.changes.catalog import Catalog, CatalogEntry
 from tailops.changes.models import RunEvent, RunMode, RunRequest, RunResult
 from tailops.changes.planner import check_run, inventory_path, inventory_snapshot, load_catalog
@@ -228,6 +228,9 @@ def _precheck(rt: Runtime, principal: Principal, plan_id: str) -> tuple[Plan, pl
         raise ApprovalError(
             f"the approval of plan {plan.id} was already used by run {approval.used_by_run}; approvals are single use."
         )
+    # Revoking a token voids what it authorised that has not happened yet.
+    approvals.refuse_revoked_requester(rt.store, plan)
+    approvals.refuse_revoked_approval(rt.store, plan, approval)
     assert approval.expires_at is not None
     if approval.expires_at.timestamp() <= now:
         raise ApprovalError(

@@ -54,6 +54,7 @@ from tailops.changes.runner import run_playbook
 from tailops.config import Settings
 from tailops.errors import ChangeError, ConfigError, InvalidInput, StoreError
 from tailops.principal import Principal
+from tailops.redact import redact
 
 if TYPE_CHECKING:
     from tailops.runtime import Runtime
@@ -67,6 +68,7 @@ __all__ = [
     "inventory_snapshot",
     "load_catalog",
     "plan_change",
+    "refuse_secret_params",
 ]
 
 log = logging.getLogger("tailops.changes.planner")
@@ -74,7 +76,7 @@ log = logging.getLogger("tailops.changes.planner")
 # Host patterns Ansible accepts (names, groups, wildcards, ranges, !, &, :, ","),
 # but never "@file" (read the limit from a file) and no whitespace or quotes.
 _LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?!&:,\[\]~-]{1,512}$")
-INVENTORY_FORMAT = "tailops-inventory-sha256 v1"
+INVENTORY_FORMAT = "tailops-inventory-sha256 v2"
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -95,6 +97,21 @@ def check_limit(limit: str | None) -> str | None:
             "ranges ([0:3]), ',' or ':' between patterns, '!' to exclude and '&' to intersect.",
         )
     return text
+
+
+def refuse_secret_params(params: Mapping[str, Any]) -> None:
+    """InvalidInput when a parameter looks like a secret (a token, a key, ``PASSWORD=…``).
+
+    Plan parameters are shown to every ``readonly`` holder (get_plan, the review page) and
+    recorded in the audit log; catalog playbooks take no secrets as parameters, so a value
+    the redactor would hide is refused rather than stored where everyone can read it."""
+    for key, value in params.items():
+        if redact({key: value}) != {key: value}:
+            raise InvalidInput(
+                f"parameter {key!r} looks like a secret (a token, key or password); plan parameters are "
+                "visible to every reader of the plan, so secrets are refused.",
+                hint="Catalog playbooks take no secrets as parameters; remove it and plan again.",
+            )
 
 
 def default_inventory(settings: Settings) -> Path:
@@ -135,23 +152,55 @@ def inventory_path(settings: Settings) -> Path:
     return path
 
 
-def inventory_snapshot(path: Path) -> str:
-    """SHA-256 over the inventory's content: the file, or every regular file under the
-    directory (relative path + content hash, sorted). Any edit changes it.
+def _inventory_files(path: Path) -> list[tuple[str, Path]]:
+    """Every file that shapes what a run does with this inventory, (relative name, path), sorted.
 
-    A dynamic inventory script is hashed as a file; what it returns is not.
+    Ansible reads, beside the inventory file, ``group_vars/`` and ``host_vars/`` (a new
+    ``host_vars/web1.yml`` can change ``ansible_host``, the user or become settings); for an
+    inventory directory, every file under it. Symlinks are followed, as Ansible follows them
+    (a link swapped to another target changes the snapshot); a cycle is cut.
+    """
+    if path.is_file():
+        roots = [(path.name, path)]
+        base = path.parent
+        roots += [(name, base / name) for name in ("group_vars", "host_vars") if (base / name).exists()]
+    elif path.is_dir():
+        roots = [("", path)]
+    else:
+        raise ConfigError(f"inventory {path} is neither a file nor a directory.")
+    files: list[tuple[str, Path]] = []
+    for rel, root in roots:
+        if root.is_file():
+            files.append((rel, root))
+            continue
+        seen: set[tuple[int, int]] = set()
+        for current, dirs, names in os.walk(root, followlinks=True):
+            st = os.stat(current)
+            if (st.st_dev, st.st_ino) in seen:
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            dirs.sort()
+            for name in sorted(names):
+                full = Path(current) / name
+                if full.is_file():
+                    files.append(((Path(rel) / full.relative_to(root)).as_posix(), full))
+    return sorted(files)
+
+
+def inventory_snapshot(path: Path) -> str:
+    """SHA-256 over everything the inventory contributes to a run: the file and the
+    ``group_vars/``/``host_vars/`` beside it, or every file under an inventory directory
+    (relative path + content hash, sorted; symlinks followed). Any edit changes it, so a
+    plan approved before the edit is refused as stale.
+
+    A dynamic inventory script or plugin config is hashed as a file; what it returns is not.
+    Variables beside the *playbook* are part of the playbook's folder, which the catalog
+    pin covers (an edit there is catalog drift, refused the same way).
     """
     digest = hashlib.sha256(INVENTORY_FORMAT.encode() + b"\n")
     try:
-        if path.is_file():
-            files = [(path.name, path)]
-        elif path.is_dir():
-            files = sorted(
-                (p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file() and not p.is_symlink()
-            )
-        else:
-            raise ConfigError(f"inventory {path} is neither a file nor a directory.")
-        for rel, file in files:
+        for rel, file in _inventory_files(path):
             digest.update(f"{rel}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\n".encode())
     except OSError as exc:
         raise ConfigError(f"inventory {path} cannot be read: {exc.strerror}.") from exc
@@ -235,6 +284,7 @@ async def plan_change(
     require_scope(principal, entry.manifest.scope, f"playbook {playbook}")
     entry = await rt.run_blocking(_pinned, catalog, playbook)
     valid = catalog.validate_params(playbook, params)
+    refuse_secret_params(valid)
     clean_limit = check_limit(limit)
     inventory = await rt.run_blocking(inventory_path, rt.config)
     inventory_sha = await rt.run_blocking(inventory_snapshot, inventory)

@@ -69,6 +69,7 @@ __all__ = [
     "resolve_run_id",
     "run_events",
     "set_plan_status",
+    "void_approval",
 ]
 
 PlanStatus = Literal["pending", "approved", "denied", "blocked", "stale", "applied", "expired"]
@@ -515,6 +516,16 @@ def live_approval(store: Store, plan_id: str) -> Approval | None:
         (plan_id,),
     )
     return _approval(row) if row is not None else None
+
+
+def void_approval(store: Store, approval_id: str, now: float) -> bool:
+    """End an unused approval now (its token was revoked); True if it was still open."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "UPDATE approvals SET expires_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+            (now, approval_id, now),
+        )
+        return cur.rowcount == 1
 
 
 # --------------------------------------------------------------------------- runs

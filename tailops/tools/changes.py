@@ -342,6 +342,7 @@ async def plan_for_tool(
 
 # --------------------------------------------------------------------------- dynamic scopes
 def _playbook_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """+ the named playbook's scope (from its manifest)"""
     return planner.load_catalog(rt.config).get(str(args.get("playbook", ""))).manifest.scope
 
 
@@ -349,14 +350,17 @@ def _fixed_playbook_scope(name: str) -> Any:
     def scope_for(rt: Runtime, _args: dict[str, Any]) -> str:
         return planner.load_catalog(rt.config).get(name).manifest.scope
 
+    scope_for.__doc__ = f"+ {name}'s scope (from its manifest)"
     return scope_for
 
 
 def _plan_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """+ the scope of the plan's playbook"""
     return plans.get_plan(rt.store, str(args.get("plan_id", ""))).scope
 
 
 def _run_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """+ the scope of the run's playbook"""
     run = plans.get_run(rt.store, str(args.get("run_id", "")))
     return plans.get_plan(rt.store, run.plan_id).scope
 

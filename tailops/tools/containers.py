@@ -188,6 +188,7 @@ _STATES = {"start": "started", "stop": "stopped", "restart": "restarted"}
 
 
 def _manage_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """start/stop/restart: + container_state's scope"""
     if args.get("action") == "logs":
         return "readonly"
     from tailops.changes.planner import load_catalog

@@ -39,7 +39,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tailops.auth.scopes import require_scope
-from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError
+from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError, is_refusal
 from tailops.formats import Format, cap_items, encode_json, project_items, render
 
 if TYPE_CHECKING:
@@ -300,6 +300,9 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
             outcome, error_text = "ok", None
             return result
         except TailopsError as exc:
+            if is_refusal(exc):
+                # Refused by a rule, before or inside the body (e.g. approving one's own plan).
+                decision, reason = "denied", exc.message
             outcome = "denied" if decision == "denied" else "error"
             error_text = exc.public_message()
             return _error_result(exc)

@@ -283,9 +283,10 @@ async def test_plan_approve_apply_on_three_hosts(settings_for: Callable[..., Set
 
     records = {name: tool_records(settings, name) for name in ("plan_change", "approve_plan", "apply_plan")}
     assert [r["plan_id"] for r in records["plan_change"]] == [plan_id]
-    assert [(r["principal"]["sub"], r["outcome"], r["plan_id"]) for r in records["approve_plan"]] == [
-        ("alice", "error", plan_id),
-        ("bob", "ok", plan_id),
+    # The requester's own approval was refused inside the tool body: audited as denied, not as an error.
+    assert [(r["principal"]["sub"], r["decision"], r["outcome"], r["plan_id"]) for r in records["approve_plan"]] == [
+        ("alice", "denied", "denied", plan_id),
+        ("bob", "allowed", "ok", plan_id),
     ]
     assert records["approve_plan"][1]["approval_id"] == approval.id
     applied = [r for r in records["apply_plan"] if r["outcome"] == "ok"]
