@@ -9,7 +9,8 @@ exists, and :func:`apply_init` writes them.
 Two layouts: the user's (platformdirs, like :mod:`tailops.config`'s defaults) and
 ``--system`` (``/etc/tailops/config.yaml``, ``/var/lib/tailops``, a ``tailops`` system
 user without a login shell owning the data dir; the config stays ``root:tailops 0640``
-so the server can read but never rewrite it).
+so the server can read but never rewrite it, and sets ``server.proxy_socket`` to
+``/run/tailops/proxy.sock``, the directory the systemd unit's ``RuntimeDirectory`` makes).
 
 What it must never do: overwrite or chmod anything that existed before (a refused init
 writes nothing), follow a symlink planted at a target, create users outside
@@ -39,6 +40,8 @@ __all__ = ["SYSTEM_USER", "InitPlan", "InitResult", "apply_init", "check_targets
 SYSTEM_USER = "tailops"
 SYSTEM_CONFIG_DIR = Path("/etc/tailops")
 SYSTEM_DATA_DIR = Path("/var/lib/tailops")
+# Where `tailscale serve` connects (identity headers are trusted on this socket only).
+SYSTEM_PROXY_SOCKET = Path("/run/tailops/proxy.sock")
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,12 @@ def apply_init(plan: InitPlan, *, before_chown: Callable[[], None] | None = None
     try:
         _make_dir(plan.data_dir, 0o700)
         generate_keypair(plan.private_key, plan.public_key)
+        server: dict[str, str] = {"data_dir": str(plan.data_dir)}
+        if plan.system:
+            # systemd's RuntimeDirectory=tailops (deploy/systemd/tailops.service) makes /run/tailops.
+            server["proxy_socket"] = str(SYSTEM_PROXY_SOCKET)
         config_text = render_config(
-            {"server": {"data_dir": str(plan.data_dir)}},
+            {"server": server},
             header=f"Written by `tailops init{' --system' if plan.system else ''}` "
             f"(tailops {__version__}, {datetime.now(UTC):%Y-%m-%d}).",
         )

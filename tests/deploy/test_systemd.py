@@ -13,6 +13,7 @@ tests/deploy/installs.py). Then, inside the container: ``tailops init --system``
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -24,12 +25,15 @@ from typing import Any
 
 import pytest
 
+from tests.deploy import listener_probe
+from tests.deploy.listener_probe import assert_identity_only_on_socket
 from tests.deploy.unit_security import UNIT, exposure
 from tests.helpers import REPO_ROOT, unique_name
 
 pytestmark = pytest.mark.docker
 
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
+PROBE = Path(listener_probe.__file__).read_text()
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +110,7 @@ def stat(container: Any, path: str) -> str:
 def test_init_system_creates_the_user_and_the_layout(installed: tuple[Any, str]) -> None:
     container, output = installed
     assert "user:        tailops (created)" in output and "sudo -u tailops" in output
+    assert "proxy_socket: /run/tailops/proxy.sock" in ok(container, "cat /etc/tailops/config.yaml")
     passwd = ok(container, "getent passwd tailops").strip().split(":")
     assert int(passwd[2]) < 1000, passwd  # a system user
     assert passwd[5] == "/var/lib/tailops" and passwd[6] == "/usr/sbin/nologin"
@@ -160,8 +165,13 @@ def test_the_unit_verifies_and_serves_under_systemd(installed: tuple[Any, str]) 
     assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in status
     assert "NoNewPrivs:\t1" in status and "CapBnd:\t0000000000000000" in status
     assert "Seccomp:\t2" in status  # SystemCallFilter is in force
-    # The runtime dir for the Tailscale proxy socket exists, owned by the service.
+    # RuntimeDirectory made /run/tailops; tailops serves the Tailscale proxy socket there
+    # (init --system configured it), 0600, and trusts identity headers only on it.
     assert stat(container, "/run/tailops") == "tailops:tailops 750"
+    assert stat(container, "/run/tailops/proxy.sock") == "tailops:tailops 600"
+    probe = ok(container, f"python3 -c {shlex.quote(PROBE)} 8787 /run/tailops/proxy.sock")
+    audit = ok(container, "cat /var/lib/tailops/audit/audit.jsonl")
+    assert_identity_only_on_socket(json.loads(probe.strip().splitlines()[-1]), audit)
     assert ok(container, "systemctl is-active tailops").strip() == "active"
     ok(container, "systemctl stop tailops")
     assert ok(container, "systemctl show -p Result --value tailops").strip() == "success"
