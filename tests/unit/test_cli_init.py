@@ -54,6 +54,7 @@ def test_init_writes_config_keys_and_data_dir_with_safe_modes(tmp_path: Path) ->
     settings = load_config(config)
     assert settings.server.data_dir == data_dir
     assert settings == load_config(None, server={"data_dir": data_dir})
+    assert settings.server.proxy_socket is None  # only --system names /run/tailops/proxy.sock
     assert "# Address the HTTP transport listens on." in config.read_text()
     # The two keys are one pair.
     private = serialization.load_pem_private_key((data_dir / "keys" / "token.key").read_bytes(), None)
