@@ -321,9 +321,15 @@ class RequiredApprovals(_Section):
 
 class ChangesSettings(_Section):
     playbooks_dir: Path | None = Field(
-        None, description="Catalog directory (one folder per playbook). Default: the repository's playbooks/."
+        None,
+        description="Catalog directory (one folder per playbook). Default: the copy shipped in the installed "
+        "package (a source checkout: its playbooks/).",
     )
-    roles_dir: Path | None = Field(None, description="Roles directory. Default: the repository's roles/.")
+    roles_dir: Path | None = Field(
+        None,
+        description="Roles directory. Default: the copy shipped in the installed package (a source checkout: "
+        "its roles/).",
+    )
     inventory: Path | None = Field(
         None, description="Ansible inventory file or directory. Default: localhost with ansible_connection=local."
     )
@@ -634,6 +640,8 @@ def load_config(path: Path | None = None, **overrides: Any) -> Settings:
     """
     source = path if path is not None else default_config_path()
     data: dict[str, Any] = _read_yaml(source) if source is not None else {}
+    # A section whose keys are all commented out (`server:` and nothing else) means "defaults".
+    data = {section: ({} if values is None else values) for section, values in data.items()}
     for section, values in overrides.items():
         if isinstance(values, dict) and isinstance(data.get(section), dict):
             data[section] = {**data[section], **values}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the tests need on a fresh Debian machine (idempotent).
 # - docker.io (+ a running dockerd), debootstrap, dpkg-dev, openssh-client
+# - docker-compose (Debian's 1.29: validates and starts deploy/compose/compose.yaml in tests)
 # - docker-registry (a real local registry on loopback for image pull tests; never started as a service)
 # - Node >= 22 + the MCP conformance suite under .tools/ (npm registry)
 # - chromium (the review page's browser tests drive it with Playwright)
@@ -17,6 +18,7 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v dpkg-scanpackages >/dev/null 2>&1 || need_pkgs+=(dpkg-dev)
 command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)

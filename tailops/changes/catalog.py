@@ -59,7 +59,9 @@ __all__ = [
     "collection_versions",
     "compute_hash",
     "default_catalog_dirs",
+    "installed_collections_root",
     "is_protected_service",
+    "packaged_catalog_dir",
     "service_unit",
 ]
 
@@ -87,8 +89,21 @@ _BLOCK_KEYS = ("block", "rescue", "always")
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
+def packaged_catalog_dir() -> Path:
+    """Where an installed wheel keeps its copy of the catalog (setup.py's build step writes it)."""
+    return Path(tailops.__file__).resolve().parent / "_catalog"
+
+
 def default_catalog_dirs() -> tuple[Path, Path]:
-    """The repository's ``playbooks/`` and ``roles/`` (next to the ``tailops`` package)."""
+    """The catalog shipped inside the installed package, else the repository's folders.
+
+    A wheel (pip, pipx, the container image) carries ``tailops/_catalog/{playbooks,roles}``;
+    a source checkout or editable install has none, and uses ``playbooks/`` and ``roles/``
+    next to the ``tailops`` package.
+    """
+    packaged = packaged_catalog_dir()
+    if (packaged / "playbooks").is_dir():
+        return packaged / "playbooks", packaged / "roles"
     root = Path(tailops.__file__).resolve().parent.parent
     return root / "playbooks", root / "roles"
 
@@ -504,7 +519,12 @@ class CatalogEntry:
 # --------------------------------------------------------------------------- hashing
 
 
-def _collections_root() -> Path | None:
+def installed_collections_root() -> Path | None:
+    """The ``ansible_collections`` folder the ``ansible`` distribution installed (None without it).
+
+    The lock pins these collections' versions, so the runner must load exactly these
+    (:func:`tailops.changes.runner.build_env`), wherever ``ansible`` is installed.
+    """
     try:
         dist = importlib.metadata.distribution("ansible")
     except importlib.metadata.PackageNotFoundError:
@@ -518,7 +538,7 @@ def collection_versions(names: Iterable[str], root: Path | None = None) -> dict[
 
     Raises CatalogError naming the first collection that is not installed.
     """
-    base = root if root is not None else _collections_root()
+    base = root if root is not None else installed_collections_root()
     out: dict[str, str] = {}
     for name in sorted(set(names)):
         if name == "ansible.builtin":

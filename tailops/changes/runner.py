@@ -82,6 +82,7 @@ import anyio.to_thread
 import psutil
 
 from tailops.changes import ansible_plugins
+from tailops.changes.catalog import installed_collections_root
 from tailops.changes.envmask import EnvMasker
 from tailops.changes.models import (
     HostResult,
@@ -557,6 +558,13 @@ def _venv_bin() -> str:
     return str(Path(sys.executable).parent)
 
 
+def _collections_path() -> str:
+    # The collections the catalog lock pinned (wherever `ansible` is installed: the venv, a
+    # system site dir), not just this interpreter's own site-packages.
+    root = installed_collections_root()
+    return str(root.parent) if root is not None else sysconfig.get_paths()["purelib"]
+
+
 def build_env(req: RunRequest, *, ansible_cfg: Path, taskinfo_path: Path) -> dict[str, str]:
     """The complete, minimal environment of the ``ansible-playbook`` child."""
     bad = sorted(k for k in req.extra_env if not k.startswith("ANSIBLE_"))
@@ -588,7 +596,7 @@ def build_env(req: RunRequest, *, ansible_cfg: Path, taskinfo_path: Path) -> dic
             "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "False",
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
-            "ANSIBLE_COLLECTIONS_PATH": sysconfig.get_paths()["purelib"],
+            "ANSIBLE_COLLECTIONS_PATH": _collections_path(),
             "ANSIBLE_LOCALHOST_WARNING": "False",
             "ANSIBLE_CALLBACK_PLUGINS": str(Path(ansible_plugins.__file__).parent),
             "ANSIBLE_CALLBACKS_ENABLED": "tailops_taskinfo",

@@ -137,6 +137,9 @@ def build_app(*, full: bool = True) -> typer.Typer:
     config_app.command("reference")(config_reference)
     app.add_typer(config_app, name="config")
     if full:
+        from tailops.cli.init import init
+
+        app.command("init")(init)
         for module, attr, name in _GROUPS:
             try:
                 mod = importlib.import_module(module)

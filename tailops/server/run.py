@@ -89,6 +89,11 @@ def bind_proxy_socket(path: Path) -> socket.socket:
 
 def serve(settings: Settings, *, config_path: Path | None = None) -> None:
     configure_logging(settings.server.log_level, settings.server.log_format)
+    if "changes" in settings.tools.groups and not settings.server.read_only:
+        # Drift is reported, not fatal: drifted playbooks stay refused per plan (startup_check).
+        from tailops.changes.startup_check import check_catalog_at_start
+
+        check_catalog_at_start(settings)
     if settings.server.transport == "stdio":
         _serve_stdio(settings, config_path)
     else:

@@ -1,0 +1,160 @@
+"""Build the wheel and install it where the repository is not: helpers for tests/deploy.
+
+Why: "the wheel works outside the repo" is only shown by building it the way a user does
+(``pip wheel`` of a copy of the source, so nothing in the checkout is touched) and running
+the installed ``tailops`` from a venv in a temporary directory with its own ``cwd``.
+
+The venv (what we chose, see docs/operations.md): tailops itself is installed from the
+wheel (``pip install --no-deps``), while its dependencies are *reused* from the shared
+test venv through a ``.pth`` line (installing ansible & co. from the index would add
+about a minute per run). The console scripts a full install would have put into the
+venv's ``bin`` (``ansible-playbook`` and friends) are written there from the dependencies'
+own entry points. Python is the same minor version as the test venv (pyenv's 3.12).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from tests.helpers import REPO_ROOT
+
+__all__ = [
+    "SOURCE_PARTS",
+    "build_wheel",
+    "clean_env",
+    "copy_source",
+    "install_wheel_venv",
+    "pyenv_python",
+    "source_key",
+]
+
+# What a build needs: the package, its metadata, the catalog it ships.
+SOURCE_PARTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "tailops", "playbooks", "roles")
+_SKIP = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist"}
+
+
+def _ignore(_directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in _SKIP or n.endswith((".pyc", ".egg-info"))}
+
+
+def _files(parts: tuple[str, ...] = SOURCE_PARTS) -> list[Path]:
+    out: list[Path] = []
+    for part in parts:
+        path = REPO_ROOT / part
+        if path.is_file():
+            out.append(path)
+            continue
+        for f in sorted(path.rglob("*")):
+            rel = f.relative_to(REPO_ROOT)
+            if f.is_file() and not any(p in _SKIP or p.endswith(".egg-info") for p in rel.parts) and f.suffix != ".pyc":
+                out.append(f)
+    return out
+
+
+def source_key(*extra: Path) -> str:
+    """A content key over the build inputs (plus ``extra`` files): the image cache tag."""
+    digest = hashlib.sha256()
+    for f in [*_files(), *extra]:
+        digest.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def copy_source(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in SOURCE_PARTS:
+        src = REPO_ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=_ignore)
+        else:
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def clean_env(*, bin_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """This process' environment without the test venv on PATH, PYTHONPATH or TAILOPS_*."""
+    test_bin = str(Path(sys.executable).parent)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TAILOPS_") and k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
+    path = [p for p in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep) if p and p != test_bin]
+    if bin_dir is not None:
+        path.insert(0, str(bin_dir))
+    env["PATH"] = os.pathsep.join(path)
+    env.update(extra)
+    return env
+
+
+def build_wheel(workdir: Path) -> Path:
+    """``pip wheel`` of a copy of the source: the wheel a user would build."""
+    src = copy_source(workdir / "src")
+    dist = workdir / "dist"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=clean_env(),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    [wheel] = dist.glob("tailops-*.whl")
+    return wheel
+
+
+def pyenv_python(version: str) -> str:
+    """An interpreter of ``version`` (pyenv's, else pythonX.Y on PATH)."""
+    proc = subprocess.run(
+        ["pyenv", "which", "python3"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYENV_VERSION": version},
+    )
+    if proc.returncode == 0 and proc.stdout.strip():
+        return proc.stdout.strip()
+    found = shutil.which(f"python{version}")
+    assert found, f"no Python {version} (pyenv or python{version} on PATH)"
+    return found
+
+
+def _write_console_scripts(venv: Path, dists: tuple[str, ...]) -> None:
+    python = venv / "bin" / "python"
+    for dist in dists:
+        for ep in importlib.metadata.distribution(dist).entry_points.select(group="console_scripts"):
+            module, _, attr = ep.value.partition(":")
+            head, _, rest = attr.partition(".")
+            call = f"_entry.{rest}()" if rest else "_entry()"
+            script = venv / "bin" / ep.name
+            script.write_text(
+                f"#!{python}\nimport sys\nfrom {module} import {head} as _entry\nsys.exit({call})\n",
+                encoding="utf-8",
+            )
+            script.chmod(0o755)
+
+
+def install_wheel_venv(wheel: Path, venv: Path) -> Path:
+    """A fresh venv at ``venv`` with tailops from ``wheel``; dependencies reused (see module doc)."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run([pyenv_python(version), "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / f"python{version}" / "site-packages"
+    (site / "_tailops_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # --ignore-installed: never "upgrade" (uninstall) the tailops the reused site-packages holds.
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install"]
+    proc = subprocess.run(
+        [*pip, "-q", "--no-index", "--no-deps", "--ignore-installed", str(wheel)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=clean_env(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _write_console_scripts(venv, ("ansible-core",))
+    return venv
