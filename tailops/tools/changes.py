@@ -558,7 +558,7 @@ async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
 
 
-@tool(group="changes", scope="readonly", list_field="changes", title="Host history")
+@tool(group="changes", scope="readonly", list_field="changes", projectable=False, title="Host history")
 def get_host_history(
     call: ToolCall,
     host: Annotated[str, Field(description="Inventory host name.", min_length=1, max_length=255)],
@@ -568,7 +568,7 @@ def get_host_history(
     limit: Annotated[int, Field(ge=1, le=500, description="Most plans returned, newest first (1-500).")] = 50,
 ) -> HostHistory:
     """Every plan that targeted a host, newest first: predicted and actual changes there, who asked, who
-    approved or denied, and each run's outcome on that host."""
+    decided, and each run's outcome there."""
     return history.host_history(call.rt.store, host, since=history.parse_since(since), limit=limit)
 
 
@@ -577,14 +577,14 @@ def _drift_check_scope(rt: Runtime, args: dict[str, Any]) -> str:
     return rt.engine.playbook_scope(rt.drift.check_named(str(args.get("check", ""))).playbook)
 
 
-@tool(group="changes", scope="readonly", list_field="results", title="Get drift")
+@tool(group="changes", scope="readonly", list_field="results", projectable=False, title="Get drift")
 def get_drift(
     call: ToolCall,
     host: Annotated[str | None, Field(description="Only this inventory host.", max_length=255)] = None,
     check: Annotated[str | None, Field(description="Only this drift check (drift.checks).", max_length=64)] = None,
 ) -> DriftReport:
-    """Which hosts drifted from the state a catalog playbook describes, from the latest scheduled check runs:
-    per check and host in line / drifted (with the diff) / unreachable, and how old the result is."""
+    """Hosts that left the state a catalog playbook describes (latest scheduled check): per check and host
+    in line, drifted (with the diff) or unreachable, and the result's age."""
     return drift.latest_drift(call.rt.store, host=host, check=check)
 
 
