@@ -41,6 +41,7 @@ async def run_pinned(
     *,
     limit: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    forks: int = 5,
 ) -> RunResult:
     entry = CATALOG.require_pinned(name)
     valid = CATALOG.validate_params(name, params)
@@ -55,5 +56,6 @@ async def run_pinned(
             not_simulated_hint=frozenset(entry.manifest.not_simulated),
             limit=limit,
             extra_env=dict(extra_env or {}),
+            forks=forks,
         )
     )
