@@ -340,7 +340,13 @@ class ChangesSettings(_Section):
         default_factory=RequiredApprovals,
         description="How many distinct people (never the requester) must approve a plan, per risk.",
     )
-    forks: int = Field(5, ge=1, le=100, description="Default Ansible forks.")
+    forks: int = Field(
+        20,
+        ge=1,
+        le=100,
+        description="Ansible forks (workers) per run. Ansible starts min(forks, hosts) workers; fewer forks than "
+        "hosts makes it busy-wait for a free worker (docs/scale.md).",
+    )
     run_timeout: Duration = Field(timedelta(minutes=30), description="Hard limit for one ansible run.")
     keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")
 

@@ -85,7 +85,7 @@ class RunRequest:
     artifacts_root: Path
     extravars: Mapping[str, Any] = field(default_factory=dict)
     limit: str | None = None
-    forks: int = 5
+    forks: int = 20
     timeout: timedelta = timedelta(minutes=30)
     roles_path: Path | None = None
     not_simulated_hint: frozenset[str] = frozenset()

@@ -247,6 +247,6 @@ def test_extra_env_only_ansible_keys(tmp_path: Path) -> None:
 
 def test_request_defaults() -> None:
     req = RunRequest(playbook=Path("/p.yml"), inventory=Path("/i"), mode=RunMode.APPLY, artifacts_root=Path("/a"))
-    assert req.timeout == timedelta(minutes=30) and req.forks == 5 and req.limit is None
+    assert req.timeout == timedelta(minutes=30) and req.forks == 20 and req.limit is None
     assert dict(req.extravars) == {} and req.not_simulated_hint == frozenset()
     assert [s.value for s in TaskStatus] == ["ok", "changed", "skipped", "failed", "unreachable"]
