@@ -61,7 +61,7 @@ import anyio.to_thread
 
 from tailops.changes.models import HostResult, RunEvent, RunRequest, RunResult, RunStatus, TaskResult, TaskStatus
 from tailops.changes.nodes.bundle import Bundle, build_bundle
-from tailops.changes.nodes.transport import protocol_error, request_cancel, ssh_argv
+from tailops.changes.nodes.transport import protocol_error, request_cancel, ssh_argv, verify_node
 from tailops.changes.runner import EventParser, TaskInfo
 from tailops.config import NodeSettings
 from tailops.errors import RunnerError, StalePlan, TailopsError
@@ -406,11 +406,15 @@ async def run_on_node(
     *,
     ident: str,
     expect_bundle_sha256: str | None = None,
+    verify: bool = True,
     on_event: Callable[[RunEvent], Awaitable[None] | None] | None = None,
     cancel: anyio.Event | None = None,
 ) -> NodeRun:
     """Run ``req`` on ``hosts`` on ``node`` as job ``ident``; per-host results like a local run.
 
+    ``verify``: first check the node runs the controller's ansible-core and
+    ansible-runner (:func:`~tailops.changes.nodes.transport.verify_node`; a
+    mismatch raises :class:`~tailops.errors.ConfigError` naming both).
     ``expect_bundle_sha256``: apply passes the plan's recorded bundle hash; a
     bundle that differs (playbook, roles, inventory, extravars, env policy,
     forks or hosts changed) raises :class:`~tailops.errors.StalePlan` before
@@ -426,6 +430,8 @@ async def run_on_node(
     for label, path in paths:
         if not path.is_absolute():
             raise RunnerError(f"The {label} path {path} is relative.", hint="Pass an absolute path.")
+    if verify:
+        await anyio.to_thread.run_sync(verify_node, node)
     bundle = await anyio.to_thread.run_sync(lambda: build_bundle(req, ident=ident, hosts=list(hosts)))
     if expect_bundle_sha256 is not None and bundle.bundle_sha256 != expect_bundle_sha256:
         raise StalePlan(

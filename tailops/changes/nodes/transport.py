@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -36,9 +37,10 @@ __all__ = [
     "request_cancel",
     "require_same_versions",
     "ssh_argv",
+    "verify_node",
 ]
 
-_INFO_TIMEOUT_S = 30.0
+_INFO_TIMEOUT_S = 90.0
 _SHOWN = 200
 
 
@@ -182,7 +184,21 @@ def require_same_versions(info: NodeInfo, local: dict[str, str | None] | None = 
         raise ConfigError(f"node {info.node} reported errors: {'; '.join(info.errors)}")
 
 
-def request_cancel(node: NodeSettings, ident: str, *, timeout_s: float = 20.0) -> str:
+_VERIFIED: dict[tuple[str, str, int], float] = {}
+_VERIFIED_TTL_S = 60.0
+
+
+def verify_node(node: NodeSettings, *, max_age_s: float = _VERIFIED_TTL_S) -> None:
+    """:func:`node_info` + :func:`require_same_versions`, remembered for ``max_age_s`` when it passed."""
+    key = (node.name, node.host, node.port)
+    seen = _VERIFIED.get(key)
+    if seen is not None and time.monotonic() - seen < max_age_s:
+        return
+    require_same_versions(node_info(node))
+    _VERIFIED[key] = time.monotonic()
+
+
+def request_cancel(node: NodeSettings, ident: str, *, timeout_s: float = 60.0) -> str:
     """Ask ``node`` to cancel job ``ident``; returns the node's answer (``signalled`` / ``not-running``)."""
     try:
         proc = subprocess.run(
