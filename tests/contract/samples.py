@@ -45,6 +45,7 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     # changes: ids that do not exist (not_found) and limits that are not host patterns
     # (invalid_input), so no check run touches this machine
     "list_playbooks": {},
+    "list_nodes": {"check": True},
     "plan_change": {"playbook": "no_such_playbook", "params": {}},
     "get_plan": {"plan_id": "0" * 64},
     "list_plans": {"limit": 5},
