@@ -144,7 +144,17 @@ def _keyscan(address: str) -> str:
     raise RuntimeError(f"sshd on {address} did not answer within 20 s")
 
 
-def make_node_bed(client: Any, labels: dict[str, str], workdir: Path, *, sites: int = 2, targets: int = 2) -> NodeBed:
+def make_node_bed(
+    client: Any,
+    labels: dict[str, str],
+    workdir: Path,
+    *,
+    sites: int = 2,
+    targets: int = 2,
+    controller_reach: bool = False,
+) -> NodeBed:
+    """Start the bed. ``controller_reach`` (benchmarks): the inventory names targets by IP and
+    the site key is mounted at its controller path, so the same inventory also runs locally."""
     workdir.mkdir(parents=True, exist_ok=True)
     bed = NodeBed(
         client=client,
@@ -153,15 +163,17 @@ def make_node_bed(client: Any, labels: dict[str, str], workdir: Path, *, sites: 
         known_hosts=workdir / "known_hosts",
     )
     try:
-        return _build(bed, labels, sites, targets)
+        return _build(bed, labels, sites, targets, controller_reach)
     except BaseException:
         bed.cleanup()
         raise
 
 
-def _build(bed: NodeBed, labels: dict[str, str], sites: int, targets: int) -> NodeBed:
+def _build(bed: NodeBed, labels: dict[str, str], sites: int, targets: int, controller_reach: bool) -> NodeBed:
     client = bed.client
     known: list[str] = []
+    addresses: dict[str, str] = {}
+    key_paths: dict[str, str] = {}
     for index in range(sites):
         site = "ab"[index] if index < 2 else f"s{index}"
         net = client.networks.create(unique_name(f"site-{site}"), driver="bridge", labels=labels)
@@ -182,8 +194,13 @@ def _build(bed: NodeBed, labels: dict[str, str], sites: int, targets: int) -> No
             )
             bed.containers.append(c.id)
             names[f"{site}{t + 1}"] = cname
+            if controller_reach:
+                c.reload()
+                addresses[cname] = c.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
         volumes = node_mounts()
-        volumes[str(target_key.private)] = {"bind": _TARGET_KEY, "mode": "ro"}
+        key_in_node = str(target_key.private) if controller_reach else _TARGET_KEY
+        key_paths[site] = key_in_node
+        volumes[str(target_key.private)] = {"bind": key_in_node, "mode": "ro"}
         forced = f'restrict,command="{wrapper_command()}" {bed.controller_key.public_text}'
         node = client.containers.run(
             SSH_IMAGE,
@@ -212,8 +229,8 @@ def _build(bed: NodeBed, labels: dict[str, str], sites: int, targets: int) -> No
         lines.append(f"[site_{entry.name}]")
         for host, cname in entry.targets.items():
             lines.append(
-                f"{host} ansible_host={cname} ansible_user=root ansible_connection=ssh "
-                f"ansible_ssh_private_key_file={_TARGET_KEY}"
+                f"{host} ansible_host={addresses.get(cname, cname)} ansible_user=root ansible_connection=ssh "
+                f"ansible_ssh_private_key_file={key_paths[entry.name]}"
             )
         lines.append("")
     lines.append("[local_hosts]")
