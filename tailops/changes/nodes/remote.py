@@ -151,6 +151,9 @@ class _RemoteJob:
         self.worker_status: str | None = None
         self.explanation: str | None = None
         self.files: dict[str, bytes] = {}
+        self.hello_seen = False
+        self.protocol_failure: str | None = None
+        self.stderr_thread: threading.Thread | None = None
 
     # -- plumbing ----------------------------------------------------------------
     def _kill_ssh(self) -> None:
@@ -165,6 +168,8 @@ class _RemoteJob:
             self.stderr_tail = (self.stderr_tail + chunk)[-4096:]
 
     def _why_dropped(self) -> str:
+        if self.protocol_failure:
+            return self.protocol_failure
         rc = self.proc.poll() if self.proc else None
         text = redact_text(" ".join(self.stderr_tail.decode("utf-8", "replace").split()))[-300:]
         detail = f" (ssh exit {rc}: {text})" if text else f" (ssh exit {rc})"
@@ -172,6 +177,8 @@ class _RemoteJob:
             return f"node {self.node.name} did not finish within the run timeout{detail}"
         if self.stop.is_set():
             return f"node {self.node.name} did not end the canceled job within {self.node.cancel_grace}{detail}"
+        if not self.hello_seen:
+            return f"node {self.node.name} could not start the job{detail}"
         return f"node {self.node.name} dropped mid-run{detail}"
 
     def _watch(self, started: float) -> None:
@@ -249,6 +256,7 @@ class _RemoteJob:
             hello = None
         if not isinstance(hello, dict) or hello.get("tailops_node") != 1 or hello.get("job") != self.ident:
             raise protocol_error(self.node.name, line)
+        self.hello_seen = True
         try:
             self.proc.stdin.write(self.bundle.stream)
             self.proc.stdin.close()
@@ -308,15 +316,21 @@ class _RemoteJob:
         except OSError as exc:
             raise RunnerError(f"ssh could not start for node {self.node.name}: {exc}") from exc
         assert self.proc.stderr is not None
-        threading.Thread(target=self._drain_stderr, args=(self.proc.stderr,), daemon=True).start()
+        self.stderr_thread = threading.Thread(target=self._drain_stderr, args=(self.proc.stderr,), daemon=True)
+        self.stderr_thread.start()
         threading.Thread(target=self._watch, args=(time.monotonic(),), daemon=True).start()
         complete = False
         try:
             complete = self._converse(parser, events_dir)
         except _StreamEnded:
             complete = False
-        except RunnerError:
+        except RunnerError as exc:
+            self.protocol_failure = exc.message
             self._kill_ssh()
+            if self.hello_seen:
+                # The job was sent: the worker may be running it; closing the pipe would not stop it.
+                with contextlib.suppress(TailopsError):
+                    request_cancel(self.node, self.ident)
             if not self.raw_events:
                 self._reap()
                 raise
@@ -335,8 +349,12 @@ class _RemoteJob:
             self._kill_ssh()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if self.stderr_thread is not None:
+            self.stderr_thread.join(timeout=5)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     def _result(self, complete: bool, started_at: datetime, t0: float) -> NodeRun:
         req = self.req
