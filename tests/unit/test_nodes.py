@@ -97,13 +97,17 @@ def test_bundle_holds_only_the_job_and_no_controller_environment(
     bundle = build_bundle(req, ident="i", hosts=["h1"])
     assert b"s3cr3t-value-123" not in bundle.stream and b"agent.sock" not in bundle.stream
     assert set(_members(bundle.stream)) == {
+        "env/extravars",
         "env/settings",
         "inventory/inv.ini",
         "project/ansible.cfg",
         "project/callback_plugins/tailops_taskinfo.py",
         "project/playbook.yml",
     }
-    envvars = json.loads(bundle.stream.split(b"\n", 1)[0])["kwargs"]["envvars"]
+    kwargs = json.loads(bundle.stream.split(b"\n", 1)[0])["kwargs"]
+    assert "extravars" not in kwargs  # the worker would put them on ansible-playbook's command line
+    assert json.loads(_members(bundle.stream)["env/extravars"]) == {"x": 1}
+    envvars = kwargs["envvars"]
     assert all(k.startswith(("ANSIBLE_", "LC_")) or k == "LANG" for k in envvars)
     assert "PATH" not in envvars and "ANSIBLE_HOST_KEY_CHECKING" in envvars
 

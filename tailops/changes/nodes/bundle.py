@@ -14,9 +14,10 @@ fixed timestamps and modes): equal content means equal bytes, and the
 What the bundle holds (and nothing else): ``project/`` = the playbook's own
 folder, an empty ``ansible.cfg`` (so no ambient config on the node applies)
 and ``callback_plugins/tailops_taskinfo.py``; ``roles/`` = the roles dir;
-``inventory/`` = the inventory file or dir; ``env/settings``. Extravars,
-limit, forks and the ``ANSIBLE_*`` policy environment travel in the kwargs
-line. ``bundle_sha256`` covers everything except the run ident and the check
+``inventory/`` = the inventory file or dir; ``env/settings`` and
+``env/extravars`` (0600; passed as ``-e @file``, never on the node's command
+line). Limit, forks and the ``ANSIBLE_*`` policy environment travel in the
+kwargs line. ``bundle_sha256`` covers everything except the run ident and the check
 flags (``cmdline``), so a plan's check run and its apply have the same one.
 
 It must never put the controller's own environment, keys, artifacts or
@@ -130,6 +131,10 @@ def _entries(req: RunRequest) -> list[tuple[str, bytes, int]]:
     else:
         out.append((f"inventory/{req.inventory.name}", req.inventory.read_bytes(), 0o600))
     out.append(("env/settings", json.dumps(_SETTINGS, sort_keys=True).encode(), 0o600))
+    if req.extravars:
+        # A 0600 file ansible-runner passes as -e @file, as locally: never on the node's command line (ps).
+        extravars = json.dumps(dict(req.extravars), sort_keys=True, default=str).encode()
+        out.append(("env/extravars", extravars, 0o600))
     names = [name for name, _, _ in out]
     if len(set(names)) != len(names):
         raise RunnerError("The playbook folder clashes with files tailops adds (ansible.cfg, callback_plugins).")
@@ -155,7 +160,6 @@ def _kwargs(req: RunRequest, *, limit: str) -> dict[str, Any]:
         "limit": limit,
         "forks": req.forks,
         "envvars": {**node_envvars(req), "ANSIBLE_ROLES_PATH": "."},
-        "extravars": dict(req.extravars),
         "suppress_env_files": True,
         "fact_cache_type": "memory",
     }
