@@ -191,6 +191,29 @@ def test_cancel_mid_run_reaches_the_remote_worker(bed: NodeBed, tmp_path: Path) 
     assert out.strip() == "", out
 
 
+def test_a_cut_link_stops_the_job_on_the_node(bed: NodeBed, tmp_path: Path) -> None:
+    """Closing the pipe alone would not stop ansible-runner's worker; the wrapper's relay does."""
+    import psutil
+
+    def cut(_event: anyio.Event) -> None:
+        for proc in psutil.Process().children(recursive=True):
+            if proc.name() == "ssh" and " run long-a-" in " ".join(proc.cmdline()):
+                proc.kill()
+
+    run, took = _run_until_wait(bed, tmp_path, "a", cut)
+    assert took < 300 and run.result.status == "failed"
+    assert run.error and run.error.startswith("node node-a dropped mid-run")
+    deadline = time.monotonic() + 120
+    while True:
+        _, out = bed.exec(
+            bed.sites["a"].node_container, "ls -A /root/.tailops-node; pgrep -af 'ansible-(runner|playbook)'"
+        )
+        if not out.strip():
+            break
+        assert time.monotonic() < deadline, f"the job kept running on the node: {out}"
+        time.sleep(2)
+
+
 def test_a_node_killed_mid_run_ends_its_hosts_interrupted(bed: NodeBed, tmp_path: Path) -> None:
     def kill(_event: anyio.Event) -> None:
         bed.client.containers.get(bed.sites["b"].node_container).kill()

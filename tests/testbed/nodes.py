@@ -89,9 +89,9 @@ class NodeBed:
             "known_hosts": self.known_hosts,
             "claims": [f"site_{site}"],
             "forks": 5,
-            "connect_timeout": "5s",
+            "connect_timeout": "30s",  # a loaded CI machine answers slowly
             "keepalive": "1s",
-            "cancel_grace": "20s",
+            "cancel_grace": "120s",
         }
         values.update(overrides)
         return NodeSettings.model_validate(values)

@@ -76,6 +76,9 @@ def worker_env() -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "ANSIBLE_COLLECTIONS_PATH": sysconfig.get_paths()["purelib"],
+        # The worker writes a keepalive line after this many quiet seconds: a long silent task
+        # still writes to the channel, so a vanished controller is noticed (see cmd_run).
+        "ANSIBLE_RUNNER_KEEPALIVE_SECONDS": "5",
     }
     for key in ("USER", "LOGNAME", "TMPDIR"):
         if os.environ.get(key):
@@ -169,7 +172,9 @@ def cmd_run(job_id: str) -> int:
         # anything a login shell printed before us is caught before a job could start.
         sys.stdout.write(json.dumps({"tailops_node": PROTOCOL, "job": job_id}) + "\n")
         sys.stdout.flush()
-        proc = subprocess.Popen(argv, env=worker_env(), cwd=str(_state_dir()), close_fds=True)
+        # stdin (the job bundle) goes straight to the worker; its stdout is relayed, so a
+        # controller that went away (the write fails) stops the job instead of leaving it running.
+        proc = subprocess.Popen(argv, env=worker_env(), cwd=str(_state_dir()), close_fds=True, stdout=subprocess.PIPE)
         os.write(fd, f"{proc.pid}\n".encode())
         os.close(fd)
         fd = -1
@@ -180,6 +185,15 @@ def cmd_run(job_id: str) -> int:
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGHUP, forward)
+        assert proc.stdout is not None
+        source = proc.stdout
+        out = sys.stdout.buffer
+        try:
+            while chunk := os.read(source.fileno(), 65536):
+                out.write(chunk)
+                out.flush()
+        except OSError:  # BrokenPipeError: the SSH channel is gone
+            _stop(proc, run_dir)
         return proc.wait()
     finally:
         if fd >= 0:
@@ -191,6 +205,15 @@ def cmd_run(job_id: str) -> int:
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
+
+
+def _stop(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
+    """Cancel a running worker: SIGTERM (ansible-runner ends the job canceled), then the playbook tree."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=2.0)
+    _kill_playbook_tree(run_dir)
 
 
 def _is_worker_of(pid: int, run_dir: Path) -> bool:

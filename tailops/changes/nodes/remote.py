@@ -192,12 +192,17 @@ class _RemoteJob:
         if not self.stop.is_set():
             self.timed_out = True
             self.stop.set()
-        try:
-            answer = request_cancel(self.node, self.ident)
-            log.info("node %s: cancel %s -> %s", self.node.name, self.ident, answer)
-        except TailopsError as exc:
-            log.warning("node %s: cancel of %s failed: %s", self.node.name, self.ident, exc)
-        if not self.finished.wait(self.node.cancel_grace.total_seconds()):
+        grace_end = time.monotonic() + self.node.cancel_grace.total_seconds()
+        while not self.finished.is_set() and time.monotonic() < grace_end:
+            try:
+                answer = request_cancel(self.node, self.ident, timeout_s=max(1.0, grace_end - time.monotonic()))
+                log.info("node %s: cancel %s -> %s", self.node.name, self.ident, answer)
+                break
+            except TailopsError as exc:  # retried: a busy node may miss one connection
+                log.warning("node %s: cancel of %s failed: %s", self.node.name, self.ident, exc)
+                self.finished.wait(2.0)
+        if not self.finished.wait(max(0.0, grace_end - time.monotonic())):
+            # Cutting the link also stops the job: the node's wrapper cannot write and cancels it.
             self._kill_ssh()
 
     # -- reading -------------------------------------------------------------------
