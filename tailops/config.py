@@ -16,18 +16,18 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tailops.durations import parse_duration
 from tailops.errors import ConfigError
 
 __all__ = [
-    "SCOPES",
+    "NOTIFICATION_EVENTS",
     "TOOL_GROUPS",
     "Settings",
     "default_config_path",
@@ -38,19 +38,8 @@ SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
 
 TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
 
-# DESIGN.md "Security model": every tool and playbook declares one of these.
-SCOPES: tuple[str, ...] = (
-    "readonly",
-    "file:read",
-    "network:diag",
-    "container:write",
-    "container:admin",
-    "system:admin",
-    "changes:approve",
-    "admin",
-)
-
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# The scopes of tailops.auth.scopes.SCOPES (tests/unit/test_config.py keeps the two equal).
 Scope = Literal[
     "readonly",
     "file:read",
@@ -64,6 +53,32 @@ Scope = Literal[
 
 
 GroupName = Literal["system", "containers", "files", "network", "changes"]
+
+# tailops/notify/events.py EventKind: one value per lifecycle event a webhook can carry.
+NotificationEvent = Literal[
+    "plan.awaiting_approval",
+    "plan.approved",
+    "plan.denied",
+    "plan.expired",
+    "run.started",
+    "run.succeeded",
+    "run.failed",
+    "run.canceled",
+    "run.interrupted",
+    "drift.found",
+]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = (
+    "plan.awaiting_approval",
+    "plan.approved",
+    "plan.denied",
+    "plan.expired",
+    "run.started",
+    "run.succeeded",
+    "run.failed",
+    "run.canceled",
+    "run.interrupted",
+    "drift.found",
+)
 
 
 def _all_groups() -> list[GroupName]:
@@ -109,6 +124,12 @@ class ServerSettings(_Section):
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra Origin header values accepted, e.g. `https://myhost.tailnet.ts.net`."
     )
+    proxy_socket: Path | None = Field(
+        None,
+        description="Unix socket for `tailscale serve` (e.g. /run/tailops/proxy.sock), served beside the TCP "
+        "listener and created 0600. Tailscale-User-* and X-Forwarded-For headers are read ONLY from requests "
+        "that arrive on it; the TCP listener never trusts them. Unset: no identity headers are trusted.",
+    )
     shutdown_timeout: Duration = Field(
         timedelta(seconds=10), description="How long a SIGTERM/SIGINT waits for in-flight requests."
     )
@@ -136,11 +157,6 @@ class AuthSettings(_Section):
         description="Scopes of the local OS user on the stdio transport (read + plan; "
         "`changes:approve` and `admin` are refused here).",
     )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
-        description="Peer addresses/CIDRs whose Tailscale-User-* headers are trusted (e.g. 127.0.0.1 for "
-        "`tailscale serve`). Empty: the headers are ignored.",
-    )
     rate_limit_per_minute: int = Field(100, ge=1, description="Requests per minute per principal.")
     rate_limit_burst: int | None = Field(
         None,
@@ -156,6 +172,17 @@ class AuthSettings(_Section):
         description="UNSAFE: serve HTTP without tokens (all callers get `readonly`). For local protocol "
         "testing only; logged as a warning on every start.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "trusted_proxies" in data:
+            raise ValueError(
+                "auth.trusted_proxies was removed: any local process could send Tailscale identity headers "
+                "from a trusted address. Point `tailscale serve` at server.proxy_socket instead (identity "
+                "headers are read only from that socket); see docs/security.md"
+            )
+        return data
 
     @field_validator("stdio_scopes")
     @classmethod
@@ -286,6 +313,12 @@ class ApprovalPolicy(_Section):
     critical: Literal["manual"] = Field("manual", description="Approval for critical playbooks (always manual).")
 
 
+class RequiredApprovals(_Section):
+    low: int = Field(1, ge=1, le=5, description="Distinct people who must approve a low-risk plan.")
+    high: int = Field(1, ge=1, le=5, description="Distinct people who must approve a high-risk plan.")
+    critical: int = Field(2, ge=1, le=5, description="Distinct people who must approve a critical plan.")
+
+
 class ChangesSettings(_Section):
     playbooks_dir: Path | None = Field(
         None, description="Catalog directory (one folder per playbook). Default: the repository's playbooks/."
@@ -297,6 +330,10 @@ class ChangesSettings(_Section):
     plan_ttl: Duration = Field(timedelta(hours=1), description="How long a plan stays approvable/applicable.")
     approval_ttl: Duration = Field(timedelta(hours=1), description="How long an approval stays valid.")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Approval policy per risk.")
+    required_approvals: RequiredApprovals = Field(
+        default_factory=RequiredApprovals,
+        description="How many distinct people (never the requester) must approve a plan, per risk.",
+    )
     forks: int = Field(5, ge=1, le=100, description="Default Ansible forks.")
     run_timeout: Duration = Field(timedelta(minutes=30), description="Hard limit for one ansible run.")
     keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")
@@ -325,6 +362,171 @@ class NodeSettings(_Section):
     )
 
 
+def _all_events() -> list[NotificationEvent]:
+    return list(NOTIFICATION_EVENTS)
+
+
+class NotificationEndpoint(_Section):
+    """One webhook receiver. Its secret is named here (file or environment variable) and read
+    only when a notification is sent: it never reaches the outbox, a log line or an error."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Endpoint name (a-z, 0-9, -, _): what outbox rows, metrics and the CLI show instead of the URL.",
+    )
+    url: str | None = Field(
+        None,
+        description="http(s) URL notifications are POSTed to (json and ntfy). Not for slack: a Slack webhook "
+        "URL is a credential, so it comes from secret_file/secret_env.",
+    )
+    format: Literal["json", "slack", "ntfy"] = Field(
+        "json",
+        description="json (signed with HMAC-SHA256, needs a secret), slack (incoming-webhook JSON; the secret "
+        "is the webhook URL) or ntfy (text body with Title/Priority/Tags/Click; optional secret = access token).",
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=_all_events,
+        description="Events sent to this endpoint: plan.awaiting_approval, plan.approved, plan.denied, "
+        "plan.expired, run.started, run.succeeded, run.failed, run.canceled, run.interrupted, drift.found.",
+    )
+    secret_file: Path | None = Field(
+        None, description="File holding the endpoint's secret (HMAC key, Slack webhook URL or ntfy token)."
+    )
+    secret_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the secret instead of a file.",
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Longest one delivery may take in total (connect, send, answer); then it counts as failed.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> NotificationEndpoint:
+        if self.secret_file is not None and self.secret_env is not None:
+            raise ValueError(f"endpoint {self.name}: give secret_file or secret_env, not both")
+        has_secret = self.secret_file is not None or self.secret_env is not None
+        if self.format == "slack":
+            if self.url is not None:
+                raise ValueError(
+                    f"endpoint {self.name}: a Slack webhook URL is a credential; put it in secret_file or "
+                    "secret_env, not in url"
+                )
+            if not has_secret:
+                raise ValueError(f"endpoint {self.name}: slack needs secret_file or secret_env (the webhook URL)")
+        else:
+            if self.url is None:
+                raise ValueError(f"endpoint {self.name}: url is required for format {self.format}")
+            check_webhook_url(self.url, f"endpoint {self.name}")
+            if self.format == "json" and not has_secret:
+                raise ValueError(
+                    f"endpoint {self.name}: json notifications are signed; give secret_file or secret_env "
+                    "(the HMAC key)"
+                )
+        if self.timeout <= timedelta(0) or self.timeout > timedelta(minutes=5):
+            raise ValueError(f"endpoint {self.name}: timeout must be between 0s and 5m")
+        return self
+
+
+def check_webhook_url(url: str, what: str) -> None:
+    """Refuse anything but an absolute http(s) URL without credentials (deny by default)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"{what}: url is not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{what}: url must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError(f"{what}: url has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{what}: url must not carry credentials (user:password@); use secret_file or secret_env")
+    if any(c in url for c in "\r\n\t "):
+        raise ValueError(f"{what}: url contains whitespace")
+
+
+class NotificationsSettings(_Section):
+    endpoints: list[NotificationEndpoint] = Field(
+        default_factory=list,
+        description="Webhook receivers (list of name, url, format, events, secret_file/secret_env, timeout). "
+        "Empty: nothing is queued or sent.",
+    )
+    max_attempts: int = Field(8, ge=1, le=100, description="Delivery attempts before a notification is dead.")
+    max_age: Duration = Field(
+        timedelta(hours=24), description="A notification not delivered this long after it was queued is dead."
+    )
+    backoff_min: Duration = Field(
+        timedelta(seconds=5), description="Wait before the first retry; doubles per attempt (with jitter)."
+    )
+    backoff_max: Duration = Field(timedelta(minutes=15), description="Longest wait between two attempts.")
+    connect_timeout: Duration = Field(
+        timedelta(seconds=5), description="Longest wait for a receiver's TCP/TLS connection (within its timeout)."
+    )
+    concurrency: int = Field(8, ge=1, le=64, description="Deliveries in flight at once, all endpoints together.")
+    per_endpoint_concurrency: int = Field(
+        2, ge=1, le=64, description="Deliveries in flight at once to one endpoint (a hanging one holds only these)."
+    )
+    poll_interval: Duration = Field(
+        timedelta(seconds=5),
+        description="How often the delivery worker looks for due rows (also those queued by other processes).",
+    )
+    retention: Duration = Field(
+        timedelta(days=30), description="Delivered and dead notifications older than this are deleted."
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_names(cls, value: list[NotificationEndpoint]) -> list[NotificationEndpoint]:
+        seen: set[str] = set()
+        for endpoint in value:
+            if endpoint.name in seen:
+                raise ValueError(f"endpoint name {endpoint.name} is used twice")
+            seen.add(endpoint.name)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> NotificationsSettings:
+        if self.backoff_min <= timedelta(0) or self.backoff_min > self.backoff_max:
+            raise ValueError("backoff_min must be above 0s and at most backoff_max")
+        if self.poll_interval <= timedelta(0) or self.connect_timeout <= timedelta(0):
+            raise ValueError("poll_interval and connect_timeout must be above 0s")
+        if self.max_age <= timedelta(0) or self.retention < self.max_age:
+            raise ValueError("max_age must be above 0s and retention at least max_age")
+        return self
+
+    def endpoint(self, name: str) -> NotificationEndpoint | None:
+        return next((e for e in self.endpoints if e.name == name), None)
+
+
+class DriftCheck(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Name of the check (e.g. packages-nightly).")
+    playbook: str = Field(description="Catalog playbook run in check mode (e.g. package_update).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Its parameters, as for plan_change.")
+    limit: str | None = Field(None, description="Host pattern (default: the playbook's target hosts).")
+    every: Duration = Field(timedelta(hours=24), description="How often it runs (at least 1m).")
+
+    @field_validator("every")
+    @classmethod
+    def _often_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("a drift check runs at most once a minute (every >= 1m)")
+        return value
+
+
+class DriftSettings(_Section):
+    checks: list[DriftCheck] = Field(
+        default_factory=list,
+        description="Desired-state checks: catalog playbooks run in check mode on a schedule (no approval: a "
+        "check never changes a host); per host the result is in line, drifted (with the diff) or unreachable.",
+    )
+    keep_results: int = Field(
+        20_000, ge=100, description="Drift results kept (oldest pruned); the latest per check and host is always kept."
+    )
+
+
 class Settings(BaseSettings):
     """All of tailops' configuration. Construct with :func:`load_config`."""
 
@@ -343,6 +545,10 @@ class Settings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings, description="Network probe policy.")
     docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker engine access.")
     changes: ChangesSettings = Field(default_factory=ChangesSettings, description="Change engine.")
+    drift: DriftSettings = Field(default_factory=DriftSettings, description="Scheduled desired-state checks.")
+    notifications: NotificationsSettings = Field(
+        default_factory=NotificationsSettings, description="Webhook notifications (tailops/notify)."
+    )
     nodes: list[NodeSettings] = Field(
         default_factory=list,
         description="Execution nodes (docs/nodes.md); hosts no node claims run on this machine.",
@@ -404,6 +610,12 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.server.data_dir / "runs"
+
+    @property
+    def public_base_url(self) -> str:
+        """Where people reach this server (no trailing slash): mcp_url without its /mcp path."""
+        url = self.mcp_url.rstrip("/")
+        return url.removesuffix("/mcp")
 
 
 def default_config_path() -> Path | None:
@@ -470,6 +682,14 @@ def load_config(path: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"bad config{where}: {first}{more}.") from None
 
 
+class _Required:
+    def __repr__(self) -> str:
+        return "(required)"
+
+
+_REQUIRED = _Required()
+
+
 def _walk(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, str]]:
     rows: list[tuple[str, Any, str]] = []
     for name, field in model.model_fields.items():
@@ -478,8 +698,16 @@ def _walk(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, str]
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(_walk(ann, key + "."))
             continue
-        if field.default_factory is not None:
-            default: Any = field.default_factory()  # type: ignore[call-arg]
+        item = get_args(ann)[0] if get_origin(ann) is list and get_args(ann) else None
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            # A list of sections (notifications.endpoints): the list, then each item key as `key[].sub`.
+            rows.append((key, [], field.description or ""))
+            rows.extend(_walk(item, key + "[]."))
+            continue
+        if field.is_required():
+            default: Any = _REQUIRED
+        elif field.default_factory is not None:
+            default = field.default_factory()  # type: ignore[call-arg]
         else:
             default = field.default
         rows.append((key, default, field.description or ""))
@@ -505,10 +733,15 @@ def config_reference_markdown() -> str:
             return "`" + ", ".join(str(v) for v in value) + "`" if value else "(empty)"
         if value is None:
             return "(unset)"
+        if value is _REQUIRED:
+            return "(required)"
         return f"`{value}`"
 
     lines = ["| key | default | meaning |", "| --- | --- | --- |"]
     for key, default, description in config_keys():
+        if "[]" in key:  # an item of a list of sections: set in the YAML file (or the list's JSON in env)
+            lines.append(f"| `{key}` | {show(default)} | {description.replace('|', '/')} |")
+            continue
         env = "TAILOPS_" + key.upper().replace(".", "__")
         lines.append(f"| `{key}` (`{env}`) | {show(default)} | {description.replace('|', '/')} |")
     return "\n".join(lines) + "\n"

@@ -4,9 +4,17 @@ compares README.md with :func:`generated_sections`."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from tailops.auth.scopes import SCOPE_MEANINGS, SCOPES
 from tailops.config import config_reference_markdown
 
-__all__ = ["generated_sections", "tools_table_markdown"]
+if TYPE_CHECKING:
+    from tailops.tools.registry import ToolSpec
+
+__all__ = ["generated_sections", "render_scope_table", "tools_table_markdown"]
 
 
 def tools_table_markdown() -> str:
@@ -14,8 +22,17 @@ def tools_table_markdown() -> str:
 
     lines = ["| tool | group | scope | read-only | what it does |", "| --- | --- | --- | --- | --- |"]
     for spec in sorted(declared_specs(), key=lambda s: (s.group, s.name)):
+        scope = f"`{spec.scope}`"
+        if spec.scope_for is not None:
+            # The scope its arguments add, enforced on top (e.g. apply_plan: the plan's playbook scope).
+            rule = inspect.getdoc(spec.scope_for)
+            if not rule:
+                raise ValueError(f"tool {spec.name}: its scope_for needs a docstring saying which scope it adds")
+            scope += " " + rule
+        elif spec.scope_note:
+            scope += " " + spec.scope_note
         lines.append(
-            f"| `{spec.name}` | {spec.group} | `{spec.scope}` | {'yes' if spec.read_only else 'no'} | "
+            f"| `{spec.name}` | {spec.group} | {scope} | {'yes' if spec.read_only else 'no'} | "
             f"{spec.description.replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
@@ -23,3 +40,20 @@ def tools_table_markdown() -> str:
 
 def generated_sections() -> dict[str, str]:
     return {"config-reference": config_reference_markdown(), "tools-table": tools_table_markdown()}
+
+
+def render_scope_table(specs: Iterable[ToolSpec]) -> str:
+    """Markdown table: each scope, what it allows, and the tools that need it (docs/security.md)."""
+    by_scope: dict[str, list[str]] = {s: [] for s in SCOPES}
+    for spec in specs:
+        # A tool whose arguments add a scope (plan_change: the playbook's) says so.
+        extra = spec.scope_for is not None or spec.scope_note is not None
+        shown = f"{spec.name}` (+ the playbook's scope)" if extra else f"{spec.name}`"
+        by_scope.setdefault(spec.scope, []).append(shown)
+    lines = ["| scope | allows | tools that need it |", "|---|---|---|"]
+    for scope in SCOPES:
+        tools = ", ".join(f"`{n}" for n in sorted(by_scope[scope])) or "—"
+        if scope == "admin":
+            tools = "every tool (admin implies all scopes)" + (f"; only: {tools}" if by_scope[scope] else "")
+        lines.append(f"| `{scope}` | {SCOPE_MEANINGS[scope]} | {tools} |")
+    return "\n".join(lines) + "\n"

@@ -3,9 +3,11 @@
 Every failure a caller can see is one of these. Library exceptions (sqlite3,
 docker, psutil, ansible-runner, httpx, dns) are translated where they enter
 tailops (``raise X(...) from exc``); nothing above an adapter catches a library
-exception. The MCP boundary (``tailops.tools.registry``), the HTTP boundary
-(``tailops.server``) and the CLI each map this tree in exactly one place, and
-``tests/unit/test_errors.py`` fails when a class has no mapping.
+exception. Every surface maps this tree through the tables at the end of this
+module — tool results (the ``code`` prefix), JSON-RPC errors of protocol handlers
+(:data:`JSONRPC_CODE`), HTTP statuses (:data:`HTTP_STATUS`), CLI exit codes
+(:data:`CLI_EXIT`) and audit decisions (:func:`is_refusal`) — and
+``tests/unit/test_errors.py`` fails when a class has no mapping for a surface.
 
     TailopsError
     ├── ConfigError                  bad configuration (CLI exit 2)
@@ -34,6 +36,9 @@ content.
 from __future__ import annotations
 
 __all__ = [
+    "CLI_EXIT",
+    "HTTP_STATUS",
+    "JSONRPC_CODE",
     "ApprovalError",
     "AuditError",
     "AuthError",
@@ -52,6 +57,10 @@ __all__ = [
     "TailopsError",
     "TargetRefused",
     "Unavailable",
+    "cli_exit_code",
+    "http_status",
+    "is_refusal",
+    "jsonrpc_code",
 ]
 
 
@@ -173,8 +182,77 @@ HTTP_STATUS: dict[type[TailopsError], int] = {
 }
 
 
+def is_refusal(exc: BaseException | None) -> bool:
+    """True when ``exc`` is a rule saying no (who you are, what you may do, an approval rule,
+    a rate limit), not a failure of the work itself. Audit records call these ``denied``
+    wherever the refusal happened: before a tool body, inside it, or on the review page."""
+    return isinstance(exc, AuthError | PermissionDenied | ApprovalError | RateLimited)
+
+
 def http_status(exc: TailopsError) -> int:
+    return _lookup(HTTP_STATUS, exc, 500)
+
+
+# JSON-RPC error code for each class when a protocol handler (resources, completion,
+# subscriptions) refuses: invalid params (-32602), invalid request (-32600), internal (-32603).
+JSONRPC_INVALID_PARAMS = -32602
+JSONRPC_INVALID_REQUEST = -32600
+JSONRPC_INTERNAL_ERROR = -32603
+JSONRPC_CODE: dict[type[TailopsError], int] = {
+    TailopsError: JSONRPC_INTERNAL_ERROR,
+    ConfigError: JSONRPC_INTERNAL_ERROR,
+    InvalidInput: JSONRPC_INVALID_PARAMS,
+    NotFound: JSONRPC_INVALID_PARAMS,
+    AuthError: JSONRPC_INVALID_REQUEST,
+    PermissionDenied: JSONRPC_INVALID_REQUEST,
+    PathRefused: JSONRPC_INVALID_REQUEST,
+    TargetRefused: JSONRPC_INVALID_REQUEST,
+    RateLimited: JSONRPC_INVALID_REQUEST,
+    Unavailable: JSONRPC_INTERNAL_ERROR,
+    OperationTimeout: JSONRPC_INTERNAL_ERROR,
+    StoreError: JSONRPC_INTERNAL_ERROR,
+    AuditError: JSONRPC_INTERNAL_ERROR,
+    ChangeError: JSONRPC_INTERNAL_ERROR,
+    CatalogError: JSONRPC_INTERNAL_ERROR,
+    StalePlan: JSONRPC_INTERNAL_ERROR,
+    ApprovalError: JSONRPC_INVALID_REQUEST,
+    RunnerError: JSONRPC_INTERNAL_ERROR,
+}
+
+# CLI exit code for each class: 2 for what the user can fix in the command line or config,
+# 1 for everything else.
+CLI_EXIT: dict[type[TailopsError], int] = {
+    TailopsError: 1,
+    ConfigError: 2,
+    InvalidInput: 2,
+    NotFound: 2,
+    AuthError: 1,
+    PermissionDenied: 1,
+    PathRefused: 1,
+    TargetRefused: 1,
+    RateLimited: 1,
+    Unavailable: 1,
+    OperationTimeout: 1,
+    StoreError: 1,
+    AuditError: 1,
+    ChangeError: 1,
+    CatalogError: 1,
+    StalePlan: 1,
+    ApprovalError: 1,
+    RunnerError: 1,
+}
+
+
+def _lookup(table: dict[type[TailopsError], int], exc: TailopsError, default: int) -> int:
     for cls in type(exc).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return 500
+        if cls in table:
+            return table[cls]
+    return default
+
+
+def jsonrpc_code(exc: TailopsError) -> int:
+    return _lookup(JSONRPC_CODE, exc, JSONRPC_INTERNAL_ERROR)
+
+
+def cli_exit_code(exc: TailopsError) -> int:
+    return _lookup(CLI_EXIT, exc, 1)

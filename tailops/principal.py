@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import pwd
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Principal", "Transport"]
+__all__ = ["Principal", "Transport", "normalize_identity", "shared_identities"]
 
 Transport = Literal["http", "stdio", "cli"]
 
@@ -48,6 +49,9 @@ class Principal:
         named the human; for local transports (stdio, cli) ``os-user:<name>`` of
         the account this process runs as (by uid, so ``USER=someone-else`` does
         not hide it) and of ``SUDO_USER``. Extra keys only ever add refusals.
+
+        Keys are compared case-insensitively (see :func:`shared_identities`): ``Alice`` and
+        ``alice`` are one person, whichever of them minted the token.
         """
         ids = {f"sub:{self.subject}"}
         if self.token_id:
@@ -92,9 +96,24 @@ class Principal:
             **more,
         }
 
+    def same_person_as(self, ids: Iterable[str]) -> list[str]:
+        """The identity keys this principal shares with ``ids`` (e.g. a plan's requester)."""
+        return shared_identities(self.identities(), ids)
+
     @property
     def label(self) -> str:
         """A short id for logs and audit: ``sub`` plus the human if known."""
         if self.human_login:
             return f"{self.subject} ({self.human_login})"
         return self.subject
+
+
+def normalize_identity(key: str) -> str:
+    """The comparable form of an identity key: subjects, logins and user names are
+    case-insensitive (token subjects are ASCII by construction, so ``lower`` is enough)."""
+    return key.strip().lower()
+
+
+def shared_identities(a: Iterable[str], b: Iterable[str]) -> list[str]:
+    """The identity keys two principals share, compared case-insensitively (sorted)."""
+    return sorted({normalize_identity(k) for k in a} & {normalize_identity(k) for k in b})

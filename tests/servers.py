@@ -33,7 +33,7 @@ from tailops.auth.tokens import generate_keypair, mint_token
 from tailops.config import Settings
 from tailops.runtime import Runtime
 from tailops.server.app import build_app
-from tailops.server.run import bind_socket
+from tailops.server.run import bind_proxy_socket, bind_socket
 
 
 def ensure_keys(settings: Settings) -> None:
@@ -79,20 +79,24 @@ def http_server(
 ) -> Iterator[RunningServer]:
     """Serve ``settings`` on a free loopback port until the block ends."""
     sock = bind_socket(settings.server.host, 0)
+    sockets = [sock]
     try:
+        if settings.server.proxy_socket is not None:
+            sockets.append(bind_proxy_socket(settings.server.proxy_socket))
         settings = with_port(settings, sock.getsockname()[1])
         if not settings.auth.unsafe_no_auth:
             ensure_keys(settings)
         rt = Runtime(settings)
         app = build_app(rt, extra=extra)
     except BaseException:
-        sock.close()
+        for s in sockets:
+            s.close()
         raise
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2, proxy_headers=False
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -105,7 +109,8 @@ def http_server(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        sock.close()
+        for s in sockets:
+            s.close()
 
 
 @contextlib.contextmanager

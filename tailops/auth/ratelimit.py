@@ -97,7 +97,8 @@ class RateLimiter:
 
     def check(self, principal: Principal) -> None:
         """Charge one request to ``principal``."""
-        self.check_key(f"{principal.transport}:{principal.subject}", principal.subject)
+        # Subjects are identities: "Alice" and "alice" share one budget.
+        self.check_key(f"{principal.transport}:{principal.subject.lower()}", principal.subject)
 
     def check_call(self, principal: Principal) -> None:
         """The tool boundary's charge: HTTP principals were charged per request at the transport."""

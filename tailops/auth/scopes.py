@@ -1,26 +1,37 @@
-"""Scope checks. Each tool declares exactly one scope in its ``@tool``
-declaration (the registry is the one table); each playbook declares the scope
-needed to plan and apply it. ``admin`` implies all. There is no default: an
-undeclared or unknown scope is a refusal.
+"""Scopes: what each one means, and the one check.
 
-The check runs in the tool boundary before the tool body; a refusal names the
-missing scope and is audited by the caller. This module never grants anything
-a token does not carry.
+Each tool declares exactly one scope in its ``@tool`` declaration (the registry is
+the one table); each playbook declares the scope needed to plan and apply it.
+``admin`` implies all. There is no default: an undeclared or unknown scope is a
+refusal.
+
+The check runs at the boundary before any work; a refusal names the missing scope
+and is audited by the caller. This module never grants anything a token does not
+carry, and imports nothing above it (tools, runtime, server): it is what they use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tailops.config import SCOPES
 from tailops.errors import PermissionDenied
 
 if TYPE_CHECKING:
     from tailops.principal import Principal
-    from tailops.tools.registry import ToolSpec
 
-__all__ = ["SCOPE_MEANINGS", "Authorizer", "render_scope_table", "require_scope"]
+__all__ = ["SCOPES", "SCOPE_MEANINGS", "require_scope"]
+
+# DESIGN.md "Security model": every tool and playbook declares one of these.
+SCOPES: tuple[str, ...] = (
+    "readonly",
+    "file:read",
+    "network:diag",
+    "container:write",
+    "container:admin",
+    "system:admin",
+    "changes:approve",
+    "admin",
+)
 
 # What holding each scope lets a caller do (docs and `tailops token scopes`).
 SCOPE_MEANINGS: dict[str, str] = {
@@ -46,24 +57,3 @@ def require_scope(principal: Principal, scope: str, what: str) -> None:
         f"{what} needs scope '{scope}'; {principal.subject} has: {held}.",
         hint="Ask an admin for a token with that scope (tailops token mint --scopes ...).",
     )
-
-
-class Authorizer:
-    def check_tool(self, principal: Principal, spec: ToolSpec) -> None:
-        require_scope(principal, spec.scope, f"tool {spec.name}")
-
-
-def render_scope_table(specs: Iterable[ToolSpec]) -> str:
-    """Markdown table: each scope, what it allows, and the tools that need it."""
-    by_scope: dict[str, list[str]] = {s: [] for s in SCOPES}
-    for spec in specs:
-        # A tool whose arguments add a scope (plan_change: the playbook's) says so.
-        shown = f"{spec.name}` (+ the playbook's scope)" if spec.scope_for is not None else f"{spec.name}`"
-        by_scope.setdefault(spec.scope, []).append(shown)
-    lines = ["| scope | allows | tools that need it |", "|---|---|---|"]
-    for scope in SCOPES:
-        tools = ", ".join(f"`{n}" for n in sorted(by_scope[scope])) or "—"
-        if scope == "admin":
-            tools = "every tool (admin implies all scopes)" + (f"; only: {tools}" if by_scope[scope] else "")
-        lines.append(f"| `{scope}` | {SCOPE_MEANINGS[scope]} | {tools} |")
-    return "\n".join(lines) + "\n"

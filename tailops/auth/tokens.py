@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
-from tailops.config import SCOPES
+from tailops.auth.revocations import is_revoked
+from tailops.auth.scopes import SCOPES
 from tailops.errors import AuthError, ConfigError, InvalidInput
 from tailops.store import Store
 
@@ -293,15 +294,6 @@ def mint_token(
             (jti, subject, claims["scope"], issued, expires, note),
         )
     return MintedToken(token, jti, subject, scope_list, issued, expires)
-
-
-def is_revoked(store: Store, jti: str) -> bool:
-    row = store.query_one(
-        "SELECT 1 FROM tokens WHERE jti = ? AND revoked_at IS NOT NULL "
-        "UNION ALL SELECT 1 FROM revocations WHERE jti = ? LIMIT 1",
-        (jti, jti),
-    )
-    return row is not None
 
 
 def check_jti(jti: str) -> str:

@@ -14,7 +14,11 @@ The rules live here, in one place, and raise — they never return False:
   (the executor consumes it in the transaction that writes the run row);
 * policy per risk (``changes.approval``): ``low: auto`` approves a low-risk
   plan at plan time, recorded as an approval *by policy*; high and critical
-  are always manual.
+  are always manual;
+* team policy (``changes.required_approvals``): a plan of risk R needs that
+  many approvals from *distinct* people (compared by identity, as for the
+  requester); it stays ``pending`` ("1 of 2 approvals") until the last one, and
+  apply uses them all at once.
 
 MCP elicitation is deliberately not an approval path: the elicitation answer
 comes from the requester's own client, so it would be self-approval.
@@ -28,14 +32,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
+from tailops.auth.revocations import is_revoked
 from tailops.changes import plans
 from tailops.changes.plans import Approval, Plan
 from tailops.config import ChangesSettings
 from tailops.errors import ApprovalError, InvalidInput, PermissionDenied
 from tailops.principal import Principal
+from tailops.redact import redact_text
 from tailops.store import Store
 
 __all__ = [
@@ -47,7 +54,11 @@ __all__ = [
     "clean_text",
     "deny",
     "policy_for",
+    "refuse_revoked_approval",
+    "refuse_revoked_requester",
     "refuse_unapprovable",
+    "required_approvals",
+    "revoked_token",
 ]
 
 log = logging.getLogger("tailops.changes.approvals")
@@ -66,12 +77,15 @@ _KEY_NAMES = {
 
 
 def clean_text(value: str | None, what: str, *, required: bool = False) -> str | None:
-    """A comment or reason fit for the record: printable, trimmed, at most 1000 characters."""
+    """A comment or reason fit for the record: printable, trimmed, at most 1000 characters,
+    and redacted like every audit field. People paste things: a token pasted into a comment
+    must not become readable by every ``readonly`` holder through get_plan or the page."""
     if value is None:
         if required:
             raise InvalidInput(f"{what} is required.")
         return None
     text = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    text = redact_text(text)
     if len(text) > _MAX_TEXT:
         raise InvalidInput(f"{what} is longer than {_MAX_TEXT} characters.")
     if required and not text:
@@ -88,7 +102,7 @@ def policy_for(settings: ChangesSettings, risk: str) -> Literal["manual", "auto"
 
 def check_not_requester(plan: Plan, approver: Principal) -> None:
     """PermissionDenied if ``approver`` shares any identity with the plan's requester."""
-    shared = sorted(set(plan.requester_ids) & approver.identities())
+    shared = approver.same_person_as(plan.requester_ids)
     if shared:
         kinds = sorted({_KEY_NAMES.get(key.split(":", 1)[0], key.split(":", 1)[0]) for key in shared})
         raise PermissionDenied(
@@ -99,7 +113,12 @@ def check_not_requester(plan: Plan, approver: Principal) -> None:
         )
 
 
-def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "approved") -> None:
+def required_approvals(settings: ChangesSettings, plan: Plan) -> int:
+    """How many distinct people must approve ``plan`` (``changes.required_approvals`` by risk)."""
+    return int(getattr(settings.required_approvals, plan.risk, 1))
+
+
+def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "approved", required: int = 1) -> None:
     """ApprovalError naming why ``plan`` cannot be approved (or denied) now; returns if it can."""
     status = plan.status
     if status == "pending":
@@ -124,15 +143,52 @@ def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "
         )
     if status == "applied":
         raise ApprovalError(f"plan {plan.id} was already applied ({plan.status_reason}).")
-    # approved: only a re-approval after the previous approval expired unused is allowed.
-    current = plans.live_approval(store, plan.id)
-    if action == "approved" and current is not None and current.used_at is None and current.expires_at is not None:
-        if current.expires_at.timestamp() <= now:
-            return
+    # approved: another approval is allowed only when the live ones (unused, unexpired) no
+    # longer reach the number required (one expired, or was given with a since-revoked token).
+    if action != "approved":
+        return
+    live = plans.live_approvals(store, plan.id, now=now)
+    if len(live) < required:
+        return
+    first = live[0]
+    until = first.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if first.expires_at else "?"
+    raise ApprovalError(
+        f"plan {plan.id} is already approved by {', '.join(a.approver_subject for a in live)} until {until}.",
+        hint="Apply it with apply_plan.",
+    )
+
+
+def revoked_token(store: Store, who: Mapping[str, str | None]) -> str | None:
+    """The token id of ``who`` (a plan's requester or an approver, as recorded) if that token
+    has been revoked since; None for a live token or a principal without one (stdio, CLI)."""
+    jti = who.get("token_id")
+    if jti and is_revoked(store, jti):
+        return jti
+    return None
+
+
+def refuse_revoked_requester(store: Store, plan: Plan) -> None:
+    """ApprovalError when the token that requested ``plan`` has been revoked.
+
+    Revoking a token voids what it set in motion that has not happened yet: its plans are
+    neither approved nor applied (the requester may have been an attacker, or gone)."""
+    jti = revoked_token(store, plan.requester)
+    if jti is not None:
         raise ApprovalError(
-            f"plan {plan.id} is already approved by {current.approver_subject} until "
-            f"{current.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}.",
-            hint="Apply it with apply_plan.",
+            f"plan {plan.id} was requested with token {jti} ({plan.requester.get('subject')}), which has been "
+            "revoked since; plans of a revoked token are neither approved nor applied.",
+            hint="Plan the change again with a valid token if it is still wanted.",
+        )
+
+
+def refuse_revoked_approval(store: Store, plan: Plan, approval: Approval) -> None:
+    """ApprovalError when ``approval`` was given with a token that has been revoked since."""
+    jti = revoked_token(store, approval.approver)
+    if jti is not None:
+        raise ApprovalError(
+            f"the approval of plan {plan.id} was given with token {jti} ({approval.approver_subject}), which has "
+            "been revoked since; it no longer counts.",
+            hint="Ask someone with a valid changes:approve token to approve the plan again.",
         )
 
 
@@ -156,7 +212,14 @@ def approve(
     text = clean_text(comment, "comment")
     plan = plans.get_plan(store, plan_id, now=now)
     check_not_requester(plan, approver)
-    refuse_unapprovable(store, plan, now=now)
+    refuse_revoked_requester(store, plan)
+    for current in plans.live_approvals(store, plan.id, now=now):
+        if revoked_token(store, current.approver):
+            # An approval given with a now-revoked token no longer counts: end it so a valid one can replace it.
+            plans.void_approval(store, current.id, now)
+            log.warning("approval voided: its token was revoked", extra={"plan_id": plan.id, "approval_id": current.id})
+    required = required_approvals(settings, plan)
+    refuse_unapprovable(store, plan, now=now, required=required)
     expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
     approval = Approval(
         id=plans.new_id(),
@@ -170,8 +233,10 @@ def approve(
         created_at=datetime.fromtimestamp(now, UTC),
         expires_at=datetime.fromtimestamp(expires, UTC),
     )
-    plans.insert_approval(store, approval, plan_from=("pending", "approved"), now=now)
-    log.info("plan approved", extra={"plan_id": plan.id, "approver": approver.label})
+    count = plans.insert_approval(store, approval, plan_from=("pending", "approved"), now=now, required=required)
+    log.info(
+        "plan approved", extra={"plan_id": plan.id, "approver": approver.label, "approvals": f"{count}/{required}"}
+    )
     return approval
 
 
@@ -190,7 +255,7 @@ def deny(
     """
     now = time.time() if now is None else now
     plan = plans.get_plan(store, plan_id, now=now)
-    if not principal.has_scope(APPROVE_SCOPE) and not (principal.identities() & set(plan.requester_ids)):
+    if not principal.has_scope(APPROVE_SCOPE) and not principal.same_person_as(plan.requester_ids):
         held = " ".join(sorted(principal.scopes)) or "none"
         raise PermissionDenied(
             f"denying plans needs scope '{APPROVE_SCOPE}' (or being the requester); {principal.subject} has: {held}."

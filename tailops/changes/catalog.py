@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import fnmatch
 import functools
 import hashlib
 import importlib.metadata
@@ -47,6 +48,7 @@ __all__ = [
     "HASH_FORMAT",
     "LOCK_FILE",
     "PARAM_FORMATS",
+    "PROTECTED_SERVICES",
     "Catalog",
     "CatalogEntry",
     "Drift",
@@ -57,6 +59,8 @@ __all__ = [
     "collection_versions",
     "compute_hash",
     "default_catalog_dirs",
+    "is_protected_service",
+    "service_unit",
 ]
 
 LOCK_FILE = "catalog.lock.json"
@@ -135,6 +139,74 @@ def _image_repository(value: str) -> bool:
     return len(value) <= 255 and _IMAGE_REPO_RE.fullmatch(value) is not None
 
 
+# systemd services tailops' ordinary service_state playbook never stops or restarts (a way
+# in, tailops itself, the container engine, the system manager's own services). Shell-style
+# patterns over the unit's base name. roles/service_state/vars/main.yml holds the same list
+# (the role refuses them too, and also checks the unit's real name and aliases on the host);
+# tests/unit/test_service_names.py keeps the two equal.
+PROTECTED_SERVICES: tuple[str, ...] = (
+    "ssh",
+    "sshd",
+    "ssh@*",
+    "sshd@*",
+    "tailscaled",
+    "tailops",
+    "tailops-*",
+    "tailops@*",
+    "docker",
+    "containerd",
+    "dbus",
+    "dbus-broker",
+    "dbus-org.*",
+    "systemd-*",
+    "getty@*",
+    "serial-getty@*",
+    "console-getty",
+    "container-getty@*",
+    "autovt@*",
+    "user@*",
+    "user-runtime-dir@*",
+    "networking",
+    "NetworkManager",
+    "polkit",
+    "emergency",
+    "rescue",
+)
+_UNIT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.@-]{0,127}")
+_OTHER_UNIT_TYPES = (
+    "target",
+    "socket",
+    "mount",
+    "automount",
+    "swap",
+    "timer",
+    "path",
+    "slice",
+    "scope",
+    "device",
+)
+
+
+def service_unit(value: str) -> str | None:
+    """``value`` as a ``.service`` unit name (a name without a suffix means .service, as
+    systemctl reads it), or None when it is not a service: another unit type, a template
+    without an instance (``name@.service``) or characters systemd does not allow."""
+    if not _UNIT_NAME_RE.fullmatch(value):
+        return None
+    if value.rsplit(".", 1)[-1] in _OTHER_UNIT_TYPES and "." in value:
+        return None
+    unit = value if value.endswith(".service") else f"{value}.service"
+    if unit == ".service" or unit.endswith("@.service"):
+        return None
+    return unit
+
+
+def is_protected_service(unit: str) -> bool:
+    """True when the ``.service`` unit matches :data:`PROTECTED_SERVICES`."""
+    base = unit.removesuffix(".service")
+    return any(fnmatch.fnmatchcase(base, pattern) for pattern in PROTECTED_SERVICES)
+
+
 # Debian policy: [epoch:]upstream[-revision]; upstream starts with a digit.
 _DEBIAN_VERSION = r"(?:[0-9]{1,9}:)?[0-9][A-Za-z0-9.+~]*(?:-[A-Za-z0-9.+~]+)*"
 
@@ -176,9 +248,16 @@ PARAM_FORMATS: dict[str, _Format] = {
         _regex(_DIGEST, 71),
     ),
     "service-name": _Format(
-        "systemd unit name",
-        "^[A-Za-z0-9][A-Za-z0-9:_.@-]*$ (at most 128 characters)",
-        _regex(r"[A-Za-z0-9][A-Za-z0-9:_.@-]*", 128),
+        "systemd service name",
+        "NAME or NAME.service, NAME matching ^[A-Za-z0-9][A-Za-z0-9:_.@-]*$ (at most 128 characters); "
+        "other unit types (.target, .socket, .mount, .timer, ...) are refused, and so are the protected "
+        "services (" + ", ".join(PROTECTED_SERVICES) + "), which only service_state_critical may touch",
+        lambda value: (unit := service_unit(value)) is not None and not is_protected_service(unit),
+    ),
+    "protected-service-name": _Format(
+        "protected systemd service name",
+        "one of the protected services (" + ", ".join(PROTECTED_SERVICES) + "), as NAME or NAME.service",
+        lambda value: (unit := service_unit(value)) is not None and is_protected_service(unit),
     ),
 }
 
@@ -247,6 +326,13 @@ class Manifest(BaseModel):
         description="Names of tasks check mode cannot simulate (skipped or run for real).",
     )
     check_mode_notes: str = Field("", description="What a check run can and cannot predict.")
+    check_mode_side_effects: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Task name -> what it may change on a host DURING A PLAN: exactly the tasks of the playbook "
+            "and its roles that run for real in check mode (`check_mode: false`); checked at load time."
+        ),
+    )
     serial: int | str = Field("100%", description="Default batch size (hosts or 'N%').")
     max_fail_percentage: int = Field(0, ge=0, le=100, description="Default max failed hosts (%) before stopping.")
     roles: list[str] = Field(default_factory=list, description="Every role the playbook uses, transitively.")
@@ -584,6 +670,46 @@ def _scan_role(role_dir: Path) -> tuple[set[str], set[str]]:
     return roles, collections
 
 
+def _real_in(tasks: Any, where: str, out: set[str]) -> None:
+    if not isinstance(tasks, list):
+        return
+    for task in tasks:
+        if not isinstance(task, dict):
+            continue
+        mode = task.get("check_mode")
+        if mode is not None and mode is not True:
+            if mode is not False:
+                raise CatalogError(
+                    f"{where}: task {task.get('name')!r} sets check_mode to {mode!r}; only a literal true or "
+                    "false is allowed (a plan must know which tasks run for real)."
+                )
+            name = task.get("name")
+            if not isinstance(name, str) or not name:
+                raise CatalogError(f"{where}: a task with check_mode: false needs a name.")
+            out.add(name)
+        for key in _BLOCK_KEYS:
+            _real_in(task.get(key), where, out)
+
+
+def _tasks_run_for_real(playbook_data: Any, role_dirs: Iterable[Path], what: str) -> set[str]:
+    """Names of tasks that run for real in check mode (``check_mode: false``), in the
+    playbook's plays and every file under its roles' ``tasks/`` and ``handlers/``."""
+    out: set[str] = set()
+    for play in playbook_data if isinstance(playbook_data, list) else []:
+        if isinstance(play, dict):
+            if play.get("check_mode") is not None:
+                raise CatalogError(f"{what}: playbook.yml may not set check_mode on a play.")
+            for key in _TASK_LIST_KEYS:
+                _real_in(play.get(key), f"{what}: playbook.yml", out)
+    for role_dir in role_dirs:
+        for sub in ("tasks", "handlers"):
+            folder = role_dir / sub
+            if folder.is_dir():
+                for path in sorted([*folder.rglob("*.yml"), *folder.rglob("*.yaml")]):
+                    _real_in(_read_yaml(path, f"role {role_dir.name}"), f"role {role_dir.name}", out)
+    return out
+
+
 # --------------------------------------------------------------------------- the catalog
 
 
@@ -759,6 +885,13 @@ class Catalog:
             raise CatalogError(
                 f"{what}: manifest roles {sorted(manifest.roles)} must list exactly the roles the playbook "
                 f"uses (transitively): {sorted(resolved)}."
+            )
+        real = _tasks_run_for_real(_read_yaml(playbook, what), resolved.values(), what)
+        if sorted(manifest.check_mode_side_effects) != sorted(real):
+            raise CatalogError(
+                f"{what}: manifest check_mode_side_effects {sorted(manifest.check_mode_side_effects)} must name "
+                f"exactly the tasks that run for real in check mode (check_mode: false): {sorted(real)}, each "
+                "with what it may change on a host during a plan.",
             )
         if sorted(manifest.collections) != sorted(collections):
             raise CatalogError(

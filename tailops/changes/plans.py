@@ -29,7 +29,7 @@ import psutil
 from pydantic import Field
 
 from tailops.changes.models import HostResult, RunEvent
-from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound
+from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound, PermissionDenied
 from tailops.models import Model
 from tailops.store import Store
 
@@ -58,6 +58,7 @@ __all__ = [
     "list_plans",
     "list_runs",
     "live_approval",
+    "live_approvals",
     "mark_interrupted",
     "new_id",
     "normalized_prediction",
@@ -69,6 +70,7 @@ __all__ = [
     "resolve_run_id",
     "run_events",
     "set_plan_status",
+    "void_approval",
 ]
 
 PlanStatus = Literal["pending", "approved", "denied", "blocked", "stale", "applied", "expired"]
@@ -359,6 +361,10 @@ def insert_plan(store: Store, plan: Plan) -> None:
                 plan.updated_at.timestamp(),
             ),
         )
+        conn.executemany(
+            "INSERT INTO plan_hosts (host, plan_id, created_at, status, changing) VALUES (?,?,?,?,?)",
+            [(h.host, plan.id, plan.created_at.timestamp(), h.status, int(bool(h.changed_tasks))) for h in plan.hosts],
+        )
 
 
 def find_plan(store: Store, plan_id: str, *, now: float | None = None) -> Plan | None:
@@ -457,28 +463,58 @@ def _approval(row: Any) -> Approval:
     )
 
 
-def insert_approval(store: Store, approval: Approval, *, plan_from: Iterable[str], now: float) -> None:
-    """Record a decision and move the plan (approved → 'approved', denied → 'denied') in one
-    transaction. The plan must be in one of ``plan_from`` and unexpired, and (for an approval)
-    have no live approval; otherwise ApprovalError and nothing is written."""
+def insert_approval(
+    store: Store,
+    approval: Approval,
+    *,
+    plan_from: Iterable[str],
+    now: float,
+    required: int = 1,
+    excluded: Iterable[str] = (),
+) -> int:
+    """Record a decision and move the plan in one transaction; the number of live approvals after it.
+
+    A denial closes the plan ('denied'). An approval counts toward ``required`` distinct people:
+    the plan becomes 'approved' when the live (unused, unexpired) approvals reach it, and stays
+    'pending' before. Refused with ApprovalError, nothing written, when the plan is not in one of
+    ``plan_from`` or has expired, when it already has ``required`` live approvals, or when the
+    approver shares an identity with someone who already approved it (distinct people). Live
+    approvals whose ids are in ``excluded`` (given with a since-revoked token) do not count."""
     allowed = list(plan_from)
     marks = ",".join("?" * len(allowed))
-    target = "approved" if approval.decision == "approved" else "denied"
+    dropped = set(excluded)
     with store.transaction() as conn:
+        count = 0
         if approval.decision == "approved":
-            live = conn.execute(
-                "SELECT id FROM approvals WHERE plan_id = ? AND decision = 'approved' AND used_at IS NULL"
-                " AND expires_at > ?",
-                (approval.plan_id, now),
-            ).fetchone()
-            if live is not None:
-                raise ApprovalError(f"plan {approval.plan_id} already has a valid approval ({live['id']}).")
+            live = [
+                row
+                for row in conn.execute(
+                    "SELECT id, approver_subject, approver_ids FROM approvals WHERE plan_id = ?"
+                    " AND decision = 'approved' AND used_at IS NULL AND expires_at > ?",
+                    (approval.plan_id, now),
+                ).fetchall()
+                if row["id"] not in dropped
+            ]
+            if len(live) >= required:
+                raise ApprovalError(f"plan {approval.plan_id} already has a valid approval ({live[0]['id']}).")
+            mine = {k.strip().lower() for k in approval.approver_ids}
+            for row in live:
+                theirs = {k.strip().lower() for k in json.loads(row["approver_ids"])}
+                if mine & theirs:
+                    raise PermissionDenied(
+                        f"approval refused: {approval.approver_subject} already approved plan {approval.plan_id}; "
+                        f"it needs {required} approvals from distinct people.",
+                        hint="Ask another person with the changes:approve scope.",
+                    )
+            count = len(live) + 1
+            complete = approval.by_policy or count >= required
+            target = "approved" if complete else "pending"
+            reason = None if complete else f"{count} of {required} approvals"
+        else:
+            target, reason = "denied", approval.comment
         base = "UPDATE plans SET status = ?, status_reason = ?, updated_at = ? WHERE id = ? AND expires_at > ?"
         sql = f"{base} AND status IN ({marks})"  # only placeholders are formatted in
-        cur = conn.execute(
-            sql,
-            (target, approval.comment if target == "denied" else None, now, approval.plan_id, now, *allowed),
-        )
+        cur = conn.execute(sql, (target, reason, now, approval.plan_id, now, *allowed))
         if cur.rowcount != 1:
             raise ApprovalError(
                 f"plan {approval.plan_id} changed meanwhile (expired, decided or applied); nothing was recorded.",
@@ -500,6 +536,18 @@ def insert_approval(store: Store, approval: Approval, *, plan_from: Iterable[str
                 approval.expires_at.timestamp() if approval.expires_at else None,
             ),
         )
+    return count
+
+
+def live_approvals(store: Store, plan_id: str, *, now: float | None = None) -> list[Approval]:
+    """The plan's approvals that still count: approved, unused and unexpired, oldest first."""
+    now = time.time() if now is None else now
+    rows = store.query(
+        "SELECT * FROM approvals WHERE plan_id = ? AND decision = 'approved' AND used_at IS NULL AND expires_at > ?"
+        " ORDER BY created_at, id",
+        (plan_id, now),
+    )
+    return [_approval(r) for r in rows]
 
 
 def approvals_for(store: Store, plan_id: str) -> list[Approval]:
@@ -515,6 +563,16 @@ def live_approval(store: Store, plan_id: str) -> Approval | None:
         (plan_id,),
     )
     return _approval(row) if row is not None else None
+
+
+def void_approval(store: Store, approval_id: str, now: float) -> bool:
+    """End an unused approval now (its token was revoked); True if it was still open."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "UPDATE approvals SET expires_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+            (now, approval_id, now),
+        )
+        return cur.rowcount == 1
 
 
 # --------------------------------------------------------------------------- runs
@@ -550,6 +608,7 @@ def consume_and_start_run(
     run_id: str,
     plan_id: str,
     approval_id: str,
+    more_approvals: Sequence[str] = (),
     requester: Mapping[str, str | None],
     instance_id: str,
     pid: int,
@@ -571,6 +630,14 @@ def consume_and_start_run(
                 f"the approval of plan {plan_id} was used or expired meanwhile; nothing was run.",
                 hint="Ask for a new approval (or look at the plan's runs).",
             )
+        for other in more_approvals:  # the other approvals a multi-approval plan needed: used together
+            more = conn.execute(
+                "UPDATE approvals SET used_at = ?, used_by_run = ? WHERE id = ? AND plan_id = ?"
+                " AND decision = 'approved' AND used_at IS NULL AND expires_at > ?",
+                (now, run_id, other, plan_id, now),
+            )
+            if more.rowcount != 1:
+                raise ApprovalError(f"an approval of plan {plan_id} was used or expired meanwhile; nothing was run.")
         moved = conn.execute(
             "UPDATE plans SET status = 'applied', status_reason = ?, updated_at = ? WHERE id = ?"
             " AND status = 'approved' AND expires_at > ?",

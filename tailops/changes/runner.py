@@ -42,6 +42,9 @@ Cancel and timeout: both go through ansible-runner's ``cancel_callback``
 workers included (see :func:`_kill_workers`). What a module had already started
 on a target keeps going there: SSH sessions end with the connection, but a
 process inside a container reached with ``docker exec`` runs to its own end.
+Container env values (which ``reveal_container_env`` keeps behind ``container:admin``)
+are hidden in every event before it is parsed or stored, and in ``stdout``
+(:mod:`tailops.changes.envmask`): plans and runs are readable with ``readonly``.
 Artifacts: ``<artifacts_root>/<ident>/`` (0700) keeps redacted job events,
 ``stdout`` (redacted), ``status``, ``rc`` and the task-info records; the newest
 ``keep_artifacts`` run dirs are kept.
@@ -57,6 +60,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -75,6 +79,7 @@ import anyio.to_thread
 import psutil
 
 from tailops.changes import ansible_plugins
+from tailops.changes.envmask import EnvMasker
 from tailops.changes.models import (
     HostResult,
     HostStatus,
@@ -604,8 +609,9 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _scrub(private: Path, artifact_dir: Path) -> None:
-    """Remove what may hold secrets (command/env/extravars/partials); redact stdout."""
+def _scrub(private: Path, artifact_dir: Path, masker: EnvMasker | None = None) -> None:
+    """Remove what may hold secrets (command/env/extravars/partials); redact stdout and hide
+    the container env values the run's events carried (``masker``) in it."""
     for victim in (artifact_dir / "command", private / "ansible.cfg"):
         with contextlib.suppress(FileNotFoundError):
             victim.unlink()
@@ -620,6 +626,8 @@ def _scrub(private: Path, artifact_dir: Path) -> None:
         if f.is_file():
             text = f.read_text(encoding="utf-8", errors="replace")
             cleaned = redact_text(text)
+            if masker is not None:
+                cleaned = masker.mask_text(cleaned)
             if cleaned != text:
                 _write_private(f, cleaned)
 
@@ -656,12 +664,29 @@ def _check_request(req: RunRequest) -> str:
         raise RunnerError(f"The roles path {req.roles_path} is relative.", hint="Pass an absolute path.")
     if req.forks < 1:
         raise RunnerError(f"forks must be at least 1, not {req.forks}.")
+    if req.limit is not None and (not req.limit or req.limit[0] in "-@" or any(c.isspace() for c in req.limit)):
+        raise RunnerError(
+            f"limit {req.limit[:80]!r} is not a host pattern (empty, starts with '-' or '@', or has whitespace).",
+            hint="Pass host and group names, e.g. web1,web2 or 'targets:!db1'.",
+        )
     ident = req.ident or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     if not _IDENT_RE.match(ident):
         raise RunnerError(
             f"Run ident {ident!r} is not allowed.", hint="Use letters, digits, '.', '_' and '-' (at most 80)."
         )
     return ident
+
+
+def _cmdline(req: RunRequest) -> str:
+    """``--check --diff`` (or ``--diff``) plus the limit as ONE ``--limit=VALUE`` word.
+
+    Never ansible-runner's ``limit=`` (it appends ``--limit`` and the value as two
+    words, so a value like ``-e@file`` would be read as an option of its own).
+    """
+    words = ["--check", "--diff"] if req.mode is RunMode.CHECK else ["--diff"]
+    if req.limit is not None:
+        words.append(f"--limit={req.limit}")
+    return " ".join(shlex.quote(w) for w in words)
 
 
 # --------------------------------------------------------------------------- the run
@@ -738,10 +763,12 @@ class _Job:
         self.private = req.artifacts_root / ident
         self.parser: EventParser | None = None
         self.events_dir: Path | None = None
+        self.masker = EnvMasker()
 
     def _on_event(self, raw: dict[str, Any]) -> bool:
         assert self.parser is not None and self.events_dir is not None
         try:
+            raw = self.masker.mask_event(raw)  # container env values never get past this point
             progress = self.parser.feed(raw)
             name = f"{int(raw.get('counter') or 0)}-{raw.get('uuid', 'x')}.json"
             _write_private(self.events_dir / name, json.dumps(redact(raw), default=str))
@@ -793,7 +820,7 @@ class _Job:
         if req.extravars:
             _write_private(self.private / "env" / "extravars", json.dumps(dict(req.extravars), default=str))
         self.parser = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint, taskinfo=TaskInfo(taskinfo_path))
-        cmdline = "--check --diff" if req.mode is RunMode.CHECK else "--diff"
+        cmdline = _cmdline(req)
         # Imported here, not at module level: a server that never runs a playbook
         # starts without loading ansible-runner (and pexpect) at all.
         from ansible_runner.config.runner import RunnerConfig
@@ -807,7 +834,6 @@ class _Job:
                 private_data_dir=str(self.private),
                 playbook=str(req.playbook),
                 inventory=str(req.inventory),
-                limit=req.limit,
                 forks=req.forks,
                 cmdline=cmdline,
                 ident=self.ident,
@@ -831,7 +857,7 @@ class _Job:
                 hint="Check that ansible is installed in the server's environment.",
             ) from exc
         finally:
-            _scrub(self.private, artifact_dir)
+            _scrub(self.private, artifact_dir, self.masker)
             _prune(req.artifacts_root, req.keep_artifacts)
         finished_at = datetime.now(UTC)
         run_status: RunStatus

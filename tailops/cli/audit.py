@@ -2,8 +2,10 @@
 
 Read-only: these commands never write to the log (``verify`` holds the log's
 lock shared while it reads, so a running server waits rather than races).
-Exit codes: ``verify`` 0 when the chain is intact, 1 with the first broken
-line (file, line number, kind), 2 for configuration problems.
+Exit codes: ``verify`` 0 when the chain is intact and holds no gap record; 1
+with every gap record (what is missing, when it was detected) and the first
+broken line (file, line number, kind); 2 for configuration problems. A gap
+never stops counting: the chain does not heal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tailops.audit import GAP_KIND
 from tailops.audit import tail as audit_tail
 from tailops.audit import verify as audit_verify
 from tailops.cli.common import ConfigOption, cli_errors, console_err, load
@@ -27,18 +30,20 @@ app = typer.Typer(
 @app.command()
 @cli_errors
 def verify(config: ConfigOption = None) -> None:
-    """Walk every audit file oldest to newest; report OK or the first broken line."""
+    """Walk every audit file oldest to newest; report OK, or every gap and the first broken line."""
     settings = load(config)
     report = audit_verify(settings.audit_path)
     files = len(report.files)
-    if report.problem is not None:
-        typer.echo(f"BROKEN: {report.problem.describe()}")
-        typer.echo(f"({report.entries} entries verified before it, in {files} file(s))")
+    if report.problems:
+        for problem in report.problems:
+            typer.echo(f"{'GAP' if problem.kind == 'gap' else 'BROKEN'}: {problem.describe()}")
+        gaps = f"; {len(report.gaps)} gap record(s): entries were lost" if report.gaps else ""
+        typer.echo(f"({report.entries} entries verified, in {files} file(s){gaps})")
         raise typer.Exit(1)
     if report.entries == 0:
         typer.echo(f"OK: the audit log at {settings.audit_path} is empty")
         return
-    typer.echo(f"OK: {report.entries} entries in {files} file(s), chain intact; head {report.head}")
+    typer.echo(f"OK: {report.entries} entries in {files} file(s), chain intact, no gaps; head {report.head}")
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -63,11 +68,19 @@ def _readable(entry: dict[str, Any]) -> str:
             what += " (start)"
     elif kind == "cli":
         what = f"tailops {entry.get('command')}"
+    elif kind == GAP_KIND:
+        what = f"AUDIT GAP ({', '.join(map(str, entry.get('reasons') or []))}"
+        if entry.get("missing_from") is not None:
+            what += f"; entries {entry['missing_from']}-{entry.get('missing_to') or '?'} missing"
+        what += ")"
     else:
         what = f"{entry.get('method', '')} {entry.get('path', '')}".strip() or str(kind)
     verdict = "DENIED" if entry.get("decision") == "denied" else str(entry.get("outcome") or "-")
     if verdict == "error":
         verdict = "ERROR"
+    if kind == GAP_KIND:
+        verdict = "GAP"
+        who, via = "-", f"pid {(entry.get('detected_by') or {}).get('pid', '?')}"
     parts = [str(entry.get("ts", "-")), f"#{entry.get('seq', '?')}", verdict, who, via, what]
     if entry.get("args"):
         parts.append(_short(entry["args"]))

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from tailops.config import Settings, load_config
-from tailops.errors import AuditError, ConfigError, InvalidInput, TailopsError
+from tailops.errors import AuditError, TailopsError, cli_exit_code
 
 __all__ = ["ConfigOption", "audit_cli", "audit_cli_failure", "cli_errors", "console_err", "load"]
 
@@ -40,7 +40,8 @@ def console_err(message: str) -> None:
 
 
 def exit_code_for(exc: TailopsError) -> int:
-    return 2 if isinstance(exc, ConfigError | InvalidInput) else 1
+    """The exit code of a failed command (tailops.errors.CLI_EXIT: 2 usage/config, 1 other)."""
+    return cli_exit_code(exc)
 
 
 def cli_errors[**P, R](fn: Callable[P, R]) -> Callable[P, R]:

@@ -25,6 +25,9 @@ _GROUPS = [
     ("tailops.cli.playbooks", "app", "playbooks"),
     ("tailops.cli.plans", "app", "plans"),
     ("tailops.cli.nodes", "app", "nodes"),
+    ("tailops.cli.hosts", "app", "hosts"),
+    ("tailops.cli.drift", "app", "drift"),
+    ("tailops.cli.notifications", "app", "notifications"),
 ]
 
 
@@ -88,7 +91,7 @@ def config_reference() -> None:
 
 def build_app(*, full: bool = True) -> typer.Typer:
     """The ``tailops`` command. ``full=False`` leaves out the command groups (token, audit,
-    playbooks, plans): ``tailops serve`` needs none of them, and their imports (PyJWT and
+    playbooks, plans, notifications): ``tailops serve`` needs none of them, and their imports (PyJWT and
     cryptography, jsonschema, rich tables) would only delay the server's first answer."""
     app = typer.Typer(
         name="tailops",

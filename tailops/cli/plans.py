@@ -17,11 +17,15 @@ Bad input prints one line and exits 2.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import signal
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -30,13 +34,17 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from tailops.auth import local_user
-from tailops.changes import approvals, plans
+from tailops.changes import plans
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import Plan, Run
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
+from tailops.config import Settings
 from tailops.errors import ChangeError, TailopsError
 from tailops.principal import Principal
 from tailops.store import Store
+
+if TYPE_CHECKING:
+    from tailops.changes.engine import ChangeEngine
 
 __all__ = ["app", "cli_principal"]
 
@@ -277,6 +285,22 @@ def run_command(
 
 
 # --------------------------------------------------------------------------- deciding
+@contextlib.contextmanager
+def _engine(settings: Settings) -> Iterator[ChangeEngine]:
+    """The change engine on the data dir, without a server runtime (no Docker engine, no
+    sampler): the CLI only needs the store, the audit log and an executor."""
+    from tailops.audit import AuditLog
+    from tailops.changes.engine import ChangeEngine
+
+    store = Store(settings.db_path)
+    audit = AuditLog(settings.audit_path, rotate_bytes=settings.audit.rotate_bytes)
+    try:
+        yield ChangeEngine(settings, store, audit, instance_id=f"cli-{uuid.uuid4().hex}")
+    finally:
+        audit.close()
+        store.close()
+
+
 @app.command("approve")
 @cli_errors
 def approve(
@@ -287,16 +311,14 @@ def approve(
     """Approve a plan requested by someone else (single use; expires after changes.approval_ttl)."""
     settings = load(config)
     args: dict[str, Any] = {"plan": plan, "comment": comment}
-    store = Store(settings.db_path)
     plan_id: str | None = None
-    try:
-        plan_id = plans.resolve_plan_id(store, plan)
-        approval = approvals.approve(store, settings.changes, plan_id, cli_principal(), comment)
-    except TailopsError as exc:
-        audit_cli_failure(settings, "plans approve", args, exc, plan_id=plan_id)
-        raise
-    finally:
-        store.close()
+    with _engine(settings) as engine:
+        try:
+            plan_id = plans.resolve_plan_id(engine.store, plan)
+            approval = engine.approve(cli_principal(), plan_id, comment)
+        except TailopsError as exc:
+            audit_cli_failure(settings, "plans approve", args, exc, plan_id=plan_id)
+            raise
     audit_cli(settings, "plans approve", args, None, plan_id=plan_id, approval_id=approval.id)
     typer.echo(f"approved plan {plan_id} until {_when(approval.expires_at)} (approval {approval.id}).")
 
@@ -313,16 +335,14 @@ def deny(
     """Deny a plan: it can then never be applied."""
     settings = load(config)
     args: dict[str, Any] = {"plan": plan, "reason": reason}
-    store = Store(settings.db_path)
     plan_id: str | None = None
-    try:
-        plan_id = plans.resolve_plan_id(store, plan)
-        denial = approvals.deny(store, plan_id, cli_principal(), reason or "")
-    except TailopsError as exc:
-        audit_cli_failure(settings, "plans deny", args, exc, plan_id=plan_id)
-        raise
-    finally:
-        store.close()
+    with _engine(settings) as engine:
+        try:
+            plan_id = plans.resolve_plan_id(engine.store, plan)
+            denial = engine.deny(cli_principal(), plan_id, reason or "")
+        except TailopsError as exc:
+            audit_cli_failure(settings, "plans deny", args, exc, plan_id=plan_id)
+            raise
     audit_cli(settings, "plans deny", args, None, plan_id=plan_id, approval_id=denial.id)
     typer.echo(f"denied plan {plan_id}.")
 
@@ -332,26 +352,26 @@ def deny(
 @cli_errors
 def apply(plan: PlanArg, config: ConfigOption = None) -> None:
     """Apply an approved plan here and stream its progress (Ctrl-C cancels the run)."""
-    from tailops.changes.executor import apply_plan
-    from tailops.runtime import Runtime
-
     settings = load(config)
     args: dict[str, Any] = {"plan": plan}
-    rt = Runtime(settings)
     principal = cli_principal()
     plan_id: str | None = None
-    try:
+    with _engine(settings) as engine:
         try:
-            plan_id = plans.resolve_plan_id(rt.store, plan)
-            found = plans.get_plan(rt.store, plan_id)
+            plan_id = plans.resolve_plan_id(engine.store, plan)
             # No start record, no run: the audit log must know before anything can change.
             audit_cli(settings, "plans apply", args, None, plan_id=plan_id, phase="start")
         except TailopsError as exc:
             audit_cli_failure(settings, "plans apply", args, exc, plan_id=plan_id)
             raise
-        total = max(1, sum(len(h.tasks) for h in found.hosts))
+        total = 1
         done = 0
         run_ids: list[str] = []
+
+        def on_start(run: Run, applied: Plan) -> None:
+            nonlocal total
+            total = max(1, sum(len(h.tasks) for h in applied.hosts))
+            run_ids.append(run.id)
 
         def on_event(event: RunEvent) -> None:
             nonlocal done
@@ -377,13 +397,8 @@ def apply(plan: PlanArg, config: ConfigOption = None) -> None:
                     tg.start_soon(watch_signals)
                 try:
                     finished.append(
-                        await apply_plan(
-                            rt,
-                            principal,
-                            plan_id or "",
-                            on_event=on_event,
-                            cancel=cancel,
-                            on_start=lambda r: run_ids.append(r.id),
+                        await engine.apply(
+                            principal, plan_id or "", on_event=on_event, cancel=cancel, on_start=on_start
                         )
                     )
                 except TailopsError as exc:  # raised outside the task group, unwrapped
@@ -405,9 +420,7 @@ def apply(plan: PlanArg, config: ConfigOption = None) -> None:
         audit_cli(settings, "plans apply", args, None, plan_id=plan_id, run_id=run.id, run_status=run.status)
         console = _console()
         console.print(f"run {run.id}: {run.status} in {time.monotonic() - started:.1f} s")
-        _print_run(console, run, rt.store, 0)
-    finally:
-        rt.stop()
+        _print_run(console, run, engine.store, 0)
     if run.status != "succeeded":
         raise typer.Exit(1)
 
@@ -418,15 +431,13 @@ def cancel(run: RunArg, config: ConfigOption = None) -> None:
     """Ask a running run to stop (the process applying it stops Ansible within about a second)."""
     settings = load(config)
     args: dict[str, Any] = {"run": run}
-    store = Store(settings.db_path)
     run_id: str | None = None
-    try:
-        run_id = plans.resolve_run_id(store, run)
-        found = plans.request_cancel(store, run_id, f"{cli_principal().label} (cli)")
-    except TailopsError as exc:
-        audit_cli_failure(settings, "plans cancel", args, exc, run_id=run_id)
-        raise
-    finally:
-        store.close()
+    with _engine(settings) as engine:
+        try:
+            run_id = plans.resolve_run_id(engine.store, run)
+            found = anyio.run(functools.partial(engine.cancel, cli_principal(), run_id, via="cli"))
+        except TailopsError as exc:
+            audit_cli_failure(settings, "plans cancel", args, exc, run_id=run_id)
+            raise
     audit_cli(settings, "plans cancel", args, None, run_id=run_id, plan_id=found.plan_id)
     typer.echo(f"cancel requested for run {run_id} (plan {found.plan_id[:12]}).")

@@ -72,6 +72,8 @@ def show(
         f"description: {m.description.strip()}",
         "not simulated in check mode: " + (", ".join(m.not_simulated) or "none"),
     ]
+    for task, effect in sorted(m.check_mode_side_effects.items()):
+        lines.append(f"runs for real during a plan: {task}: {' '.join(effect.split())}")
     if m.check_mode_notes:
         lines.append(f"check mode:  {m.check_mode_notes.strip()}")
     if m.notes:

@@ -11,16 +11,18 @@ and the audit log never sees a token.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import jwt
 import typer
 
 from tailops.auth import local_user
-from tailops.auth.scopes import render_scope_table
+from tailops.auth.scopes import SCOPES
 from tailops.auth.tokens import (
     EXPIRED,
     MALFORMED,
@@ -34,9 +36,9 @@ from tailops.auth.tokens import (
     revoke_token,
 )
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
-from tailops.config import SCOPES
+from tailops.docs import render_scope_table
 from tailops.durations import format_duration, parse_duration
-from tailops.errors import AuditError, AuthError, InvalidInput, TailopsError
+from tailops.errors import AuditError, AuthError, ConfigError, InvalidInput, TailopsError
 from tailops.store import Store
 
 __all__ = ["app"]
@@ -51,6 +53,23 @@ def _iso(ts: int | float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ensure_private_dir(path: Path) -> None:
+    """Create the data dir (and missing parents) 0700, as documented: it holds the keys,
+    the store and the audit log. An existing dir is left as it is (the server tightens it
+    to 0700 at start)."""
+    missing: list[Path] = []
+    current = path.absolute()
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    try:
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700)
+            os.chmod(directory, 0o700)  # the umask must not widen or narrow it
+    except OSError as exc:
+        raise ConfigError(f"cannot create the data dir {path}: {exc.strerror}.") from exc
 
 
 @app.command()
@@ -70,6 +89,7 @@ def keygen(
         "force": force,
     }
     try:
+        _ensure_private_dir(settings.server.data_dir)
         generate_keypair(settings.private_key_path, settings.public_key_path, overwrite=force)
     except TailopsError as exc:
         audit_cli_failure(settings, "token keygen", args, exc)

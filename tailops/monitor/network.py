@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import psutil
@@ -25,6 +26,7 @@ __all__ = [
     "NetworkIo",
     "NetworkStatus",
     "active_connections",
+    "interfaces_from",
     "network_status",
 ]
 
@@ -59,9 +61,20 @@ class NetworkStatus(ListResult):
 
 
 def network_status(*, include_down: bool = True) -> NetworkStatus:
-    addrs = psutil.net_if_addrs()
-    stats = psutil.net_if_stats()
-    io = psutil.net_io_counters(pernic=True)
+    out = interfaces_from(
+        psutil.net_if_addrs(), psutil.net_if_stats(), psutil.net_io_counters(pernic=True), include_down=include_down
+    )
+    return NetworkStatus(interfaces=out, total=len(out))
+
+
+def interfaces_from(
+    addrs: Mapping[str, Sequence[Any]],
+    stats: Mapping[str, Any],
+    io: Mapping[str, Any],
+    *,
+    include_down: bool = True,
+) -> list[InterfaceInfo]:
+    """psutil's ``net_if_addrs()``, ``net_if_stats()`` and ``net_io_counters(pernic=True)`` → interfaces."""
     out: list[InterfaceInfo] = []
     for name in sorted(set(addrs) | set(stats)):
         st = stats.get(name)
@@ -92,7 +105,7 @@ def network_status(*, include_down: bool = True) -> NetworkStatus:
                 dropout=c.dropout if c else None,
             )
         )
-    return NetworkStatus(interfaces=out, total=len(out))
+    return out
 
 
 class IoCounters(Model):

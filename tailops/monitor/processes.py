@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import psutil
 from pydantic import Field
 
 from tailops.models import ListResult, Model
 
-__all__ = ["ProcessInfo", "TopProcesses", "prime", "top_processes"]
+__all__ = ["ProcessInfo", "TopProcesses", "prime", "process_info", "top_processes"]
 
 CMDLINE_MAX = 200
 SCAN_MAX_AGE_S = 1.0
@@ -76,6 +77,23 @@ def _cmdline(parts: list[str] | None) -> str | None:
     return text if len(text) <= CMDLINE_MAX else text[: CMDLINE_MAX - 1] + "…"
 
 
+def process_info(info: Mapping[str, Any]) -> ProcessInfo:
+    """One psutil ``Process.info`` (the attributes in ``_ATTRS``; None where access was denied) → ProcessInfo."""
+    mem = info.get("memory_info")
+    return ProcessInfo(
+        pid=info["pid"],
+        name=info.get("name"),
+        user=info.get("username"),
+        cpu_percent=round(info["cpu_percent"], 1) if info.get("cpu_percent") is not None else None,
+        rss=mem.rss if mem is not None else None,
+        memory_percent=round(info["memory_percent"], 2) if info.get("memory_percent") is not None else None,
+        status=info.get("status"),
+        threads=info.get("num_threads"),
+        started=info.get("create_time"),
+        cmdline=_cmdline(info.get("cmdline")),
+    )
+
+
 @dataclass(frozen=True)
 class _Scan:
     rows: tuple[ProcessInfo, ...]
@@ -98,21 +116,7 @@ def _scan() -> _Scan:
         except psutil.Error:
             skipped += 1
             continue
-        mem = info.get("memory_info")
-        rows.append(
-            ProcessInfo(
-                pid=info["pid"],
-                name=info.get("name"),
-                user=info.get("username"),
-                cpu_percent=round(info["cpu_percent"], 1) if info.get("cpu_percent") is not None else None,
-                rss=mem.rss if mem is not None else None,
-                memory_percent=round(info["memory_percent"], 2) if info.get("memory_percent") is not None else None,
-                status=info.get("status"),
-                threads=info.get("num_threads"),
-                started=info.get("create_time"),
-                cmdline=_cmdline(info.get("cmdline")),
-            )
-        )
+        rows.append(process_info(info))
     _last_scan[0] = now
     return _Scan(tuple(rows), window, skipped, now)
 

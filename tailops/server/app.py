@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from tailops.auth.tokens import TokenVerifier
 from tailops.runtime import Runtime
 from tailops.server.mcp_server import build_mcp
-from tailops.server.middleware import build_middleware, transport_security
+from tailops.server.middleware import build_middleware, resource_metadata_path, transport_security
 from tailops.server.protocol import features
 
 __all__ = ["build_app"]
@@ -72,6 +72,21 @@ def build_app(
         store_ok = report["checks"]["store"]["status"] == "ok"
         return JSONResponse(report, status_code=200 if store_ok else 503)
 
+    async def resource_metadata(request: Request) -> Response:
+        # RFC 9728 metadata that names no authorization server: tokens come from
+        # `tailops token mint`, and there is no OAuth server to send a client to. (The SDK's
+        # own route names this server as one, so clients such as the MCP Inspector start an
+        # OAuth flow that cannot work.) `authorization_servers` is optional in RFC 9728.
+        from tailops.auth.scopes import SCOPES
+
+        body = {
+            "resource": rt.config.mcp_url,
+            "scopes_supported": list(SCOPES),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "tailops",
+        }
+        return JSONResponse(body, headers={"cache-control": "public, max-age=3600"})
+
     async def metrics(request: Request) -> Response:
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -90,6 +105,8 @@ def build_app(
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if auth is not None:
+        routes.append(Route(resource_metadata_path(rt.config), resource_metadata, methods=["GET"]))
     if rt.config.server.review_page:
         from tailops.web.review import build_review
 

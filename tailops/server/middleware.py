@@ -5,13 +5,13 @@ Outermost first:
 - :class:`RequestMetrics`: counts requests by route class and status.
 - :class:`HostCheck`: Host/Origin allow-list (DNS-rebinding protection) on
   every route except ``/health`` → 421 / 403.
-- :class:`AuthFailureLimit`: a client address whose failed authentications
-  used up ``auth.auth_failures_per_minute`` gets 429 + ``Retry-After`` before
-  any token is verified; every 401 below is charged to its address.
 - :class:`BearerAuth`: verifies the bearer token once per request. Every route
   except ``/health`` and the RFC 9728 metadata needs a valid one → 401 with
   ``WWW-Authenticate: Bearer …, resource_metadata=…``; the refusal is audited.
-  The SDK's own bearer check on ``/mcp`` then reuses this verification.
+  The SDK's own bearer check on ``/mcp`` then reuses this verification (and a 401
+  it answers is audited here too). Failed authentications have a budget per client
+  address (``auth.auth_failures_per_minute``): a failure over budget gets 429 +
+  ``Retry-After``; a valid token is never refused by that budget.
 - :class:`PrincipalRateLimit`: ``auth.rate_limit_per_minute`` per principal
   (the token's ``sub``; the client address for unauthenticated routes) → 429 +
   ``Retry-After``.
@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -50,12 +51,20 @@ from tailops.auth.tokens import TokenVerifier, failure_reason
 from tailops.config import Settings
 from tailops.errors import AuditError, AuthError, RateLimited
 from tailops.runtime import Runtime
+from tailops.web.session import (
+    ACCESS_TOKEN_KEY,
+    AUTH_VIA_KEY,
+    LOGIN_PATH,
+    clear_cookie,
+    cookie_secure,
+    is_review_path,
+    open_review_path,
+)
 from tailops.web.session import COOKIE as REVIEW_COOKIE
-from tailops.web.session import LOGIN_PATH, clear_cookie, cookie_secure, is_review_path, open_review_path
 
 __all__ = [
     "ACCESS_TOKEN_KEY",
-    "AuthFailureLimit",
+    "AUTH_VIA_KEY",
     "BearerAuth",
     "HostCheck",
     "MetricsScope",
@@ -64,20 +73,24 @@ __all__ = [
     "allowed_origin",
     "build_middleware",
     "open_paths",
+    "resource_metadata_path",
     "transport_security",
 ]
 
 # Where BearerAuth leaves the verified AccessToken in the ASGI scope.
 log = logging.getLogger("tailops.server")
 
-ACCESS_TOKEN_KEY = "tailops.access_token"  # noqa: S105 (a dict key, not a secret)
 _OPEN_PATHS = frozenset({"/health"})
+
+
+def resource_metadata_path(config: Settings) -> str:
+    """The path of the RFC 9728 resource metadata (path-suffixed: /.well-known/oauth-protected-resource/mcp)."""
+    return urlsplit(str(build_resource_metadata_url(AnyHttpUrl(config.mcp_url)))).path
 
 
 def open_paths(config: Settings) -> frozenset[str]:
     """Exact paths served without a token: /health and the RFC 9728 resource metadata."""
-    metadata = urlsplit(str(build_resource_metadata_url(AnyHttpUrl(config.mcp_url)))).path
-    return _OPEN_PATHS | {metadata}
+    return _OPEN_PATHS | {resource_metadata_path(config)}
 
 
 def _route_class(path: str) -> str:
@@ -117,11 +130,6 @@ async def _refuse(
     else:
         body = {"error": error, "error_description": description, **data}
     await _answer(send, status, body, headers)
-
-
-def _peer(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
 
 
 async def _answer(send: Send, status: int, body: Mapping[str, object], headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -205,10 +213,14 @@ class RequestMetrics:
 
 
 class HostCheck:
-    """Refuse requests whose Host (421) or Origin (403) is not on the allow-list."""
+    """Refuse requests whose Host (421) or Origin (403) is not on the allow-list.
 
-    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+    A form posted to the review page from a foreign origin is refused here, before the page
+    sees it; that refusal is audited like the page's own (``kind: web``, denied)."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings, rt: Runtime | None = None) -> None:
         self.app = app
+        self.rt = rt
         self.hosts = list(settings.allowed_hosts)
         self.origins = list(settings.allowed_origins)
 
@@ -223,47 +235,46 @@ class HostCheck:
             return
         origin = headers.get("origin")
         if origin and not _allowed(origin, self.origins):
+            if self.rt is not None and scope.get("method") == "POST" and is_review_path(scope["path"]):
+                await self._audit_form(scope, headers, origin)
             await _refuse(scope, send, 403, "forbidden", "Origin not allowed")
             return
         await self.app(scope, receive, send)
 
-
-class AuthFailureLimit:
-    """Per client address: too many 401s → 429 before anything is verified."""
-
-    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
-        self.app = app
-        self.rt = rt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        addr = self.rt.principals.client_address(_peer(scope), Headers(scope=scope))
-        wait = self.rt.auth_failures.retry_after(addr)
-        if wait > 0:
-            self.rt.metrics.rate_limited.labels("auth_failures").inc()
-            await _refuse(
-                scope,
-                send,
-                429,
-                "too_many_failed_authentications",
-                f"too many failed authentications from {addr}; retry in {_retry_after(wait)} s",
-                [("retry-after", _retry_after(wait))],
-                retry_after=wait,
-            )
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                self.rt.auth_failures.record_failure(addr)
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
+    async def _audit_form(self, scope: Scope, headers: Headers, origin: str) -> None:
+        assert self.rt is not None
+        rt = self.rt
+        peer = rt.principals.peer(scope)
+        entry = {
+            "kind": "web",
+            "event": "review:form",
+            "path": scope["path"],
+            "principal": {"sub": None, "transport": "http", "addr": rt.principals.client_address(peer, headers)},
+            "decision": "denied",
+            "outcome": "denied",
+            "error": f"refused: a form from the foreign origin {origin[:200]} (not allowed)",
+        }
+        try:
+            await anyio.to_thread.run_sync(lambda: rt.audit.record(entry, sync=True))
+        except AuditError:
+            log.exception("audit write failed for a refused form")
 
 
 class BearerAuth:
-    """Every route except the open ones needs a valid bearer token (verified here, once)."""
+    """Every route except the open ones needs a valid bearer token (verified here, once).
+
+    Failed authentications have a budget per client address
+    (``auth.auth_failures_per_minute``). The token is always verified first: a valid
+    token passes even when its address has spent its budget (one noisy client behind
+    the same proxy address must not lock everyone else out); only a failure from an
+    address over budget is answered 429 instead of 401. Every 401 is audited (fsynced)
+    and charged to the address, including the ones the MCP SDK's own bearer layer
+    answers further down (e.g. a token that expired within our clock leeway); refusals
+    over budget are counted, and audited once per address and window, so a flood of
+    bad tokens cannot turn into a flood of fsyncs.
+    """
+
+    _OVER_BUDGET_AUDIT_S = 60.0
 
     def __init__(self, app: ASGIApp, rt: Runtime, verifier: TokenVerifier | None) -> None:
         self.app = app
@@ -271,6 +282,7 @@ class BearerAuth:
         self.verifier = verifier
         self.metadata_url = str(build_resource_metadata_url(AnyHttpUrl(rt.config.mcp_url)))
         self.open = open_paths(rt.config)
+        self._over_budget_audited: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or self.verifier is None:
@@ -310,13 +322,33 @@ class BearerAuth:
             await self._refuse(scope, send, headers, exc)
             return
         scope[ACCESS_TOKEN_KEY] = access
+        # Which credential authenticated: the review page skips its CSRF checks only for the header.
+        scope[AUTH_VIA_KEY] = "cookie" if from_cookie else "header"
         marker = self.verifier.remember(token, access)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                # Refused further down (the SDK's bearer layer): audited and charged like ours.
+                self.rt.auth_failures.record_failure(self._address(scope, headers))
+                self.rt.metrics.auth_failures.labels("refused_by_mcp_layer").inc()
+                await self._audit(scope, headers, "refused_by_mcp_layer", "the MCP layer refused the token (401)")
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_wrapper)
         finally:
             self.verifier.forget(marker)
 
+    def _address(self, scope: Scope, headers: Headers) -> str:
+        return self.rt.principals.client_address(self.rt.principals.peer(scope), headers)
+
     async def _refuse(self, scope: Scope, send: Send, headers: Headers, exc: AuthError | None) -> None:
+        addr = self._address(scope, headers)
+        wait = self.rt.auth_failures.retry_after(addr)
+        if wait > 0:
+            await self._refuse_over_budget(scope, send, headers, addr, wait)
+            return
+        self.rt.auth_failures.record_failure(addr)
         if exc is None:
             reason, description = "missing", "Authentication required: send Authorization: Bearer <token>"
             challenge = f'Bearer realm="tailops", resource_metadata="{self.metadata_url}"'
@@ -327,14 +359,35 @@ class BearerAuth:
                 f'Bearer realm="tailops", error="invalid_token", error_description="{description}", '
                 f'resource_metadata="{self.metadata_url}"'
             )
-        # The refusal is on disk before the client learns of it (the failed-auth
-        # budget keeps a flood of bad tokens from turning into a flood of fsyncs).
+        # The refusal is on disk before the client learns of it.
         await self._audit(scope, headers, reason, description)
         if scope["type"] == "http":
             await _refuse(scope, send, 401, "invalid_token", description, [("www-authenticate", challenge)])
 
+    async def _refuse_over_budget(self, scope: Scope, send: Send, headers: Headers, addr: str, wait: float) -> None:
+        self.rt.metrics.rate_limited.labels("auth_failures").inc()
+        description = f"too many failed authentications from {addr}; retry in {_retry_after(wait)} s"
+        now = time.monotonic()
+        if now - self._over_budget_audited.get(addr, -math.inf) >= self._OVER_BUDGET_AUDIT_S:
+            if len(self._over_budget_audited) > 10_000:
+                self._over_budget_audited.clear()
+            self._over_budget_audited[addr] = now
+            await self._audit(
+                scope, headers, "failure_budget", description + " (further refusals for this address are counted)"
+            )
+        if scope["type"] == "http":
+            await _refuse(
+                scope,
+                send,
+                429,
+                "too_many_failed_authentications",
+                description,
+                [("retry-after", _retry_after(wait))],
+                retry_after=wait,
+            )
+
     async def _audit(self, scope: Scope, headers: Headers, reason: str, description: str) -> None:
-        peer = _peer(scope)
+        peer = self.rt.principals.peer(scope)
         login, name = self.rt.principals.human(peer, headers)
         addr = self.rt.principals.client_address(peer, headers)
         entry = {
@@ -346,10 +399,10 @@ class BearerAuth:
             "decision": "denied",
             "reason": f"{reason}: {description}",
             "outcome": "denied",
-            "error": "401 unauthenticated",
+            "error": "429 too many failed authentications" if reason == "failure_budget" else "401 unauthenticated",
         }
-        if addr != peer:
-            entry["via"] = peer
+        if peer.via_proxy:
+            entry["via"] = peer.label
         try:
             await anyio.to_thread.run_sync(lambda: self.rt.audit.record(entry, sync=True))
         except AuditError:
@@ -370,9 +423,10 @@ class PrincipalRateLimit:
             return
         access = scope.get(ACCESS_TOKEN_KEY)
         if access is not None and access.subject:
-            key, who = f"sub:{access.subject}", str(access.subject)
+            # Subjects are identities: "Alice" and "alice" share one budget.
+            key, who = f"sub:{str(access.subject).lower()}", str(access.subject)
         else:
-            who = self.rt.principals.client_address(_peer(scope), Headers(scope=scope))
+            who = self.rt.principals.client_address(self.rt.principals.peer(scope), Headers(scope=scope))
             key = f"addr:{who}"
         try:
             self.rt.rate_limiter.check_key(key, who)
@@ -421,8 +475,7 @@ def build_middleware(rt: Runtime, verifier: TokenVerifier | None = None) -> list
     """The stack, outermost first (see the module docstring)."""
     return [
         Middleware(RequestMetrics, rt=rt),
-        Middleware(HostCheck, settings=transport_security(rt.config)),
-        Middleware(AuthFailureLimit, rt=rt),
+        Middleware(HostCheck, settings=transport_security(rt.config), rt=rt),
         Middleware(BearerAuth, rt=rt, verifier=verifier),
         Middleware(PrincipalRateLimit, rt=rt),
         Middleware(MetricsScope, rt=rt, enforce=verifier is not None),

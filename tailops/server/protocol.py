@@ -39,7 +39,6 @@ import json
 import logging
 import threading
 import time
-import warnings
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -51,16 +50,14 @@ import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
-from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
-    INVALID_REQUEST,
     CompleteRequestParams,
     CompleteResult,
     Completion,
     EmptyResult,
-    LoggingLevel,
     PromptReference,
     ResourceTemplateReference,
     SetLevelRequestParams,
@@ -69,12 +66,10 @@ from mcp.types import (
     SubscriptionsListenResult,
     UnsubscribeRequestParams,
 )
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from tailops.auth.scopes import require_scope
 from tailops.changes.catalog import Catalog
 from tailops.errors import (
-    AuthError,
     CatalogError,
     InvalidInput,
     NotFound,
@@ -82,9 +77,18 @@ from tailops.errors import (
     RateLimited,
     TailopsError,
     Unavailable,
+    jsonrpc_code,
 )
-from tailops.monitor.containers import check_name, inspect_container
-from tailops.monitor.docker_engine import engine_exceptions
+from tailops.monitor.containers import EventSink, check_name, inspect_container
+from tailops.tools.client_log import (
+    DEFAULT_CLIENT_LOG_LEVEL,
+    LOG_LEVELS,
+    ClientLogLevels,
+    send_client_log,
+)
+from tailops.tools.client_log import (
+    connection_key as _connection_key,
+)
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -110,19 +114,6 @@ __all__ = [
 
 log = logging.getLogger("tailops.server.protocol")
 
-# Severity-ascending (RFC 5424), as the MCP LoggingLevel literal declares them.
-LOG_LEVELS: Final[tuple[LoggingLevel, ...]] = (
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-)
-DEFAULT_CLIENT_LOG_LEVEL: Final[LoggingLevel] = "info"
-
 PLAYBOOK_TEMPLATE: Final = "tailops://playbooks/{name}"
 CONTAINER_TEMPLATE: Final = "tailops://containers/{name}"
 _PLAYBOOK_PREFIX: Final = PLAYBOOK_TEMPLATE.removesuffix("{name}")
@@ -130,82 +121,6 @@ _CONTAINER_PREFIX: Final = CONTAINER_TEMPLATE.removesuffix("{name}")
 
 MAX_COMPLETIONS: Final = 100  # the most values one completion result may carry (spec)
 MAX_PLAYBOOK_BYTES: Final = 256 * 1024  # playbook text shown in a resource
-
-
-# ============================================================== connections
-
-
-def _connection_key(session: Any) -> Any | None:
-    """An object that lives exactly as long as the client's connection.
-
-    The client's ``initialize`` params are stored once on the connection and
-    handed back by every request's session proxy, so they identify the
-    connection; ``None`` on 2026-era connections that sent no client info
-    (they have no ``logging/setLevel`` or ``resources/subscribe`` anyway).
-    """
-    return getattr(session, "client_params", None)
-
-
-# ================================================================== logging
-
-
-class ClientLogLevels:
-    """``logging/setLevel`` per connection (forgotten when the connection goes).
-
-    ``get(session, default)`` keeps the mapping interface the tool registry
-    uses; any request's session of the same connection finds the same level.
-    """
-
-    def __init__(self) -> None:
-        # id(connection key) -> level; the entry is dropped when the key object dies.
-        self._levels: dict[int, LoggingLevel] = {}
-
-    def set(self, session: Any, level: LoggingLevel) -> None:
-        key = _connection_key(session)
-        if key is None:
-            raise InvalidInput("logging/setLevel needs an initialized connection (client info missing).")
-        if id(key) not in self._levels:
-            weakref.finalize(key, self._levels.pop, id(key), None)
-        self._levels[id(key)] = level
-
-    def get(self, session: Any, default: LoggingLevel = DEFAULT_CLIENT_LOG_LEVEL) -> LoggingLevel:
-        key = _connection_key(session)
-        if key is None:
-            return default
-        return self._levels.get(id(key), default)
-
-    def wants(self, session: Any, level: LoggingLevel) -> bool:
-        """True when ``level`` is at or above the connection's level."""
-        return LOG_LEVELS.index(level) >= LOG_LEVELS.index(self.get(session))
-
-
-async def send_client_log(
-    ctx: Context,
-    levels: ClientLogLevels,
-    level: LoggingLevel,
-    data: Any,
-    *,
-    logger_name: str = "tailops",
-) -> bool:
-    """Send one ``notifications/message`` on the request in ``ctx``; True if it was sent.
-
-    2025-era connections: sent when ``level`` is at or above the connection's
-    ``logging/setLevel`` (default ``info``). 2026-era connections have no
-    setLevel: the SDK applies the request's own ``_meta`` log-level opt-in.
-    """
-    session = ctx.request_context.session
-    if session.protocol_version not in MODERN_PROTOCOL_VERSIONS and not levels.wants(session, level):
-        return False
-    with warnings.catch_warnings():
-        # Deliberate: logging is deprecated from 2026-07-28 on (SEP-2577), and
-        # 2025-11-25 clients, which tailops serves, rely on it. The warning is
-        # raised when the coroutine is created, so nothing awaits in here.
-        warnings.simplefilter("ignore", MCPDeprecationWarning)
-        pending = session.send_log_message(
-            level=level, data=data, logger=logger_name, related_request_id=ctx.request_id
-        )
-    await pending
-    return True
 
 
 # =============================================================== completion
@@ -372,18 +287,6 @@ class Listens:
             return set(self._streams)
 
 
-def _close_quietly(stream: Any) -> None:
-    """Close a docker event stream (from any thread); a half-closed one may raise, which is fine."""
-    if stream is None:
-        return
-    try:
-        stream.close()
-    except engine_exceptions():
-        log.debug("closing the docker event stream failed", exc_info=True)
-    except AttributeError:  # its response was already torn down
-        log.debug("docker event stream already closed", exc_info=True)
-
-
 # Engine events that can change what tailops://containers/{name} shows.
 _STATE_ACTIONS: Final = frozenset(
     {
@@ -407,10 +310,12 @@ _STATE_ACTIONS: Final = frozenset(
 class _ContainerWatcher:
     """Docker container events → ``notify(uri)`` for the watched container URIs.
 
-    One thread reads the engine's event stream while at least one container
-    resource is subscribed; it hands each matching event to the event loop
-    (``notify`` runs there) and ends when the last subscription goes, when the
-    engine goes away, or when the loop it reports to is gone.
+    It reads no stream of its own: while at least one container resource is
+    watched it is a sink of the engine's one event feed
+    (:class:`~tailops.monitor.containers.events.ContainerEvents`, shared with
+    the inspect cache), hands each matching event to the event loop (``notify``
+    runs there), and leaves the feed when the last subscription goes or the loop
+    it reports to is gone.
     """
 
     def __init__(self, rt: Runtime, notify: Callable[[str], Coroutine[Any, Any, None]]) -> None:
@@ -418,39 +323,21 @@ class _ContainerWatcher:
         self._notify = notify
         self._lock = threading.Lock()
         self._watched: frozenset[str] = frozenset()
-        self._thread: threading.Thread | None = None
-        self._stream: Any = None
-        self._stop = threading.Event()
-
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stop.is_set()
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._sink = EventSink(on_event=self._on_event)
 
     def watch(self, uris: Iterable[str]) -> None:
         """Watch exactly the container URIs in ``uris``; call on the event loop."""
         watched = frozenset(u for u in uris if u.startswith(_CONTAINER_PREFIX))
+        feed = self._rt.docker.events
         with self._lock:
             self._watched = watched
-            if watched and not self.running:
-                self._stop = threading.Event()
-                # Events from the moment of the subscription on, even those that
-                # happen before the stream is connected (the engine replays them).
-                self._thread = threading.Thread(
-                    target=self._run,
-                    args=(anyio.lowlevel.current_token(), self._stop, time.time()),
-                    name="tailops-container-events",
-                    daemon=True,
-                )
-                self._thread.start()
-            elif not watched and self._thread is not None:
-                self._stop.set()
-                self._close_stream()
-                self._thread = None
-
-    def _close_stream(self) -> None:
-        stream, self._stream = self._stream, None
-        _close_quietly(stream)
+            if watched:
+                self._token = anyio.lowlevel.current_token()
+        if watched:
+            feed.subscribe(self._sink)  # also restarts a stream that ended (engine restart)
+        else:
+            feed.unsubscribe(self._sink)
 
     def _matches(self, event: Mapping[str, Any]) -> list[str]:
         action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0].strip()
@@ -466,40 +353,21 @@ class _ContainerWatcher:
                 out.append(uri)
         return out
 
-    def _run(self, token: anyio.lowlevel.EventLoopToken, stop: threading.Event, since: float) -> None:
-        engine = self._rt.docker
-        try:
-            stream = engine.call(
-                "watch container events",
-                lambda: engine.client().events(since=f"{since:.6f}", decode=True, filters={"type": "container"}),
-            )
-        except TailopsError as exc:
-            log.warning("container subscriptions get no updates: %s", exc.message)
-            return
+    def _on_event(self, event: Mapping[str, Any]) -> None:
+        """On the feed's thread: tell the event loop about each watched container the event touches."""
         with self._lock:
-            if stop.is_set():
-                _close_quietly(stream)
+            uris = self._matches(event)
+            token = self._token
+        if token is None:
+            return
+        for uri in uris:
+            try:
+                anyio.from_thread.run(self._notify, uri, token=token)
+            except RuntimeError:
+                # The event loop we report to has shut down: nobody is left to tell.
+                log.debug("container watcher stopped: event loop gone")
+                self._rt.docker.events.unsubscribe(self._sink)
                 return
-            self._stream = stream
-        try:
-            for event in stream:
-                if stop.is_set():
-                    break
-                with self._lock:
-                    uris = self._matches(event) if isinstance(event, Mapping) else []
-                for uri in uris:
-                    anyio.from_thread.run(self._notify, uri, token=token)
-        except engine_exceptions() as exc:
-            log.warning("the docker event stream ended: %s", exc.__class__.__name__)
-        except RuntimeError:
-            # The event loop we report to has shut down: nobody is left to tell.
-            log.debug("container watcher stopped: event loop gone")
-        finally:
-            with self._lock:
-                if self._stream is stream:
-                    self._stream = None
-                stop.set()
-            _close_quietly(stream)
 
 
 # =================================================================== glue
@@ -520,7 +388,7 @@ class ProtocolFeatures:
         return self.subscriptions.uris() | self.listens.uris()
 
     def close(self) -> None:
-        """Stop the container event thread (server shutdown); subscriptions get no more updates."""
+        """Leave the engine event feed (server shutdown); subscriptions get no more updates."""
         if self._watcher is not None:
             self._watcher.watch(())
 
@@ -537,14 +405,8 @@ def features(server: MCPServer[Any]) -> ProtocolFeatures:
 
 
 def _mcp_error(exc: TailopsError, **data: Any) -> MCPError:
-    """The JSON-RPC error for a tailops error raised in a protocol handler."""
-    if isinstance(exc, InvalidInput):
-        code = INVALID_PARAMS
-    elif isinstance(exc, PermissionDenied | AuthError | RateLimited):
-        code = INVALID_REQUEST
-    else:
-        code = INTERNAL_ERROR
-    return MCPError(code=code, message=f"{exc.code}: {exc.public_message()}", data=data or None)
+    """The JSON-RPC error for a tailops error raised in a protocol handler (tailops.errors.JSONRPC_CODE)."""
+    return MCPError(code=jsonrpc_code(exc), message=f"{exc.code}: {exc.public_message()}", data=data or None)
 
 
 async def _authorize(rt: Runtime, ctx: Context, what: str) -> Principal:

@@ -10,6 +10,7 @@ stdio: the SDK's stdio loop; SIGTERM cancels it the same way as end of input.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ from tailops.config import Settings
 from tailops.logsetup import configure_logging
 from tailops.runtime import Runtime
 
-__all__ = ["bind_socket", "serve"]
+__all__ = ["bind_proxy_socket", "bind_socket", "serve"]
 
 log = logging.getLogger("tailops.server")
 
@@ -48,6 +49,44 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_proxy_socket(path: Path) -> socket.socket:
+    """The unix socket ``tailscale serve`` proxies to (``server.proxy_socket``), created 0600.
+
+    Only the tailops user and root (tailscaled) can connect, so identity headers that arrive
+    on it were set by the proxy (see :mod:`tailops.auth.principals`). A stale socket file
+    left by a crashed server is replaced; one another server still listens on is refused.
+    """
+    from tailops.errors import ConfigError
+
+    path = path.absolute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.is_socket():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # nobody listens: a leftover of a server that is gone
+            else:
+                raise ConfigError(f"another server already listens on server.proxy_socket {path}.")
+            finally:
+                probe.close()
+        elif path.exists() or path.is_symlink():
+            raise ConfigError(f"server.proxy_socket {path} exists and is not a socket; refusing to replace it.")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # created 0600: no window in which others could connect
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on server.proxy_socket {path}: {exc.strerror}.") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings, *, config_path: Path | None = None) -> None:
     configure_logging(settings.server.log_level, settings.server.log_format)
     if settings.server.transport == "stdio":
@@ -62,6 +101,9 @@ def _serve_http(settings: Settings, config_path: Path | None) -> None:
     from tailops.server.app import build_app
 
     sock = bind_socket(settings.server.host, settings.server.port)
+    sockets = [sock]
+    if settings.server.proxy_socket is not None:
+        sockets.append(bind_proxy_socket(settings.server.proxy_socket))
     real_port = sock.getsockname()[1]
     if real_port != settings.server.port:
         settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": real_port})})
@@ -72,6 +114,11 @@ def _serve_http(settings: Settings, config_path: Path | None) -> None:
         + (
             "Clients need a bearer token: tailops token mint --subject NAME --scopes readonly --ttl 24h\n"
             if not settings.auth.unsafe_no_auth
+            else ""
+        )
+        + (
+            f"Proxy socket for tailscale serve (identity headers trusted there only): {settings.server.proxy_socket}\n"
+            if settings.server.proxy_socket is not None
             else ""
         )
     )
@@ -87,7 +134,7 @@ def _serve_http(settings: Settings, config_path: Path | None) -> None:
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
 
 
 def _serve_stdio(settings: Settings, config_path: Path | None) -> None:

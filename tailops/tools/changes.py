@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from tailops.changes import approvals, executor, planner, plans
+from tailops.changes import approvals, drift, history, plans
+from tailops.changes.drift import DriftReport
+from tailops.changes.history import HostHistory
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
 from tailops.models import ListResult, Model
 from tailops.tools.registry import ToolCall, tool
 
 if TYPE_CHECKING:
-    from tailops.principal import Principal
     from tailops.runtime import Runtime
 
 __all__ = ["PlanView", "RunView", "plan_for_tool"]
@@ -115,6 +116,8 @@ class PlanView(Model):
     hosts: list[HostView]
     hosts_omitted: int = Field(0, description="Hosts left out to stay under the output cap.")
     approvals: list[ApprovalView] = Field(default_factory=list)
+    approvals_required: int = Field(1, description="Distinct people who must approve (changes.required_approvals).")
+    approvals_given: int = Field(0, description="Approvals that count now (unused, unexpired).")
     runs: list[str] = Field(default_factory=list, description="Ids of runs of this plan.")
     next_step: str = Field(description="What to do next.")
 
@@ -174,6 +177,9 @@ class PlaybookInfo(Model):
     description: str | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of params.")
     not_simulated: list[str] | None = None
+    check_mode_side_effects: dict[str, str] | None = Field(
+        None, description="Tasks that run for real during a plan -> what they may change on a host."
+    )
 
 
 class PlaybookList(ListResult):
@@ -201,8 +207,14 @@ def _approval_view(a: plans.Approval) -> ApprovalView:
     )
 
 
-def _next_step(plan: Plan, live: plans.Approval | None) -> str:
+def _next_step(plan: Plan, live: plans.Approval | None, given: int = 0, required: int = 1) -> str:
     short = plan.id[:12]
+    if plan.status == "pending" and given:
+        return (
+            f"{given} of {required} approvals: another person (not {plan.requester.get('subject')} and not who "
+            f"approved already) with scope changes:approve approves it: approve_plan(plan_id) or "
+            f"`tailops plans approve {short}`; then apply_plan(plan_id)."
+        )
     if plan.status == "pending":
         return (
             f"Review it, then a person other than {plan.requester.get('subject')} with scope changes:approve "
@@ -227,6 +239,8 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
     """The tool view of a plan, kept under the server's output cap (blocking: store reads)."""
     decisions = plans.approvals_for(rt.store, plan.id)
     live = plans.live_approval(rt.store, plan.id)
+    given = len(plans.live_approvals(rt.store, plan.id))
+    required = approvals.required_approvals(rt.config.changes, plan)
     runs, _ = plans.list_runs(rt.store, plan_id=plan.id, limit=20)
     budget = rt.config.server.max_output_bytes * 3 // 4
     for diff_cap in (_DIFF_CAP, 800, 0):
@@ -289,12 +303,15 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         hosts_omitted=omitted,
         approvals=[_approval_view(a) for a in decisions],
         runs=[r.id for r in runs],
-        next_step=_next_step(plan, live),
+        approvals_required=required,
+        approvals_given=given,
+        next_step=_next_step(plan, live, given, required),
     )
 
 
-def build_run_view(rt: Runtime, run: Run, *, events_limit: int = 100) -> RunView:
-    plan = plans.find_plan(rt.store, run.plan_id)
+def build_run_view(rt: Runtime, run: Run, *, events_limit: int = 100, plan: Plan | None = None) -> RunView:
+    if plan is None:
+        plan = plans.find_plan(rt.store, run.plan_id)
     events = plans.run_events(rt.store, run.id, limit=events_limit)
     return RunView(
         run_id=run.id,
@@ -328,9 +345,9 @@ def build_run_view(rt: Runtime, run: Run, *, events_limit: int = 100) -> RunView
 async def plan_for_tool(
     call: ToolCall, playbook: str, params: dict[str, Any] | None, limit: str | None = None
 ) -> PlanView:
-    """Plan through the planner as ``call``'s principal; notes the plan id for the audit record."""
+    """Plan through the change engine as ``call``'s principal; notes the plan id for the audit record."""
     started = time.time()
-    plan = await planner.plan_change(call.rt, call.principal, playbook, params, limit)
+    plan = await call.rt.engine.plan(call.principal, playbook, params, limit)
     call.note(plan_id=plan.id, plan_status=plan.status, playbook=playbook)
     live = await call.rt.run_blocking(plans.live_approval, call.rt.store, plan.id)
     if live is not None and live.by_policy:
@@ -342,23 +359,16 @@ async def plan_for_tool(
 
 # --------------------------------------------------------------------------- dynamic scopes
 def _playbook_scope(rt: Runtime, args: dict[str, Any]) -> str:
-    return planner.load_catalog(rt.config).get(str(args.get("playbook", ""))).manifest.scope
+    """+ the named playbook's scope (from its manifest)"""
+    return rt.engine.playbook_scope(str(args.get("playbook", "")))
 
 
 def _fixed_playbook_scope(name: str) -> Any:
     def scope_for(rt: Runtime, _args: dict[str, Any]) -> str:
-        return planner.load_catalog(rt.config).get(name).manifest.scope
+        return rt.engine.playbook_scope(name)
 
+    scope_for.__doc__ = f"+ {name}'s scope (from its manifest)"
     return scope_for
-
-
-def _plan_scope(rt: Runtime, args: dict[str, Any]) -> str:
-    return plans.get_plan(rt.store, str(args.get("plan_id", ""))).scope
-
-
-def _run_scope(rt: Runtime, args: dict[str, Any]) -> str:
-    run = plans.get_run(rt.store, str(args.get("run_id", "")))
-    return plans.get_plan(rt.store, run.plan_id).scope
 
 
 # --------------------------------------------------------------------------- tools
@@ -366,7 +376,7 @@ def _run_scope(rt: Runtime, args: dict[str, Any]) -> str:
 def list_playbooks(call: ToolCall) -> PlaybookList:
     """The vetted playbook catalog: name, version, risk, scope needed, approval policy, description and
     the JSON Schema of its params (what plan_change accepts)."""
-    catalog = planner.load_catalog(call.rt.config)
+    catalog = call.rt.engine.catalog()
     items = [
         PlaybookInfo(
             name=e.name,
@@ -378,6 +388,7 @@ def list_playbooks(call: ToolCall) -> PlaybookList:
             description=" ".join(e.manifest.description.split()),
             parameters=e.manifest.parameters,
             not_simulated=list(e.manifest.not_simulated),
+            check_mode_side_effects=dict(e.manifest.check_mode_side_effects),
         )
         for e in catalog.entries()
     ]
@@ -459,7 +470,7 @@ def approve_plan(
     """Approve someone else's plan (never your own): single use, expires after changes.approval_ttl, bound to
     this plan id only."""
     call.note(plan_id=plan_id)
-    approval = approvals.approve(call.rt.store, call.rt.config.changes, plan_id, call.principal, comment)
+    approval = call.rt.engine.approve(call.principal, plan_id, comment)
     call.note(approval_id=approval.id)
     return build_plan_view(call.rt, plans.get_plan(call.rt.store, plan_id))
 
@@ -472,7 +483,7 @@ def deny_plan(
 ) -> PlanView:
     """Deny a plan: it can then never be applied (a new plan is needed)."""
     call.note(plan_id=plan_id)
-    denial = approvals.deny(call.rt.store, plan_id, call.principal, reason)
+    denial = call.rt.engine.deny(call.principal, plan_id, reason)
     call.note(approval_id=denial.id)
     return build_plan_view(call.rt, plans.get_plan(call.rt.store, plan_id))
 
@@ -483,17 +494,16 @@ def deny_plan(
     read_only=False,
     destructive=True,
     idempotent=False,
-    scope_for=_plan_scope,
+    scope_note="+ the scope of the plan's playbook (checked by the change engine before any work)",
     title="Apply plan",
 )
 async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
     """Apply an approved plan exactly as planned: approval, catalog, inventory and a fresh dry run are re-checked
     (stale: refused). Progress names the run; a dropped connection does not stop it (get_run)."""
     call.note(plan_id=plan_id)
-    rt = call.rt
-    plan = await rt.run_blocking(plans.get_plan, rt.store, plan_id)
-    total = max(1, sum(len(h.tasks) for h in plan.hosts))
+    total = 1
     done = 0
+    applied: list[Plan] = []
 
     async def on_event(event: RunEvent) -> None:
         nonlocal done
@@ -504,7 +514,10 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
         await call.progress(done, max(total, done), text)
         await call.log("info", text)
 
-    async def started(run: Run) -> None:
+    async def started(run: Run, plan: Plan) -> None:
+        nonlocal total
+        total = max(1, sum(len(h.tasks) for h in plan.hosts))
+        applied.append(plan)
         call.note(run_id=run.id)
         # First progress message names the run: an agent whose connection drops still
         # knows what to follow with get_run (the run does not stop with the connection).
@@ -512,9 +525,10 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
         await call.progress(0, total, text)
         await call.log("info", text)
 
-    run = await executor.apply_plan(rt, call.principal, plan_id, on_event=on_event, on_start=started)
+    rt = call.rt
+    run = await rt.engine.apply(call.principal, plan_id, on_event=on_event, on_start=started)
     call.note(run_id=run.id, run_status=run.status)
-    return await rt.run_blocking(build_run_view, rt, run)
+    return await rt.run_blocking(build_run_view, rt, run, plan=applied[0] if applied else None)
 
 
 @tool(group="changes", scope="readonly", title="Get run")
@@ -533,19 +547,88 @@ def get_run(
     scope="readonly",
     read_only=False,
     idempotent=True,
-    scope_for=_run_scope,
+    scope_note="+ the scope of the run's playbook (checked by the change engine before any work)",
     title="Cancel run",
 )
 async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     """Stop a running apply: Ansible is killed within about a second and the run ends canceled."""
     rt = call.rt
-    run = await executor.request_cancel(rt, run_id, _who(call.principal))
+    run = await rt.engine.cancel(call.principal, run_id, via=call.principal.transport)
     call.note(run_id=run.id, plan_id=run.plan_id)
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
 
 
-def _who(principal: Principal) -> str:
-    return f"{principal.label} ({principal.transport})"
+@tool(group="changes", scope="readonly", list_field="changes", title="Host history")
+def get_host_history(
+    call: ToolCall,
+    host: Annotated[str, Field(description="Inventory host name.", min_length=1, max_length=255)],
+    since: Annotated[
+        str | None, Field(description="Only plans from then on: a duration back (7d, 12h) or an ISO time.")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="Most plans returned, newest first (1-500).")] = 50,
+) -> HostHistory:
+    """Every plan that targeted a host, newest first: predicted and actual changes there, who asked, who
+    approved or denied, and each run's outcome on that host."""
+    return history.host_history(call.rt.store, host, since=history.parse_since(since), limit=limit)
+
+
+def _drift_check_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """+ the scope of the drift check's playbook"""
+    return rt.engine.playbook_scope(rt.drift.check_named(str(args.get("check", ""))).playbook)
+
+
+@tool(group="changes", scope="readonly", list_field="results", title="Get drift")
+def get_drift(
+    call: ToolCall,
+    host: Annotated[str | None, Field(description="Only this inventory host.", max_length=255)] = None,
+    check: Annotated[str | None, Field(description="Only this drift check (drift.checks).", max_length=64)] = None,
+) -> DriftReport:
+    """Which hosts drifted from the state a catalog playbook describes, from the latest scheduled check runs:
+    per check and host in line / drifted (with the diff) / unreachable, and how old the result is."""
+    return drift.latest_drift(call.rt.store, host=host, check=check)
+
+
+@tool(
+    group="changes",
+    scope="readonly",
+    read_only=False,
+    idempotent=True,
+    scope_for=_drift_check_scope,
+    title="Run drift check",
+)
+async def run_drift_check(
+    call: ToolCall,
+    check: Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)],
+) -> DriftReport:
+    """Run one drift check now (check mode only: nothing changes) and return its results per host."""
+    run_id = await call.rt.drift.run(call.rt.drift.check_named(check))
+    call.note(drift_run_id=run_id, check=check)
+    return await call.rt.run_blocking(drift.latest_drift, call.rt.store, check=check)
+
+
+@tool(
+    group="changes",
+    scope="readonly",
+    read_only=False,
+    idempotent=True,
+    scope_for=_drift_check_scope,
+    title="Plan from drift",
+)
+async def plan_from_drift(
+    call: ToolCall,
+    check: Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)],
+    host: Annotated[
+        str | None, Field(description="Only this host (default: the check's hosts).", max_length=255)
+    ] = None,
+) -> PlanView:
+    """Turn drift into a plan in one step: the check's playbook and params (limited to a host); it is then
+    approved and applied like any plan."""
+    started = time.time()
+    plan = await call.rt.drift.plan(call.principal, check, host)
+    call.note(plan_id=plan.id, plan_status=plan.status, playbook=plan.playbook, check=check)
+    return await call.rt.run_blocking(
+        lambda: build_plan_view(call.rt, plan, reused=plan.created_at.timestamp() < started)
+    )
 
 
 # --------------------------------------------------------------------------- seed doors

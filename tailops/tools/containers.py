@@ -188,11 +188,10 @@ _STATES = {"start": "started", "stop": "stopped", "restart": "restarted"}
 
 
 def _manage_scope(rt: Runtime, args: dict[str, Any]) -> str:
+    """start/stop/restart: + container_state's scope"""
     if args.get("action") == "logs":
         return "readonly"
-    from tailops.changes.planner import load_catalog
-
-    return load_catalog(rt.config).get("container_state").manifest.scope
+    return rt.engine.playbook_scope("container_state")
 
 
 @tool(

@@ -34,19 +34,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 import anyio
+import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tailops.auth.scopes import require_scope
-from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError
+from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError, is_refusal
 from tailops.formats import Format, cap_items, encode_json, project_items, render
+from tailops.tools.client_log import send_client_log
 
 if TYPE_CHECKING:
     from tailops.principal import Principal
     from tailops.runtime import Runtime
 
-__all__ = ["ToolCall", "ToolGroup", "ToolSpec", "bind", "tool"]
+__all__ = ["ToolCall", "ToolGroup", "ToolSpec", "audit_tool_call", "bind", "tool"]
 
 log = logging.getLogger("tailops.tools")
 
@@ -72,6 +74,9 @@ class ToolSpec:
     # A second scope that depends on the arguments (e.g. a playbook's manifest scope),
     # checked after the static ``scope`` (the minimum) and before the body.
     scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None
+    # For the docs: the scope the body's own engine call enforces on top (e.g. apply_plan's
+    # plan scope, checked by the change engine before any work), when there is no scope_for.
+    scope_note: str | None = None
 
     @functools.cached_property
     def hints(self) -> dict[str, Any]:
@@ -111,6 +116,7 @@ def tool(
     name: str | None = None,
     title: str | None = None,
     scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None,
+    scope_note: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a tool. The docstring's first paragraph is its MCP description.
 
@@ -118,7 +124,7 @@ def tool(
     depends on the arguments (blocking is fine: it runs in the worker pool); a
     refusal is audited as denied before the body runs, like the static check.
     """
-    from tailops.config import SCOPES
+    from tailops.auth.scopes import SCOPES
 
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
@@ -142,6 +148,7 @@ def tool(
             projectable=projectable,
             title=title,
             scope_for=scope_for,
+            scope_note=scope_note,
         )
         if any(s.name == spec.name for s in _SPECS):
             raise ValueError(f"tool {spec.name} declared twice")
@@ -178,8 +185,6 @@ class ToolCall:
         """A log message to the client (notifications/message), if it wants them."""
         if self.ctx is None or self.rt.client_log_levels is None:
             return
-        from tailops.server.protocol import send_client_log
-
         try:
             await send_client_log(self.ctx, self.rt.client_log_levels, level, message)
         except Exception:  # a client that cannot take logs must not fail the call
@@ -261,7 +266,7 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
         rt.metrics.in_flight.labels(spec.name).inc()
         try:
             try:
-                rt.authorizer.check_tool(principal, spec)
+                require_scope(principal, spec.scope, f"tool {spec.name}")
                 rt.rate_limiter.check_call(principal)
                 if spec.scope_for is not None:
                     needed = await rt.run_blocking(spec.scope_for, rt, dict(kwargs))
@@ -271,7 +276,8 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
                 raise
             if not spec.read_only:
                 # No start record, no call: a mutating call never runs unaudited.
-                await rt.audit_tool_call(
+                await audit_tool_call(
+                    rt,
                     spec=spec,
                     principal=principal,
                     arguments=kwargs,
@@ -300,6 +306,9 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
             outcome, error_text = "ok", None
             return result
         except TailopsError as exc:
+            if is_refusal(exc):
+                # Refused by a rule, before or inside the body (e.g. approving one's own plan).
+                decision, reason = "denied", exc.message
             outcome = "denied" if decision == "denied" else "error"
             error_text = exc.public_message()
             return _error_result(exc)
@@ -325,7 +334,8 @@ def bind(spec: ToolSpec, rt: Runtime) -> Callable[..., Awaitable[CallToolResult]
             # Shielded: a cancelled call still gets its (true) record.
             with anyio.CancelScope(shield=True):
                 try:
-                    await rt.audit_tool_call(
+                    await audit_tool_call(
+                        rt,
                         spec=spec,
                         principal=principal,
                         arguments=kwargs,
@@ -378,6 +388,46 @@ def _success(
                 f"{spec.name} produced more than {max_bytes} bytes; narrow the request.",
             )
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+async def audit_tool_call(
+    rt: Runtime,
+    *,
+    spec: ToolSpec,
+    principal: Principal,
+    arguments: dict[str, Any],
+    decision: str,
+    reason: str | None,
+    outcome: str,
+    error: str | None,
+    duration: float,
+    meta: dict[str, Any],
+    phase: str = "end",
+) -> None:
+    """Write one tool-call record; raise AuditError if it cannot be written.
+
+    Denied and mutating (non-read-only) calls are fsynced, off the event
+    loop; the rest are plain appends. ``phase="start"`` is the record a
+    mutating call writes before its body runs (no start record, no call).
+    """
+    entry: dict[str, Any] = {
+        "kind": "tool",
+        "tool": spec.name,
+        "phase": phase,
+        "principal": principal.audit_view(),
+        "args": arguments,
+        "decision": decision,
+        "reason": reason,
+        "outcome": outcome,
+        "error": error,
+        "ms": round(duration * 1000, 3),
+    }
+    if meta:
+        entry.update(meta)
+    if decision == "denied" or not spec.read_only:
+        await anyio.to_thread.run_sync(functools.partial(rt.audit.record, entry, sync=True))
+    else:
+        rt.audit.record(entry)
 
 
 def annotations_for(spec: ToolSpec) -> ToolAnnotations:

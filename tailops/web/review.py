@@ -20,6 +20,10 @@ Routes (all under ``/review``, served by the HTTP transport only):
   mismatches and the latest events; while it runs the page reloads itself every few
   seconds (a ``<meta>`` refresh: the page has no scripts), so whoever approved a
   change can watch it land.
+- ``GET /review/drift``: the latest drift result per check and host (drifted first).
+- ``GET /review/hosts/{host}``: one host's history — every plan that targeted it, what it
+  predicted there, who asked and decided, and what the runs did there (linked from the
+  hosts of plans and runs).
 - ``POST /review/runs/{id}/cancel``: stop a running run; needs the playbook's scope
   (what applying it needed), like the ``cancel_run`` tool.
 - ``POST /review/plans/{id}/approve`` (comment) and ``/deny`` (reason).
@@ -45,6 +49,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
@@ -53,12 +58,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from tailops import __version__
-from tailops.auth.scopes import require_scope
 from tailops.auth.tokens import TokenVerifier
-from tailops.changes import approvals, executor, plans
+from tailops.changes import approvals, drift, history, plans
 from tailops.changes.plans import Plan
 from tailops.errors import (
-    ApprovalError,
     AuditError,
     AuthError,
     InvalidInput,
@@ -66,11 +69,13 @@ from tailops.errors import (
     PermissionDenied,
     TailopsError,
     http_status,
+    is_refusal,
 )
 from tailops.principal import Principal
 from tailops.runtime import Runtime
-from tailops.server.middleware import ACCESS_TOKEN_KEY, allowed_origin, transport_security
 from tailops.web.session import (
+    ACCESS_TOKEN_KEY,
+    AUTH_VIA_KEY,
     COOKIE,
     LOGIN_PATH,
     PREFIX,
@@ -148,9 +153,11 @@ class _Page:
         self.verifier = verifier
         self.request = request
         access = request.scope.get(ACCESS_TOKEN_KEY)
-        peer = request.client.host if request.client else None
+        self.peer = rt.principals.peer(request.scope)
         self.signed_in = access is not None or verifier is None
-        self.principal: Principal = rt.principals.for_http(peer, request.headers, access)
+        # The bearer header itself authenticated this request (not the session cookie).
+        self.header_auth = access is not None and request.scope.get(AUTH_VIA_KEY) == "header"
+        self.principal: Principal = rt.principals.for_http(self.peer, request.headers, access)
         self.session_token: str | None = request.cookies.get(COOKIE) if access is not None else None
         self.secure = cookie_secure(request.url.scheme, rt.config.server.public_url)
 
@@ -174,12 +181,33 @@ class _Page:
             response.headers.append("set-cookie", cookie)
         return response
 
+    def own_origins(self) -> set[str]:
+        """The origins of this server's own pages: the origin of this very request (its Host,
+        already checked against the allow-list) and the configured public URL's, plus
+        ``server.allowed_origins``. Not "any loopback port": another local web app is another
+        origin, and its forms must not sign anyone in or decide anything here."""
+        host = self.request.headers.get("host", "")
+        origins = {f"{self.request.url.scheme}://{host}"}
+        if self.peer.via_proxy:
+            origins.add(f"https://{host}")  # tailscale serve terminated TLS in front of the socket
+        public = self.rt.config.server.public_url
+        if public:
+            parts = urlsplit(public)
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+        origins.update(self.rt.config.server.allowed_origins)
+        return origins
+
     def cross_site(self, form: FormData) -> str | None:
-        """Why this POST must be refused as possibly cross-site, or None when it is fine."""
-        if self.request.headers.get("authorization"):
-            return None  # a browser never adds this header to a cross-site form
+        """Why this POST must be refused as possibly cross-site, or None when it is fine.
+
+        Skipped only when the bearer header itself authenticated the request (a browser
+        never sends a bearer header with a cross-site form); a cookie-authenticated request
+        that also carries some ``Authorization`` header (e.g. Basic credentials from a
+        ``user:pass@`` URL) is checked like any other."""
+        if self.header_auth:
+            return None
         origin = self.request.headers.get("origin")
-        if not origin or not allowed_origin(origin, transport_security(self.rt.config)):
+        if not origin or origin not in self.own_origins():
             return "the form was not sent from this server's own page (Origin missing or not allowed)"
         if self.session_token is not None and not csrf_ok(self.session_token, _field(form, "csrf")):
             return "the form's CSRF field is missing or stale (reload the page and try again)"
@@ -192,13 +220,20 @@ class _Page:
             "event": event,
             "principal": p.audit_view(page="review"),
             "args": args,
-            # Refused by a rule (scope, own plan, state) vs allowed and then done (or failed).
-            "decision": "denied" if isinstance(exc, AuthError | PermissionDenied | ApprovalError) else "allowed",
-            "outcome": "error" if exc else "ok",
+            # Refused by a rule (scope, own plan, state, cross-site form) vs allowed and then done (or failed).
+            "decision": "denied" if is_refusal(exc) else "allowed",
+            "outcome": "denied" if is_refusal(exc) else "error" if exc else "ok",
             "error": exc.public_message() if exc else None,
             **facts,
         }
         await self.rt.run_blocking(self.rt.audit.record, entry, sync=True)
+
+    async def refused(self, event: str, args: dict[str, Any], reason: str, **facts: Any) -> None:
+        """Audit a form refused before anything was done (cross-site: Origin or CSRF), as denied."""
+        try:
+            await self.audit(event, args, PermissionDenied(f"refused: {reason}"), **facts)
+        except AuditError as exc:
+            log.error("audit write failed for a refused %s: %s", event, exc.message)
 
 
 def _field(form: FormData, name: str) -> str | None:
@@ -245,6 +280,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         except InvalidInput as exc:
             return page.render("login.html", status=400, error=exc.public_message(), auth=verifier is not None)
         if reason := page.cross_site(form):
+            await page.refused("review:login", {}, reason)
             return page.render("login.html", status=403, error=f"Refused: {reason}.", auth=verifier is not None)
         if verifier is None:
             return page.redirect(f"{PREFIX}/")
@@ -267,6 +303,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         except InvalidInput as exc:
             return page.render("message.html", status=400, error=exc.public_message())
         if reason := page.cross_site(form):
+            await page.refused("review:logout", {}, reason)
             return page.render("message.html", status=403, error=f"Refused: {reason}.")
         return page.redirect(f"{LOGIN_PATH}?done=logged-out", cookie=clear_cookie(secure=page.secure))
 
@@ -295,14 +332,17 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         def load() -> dict[str, Any]:
             plan = plans.get_plan(rt.store, plan_id)
             runs = plans.list_runs(rt.store, plan_id=plan.id, limit=20)[0]
-            return _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
+            context = _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
+            context["approvals_given"] = len(plans.live_approvals(rt.store, plan.id))
+            context["approvals_required"] = approvals.required_approvals(rt.config.changes, plan)
+            return context
 
         try:
             context = await rt.run_blocking(load)
         except TailopsError as exc:
             return page.render("message.html", status=http_status(exc), error=exc.public_message())
         plan: Plan = context["plan"]
-        mine = bool(page.principal.identities() & set(plan.requester_ids))
+        mine = bool(page.principal.same_person_as(plan.requester_ids))
         may_approve = page.principal.has_scope(approvals.APPROVE_SCOPE) and not mine
         return page.render(
             "plan.html",
@@ -334,6 +374,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
         except InvalidInput as bad_form:
             return await detail(request, error=bad_form.public_message(), status=400)
         if reason := page.cross_site(form):
+            await page.refused(event, {**facts, **args_of(form)}, reason, **facts)
             return await detail(request, error=f"Refused: {reason}.", status=403)
         args = args_of(form)
         failure: TailopsError | None = None
@@ -361,11 +402,9 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             if decision == "approve":
                 if rt.config.server.read_only:
                     raise InvalidInput("this server is read-only (server.read_only): it approves nothing.")
-                approval = await rt.run_blocking(
-                    approvals.approve, rt.store, rt.config.changes, plan_id, page.principal, args[key]
-                )
+                approval = await rt.run_blocking(rt.engine.approve, page.principal, plan_id, args[key])
             else:
-                approval = await rt.run_blocking(approvals.deny, rt.store, plan_id, page.principal, args[key] or "")
+                approval = await rt.run_blocking(rt.engine.deny, page.principal, plan_id, args[key] or "")
             return {"approval_id": approval.id}
 
         return await form_action(
@@ -407,17 +446,30 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             **context,
         )
 
+    async def host_detail(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading host history needs the readonly scope.")
+        host = request.path_params["host"]
+        try:
+            found = await rt.run_blocking(history.host_history, rt.store, host, limit=100)
+        except TailopsError as exc:
+            return page.render("message.html", status=http_status(exc), error=exc.public_message())
+        return page.render("host.html", history=found)
+
+    async def drift_view(request: Request) -> Response:
+        page = _Page(rt, verifier, request)
+        if not page.principal.has_scope("readonly"):
+            return page.render("message.html", status=403, error="Reading drift needs the readonly scope.")
+        report = await rt.run_blocking(drift.latest_drift, rt.store)
+        return page.render("drift.html", report=report)
+
     async def cancel(request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
         async def act(page: _Page, args: dict[str, Any]) -> dict[str, Any]:
-            def check_scope() -> None:
-                # Stopping a run needs what applying it needed: the playbook's scope.
-                plan = plans.get_plan(rt.store, plans.get_run(rt.store, run_id).plan_id)
-                require_scope(page.principal, plan.scope, f"cancelling a run of {plan.playbook}")
-
-            await rt.run_blocking(check_scope)
-            run = await executor.request_cancel(rt, run_id, f"{page.principal.label} (review page)")
+            # Stopping a run needs what applying it needed: the engine checks the playbook's scope.
+            run = await rt.engine.cancel(page.principal, run_id, via="review page")
             return {"plan_id": run.plan_id}
 
         return await form_action(
@@ -450,6 +502,8 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
                 Route("/plans/{plan_id:str}", plan_detail, methods=["GET"]),
                 Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
                 Route("/runs/{run_id:str}", run_detail, methods=["GET"]),
+                Route("/hosts/{host:str}", host_detail, methods=["GET"]),
+                Route("/drift", drift_view, methods=["GET"]),
                 Route("/runs/{run_id:str}/cancel", cancel, methods=["POST"]),
                 Route("/{rest:path}", not_found),
             ],

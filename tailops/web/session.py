@@ -22,6 +22,8 @@ import hmac
 import time
 
 __all__ = [
+    "ACCESS_TOKEN_KEY",
+    "AUTH_VIA_KEY",
     "COOKIE",
     "LOGIN_PATH",
     "PREFIX",
@@ -36,6 +38,10 @@ __all__ = [
     "session_cookie",
 ]
 
+# Where the HTTP layer leaves, in the ASGI scope, the verified access token of a request and
+# which credential authenticated it ("header" or "cookie"): the review page reads both.
+ACCESS_TOKEN_KEY = "tailops.access_token"  # noqa: S105 (a dict key, not a secret)
+AUTH_VIA_KEY = "tailops.auth_via"
 COOKIE = "tailops_review"
 PREFIX = "/review"
 LOGIN_PATH = f"{PREFIX}/login"

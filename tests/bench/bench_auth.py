@@ -24,12 +24,13 @@ from typing import Any
 import anyio
 
 from tailops.audit import verify
+from tailops.auth.scopes import require_scope
 from tailops.auth.tokens import TokenVerifier, generate_keypair, mint_token
 from tailops.config import load_config
 from tailops.models import Model
 from tailops.principal import Principal
 from tailops.runtime import Runtime
-from tailops.tools.registry import ToolCall, ToolSpec
+from tailops.tools.registry import ToolCall, ToolSpec, audit_tool_call
 from tests.bench.common import Row, summarize_ms
 
 GROUP = "auth"
@@ -70,8 +71,9 @@ async def _measure(rt: Runtime, verifier: TokenVerifier, token: str) -> dict[str
             token_id=claims.get("jti"),
             client_addr="127.0.0.1",
         )
-        rt.authorizer.check_tool(principal, spec)
-        await rt.audit_tool_call(
+        require_scope(principal, spec.scope, f"tool {spec.name}")
+        await audit_tool_call(
+            rt,
             spec=spec,
             principal=principal,
             arguments=args,
@@ -116,7 +118,8 @@ async def _measure(rt: Runtime, verifier: TokenVerifier, token: str) -> dict[str
     for spec, rounds, key in ((read, N, "audit"), (write, N_FSYNC, "audit_fsync")):
         for _ in range(rounds):
             t = time.perf_counter()
-            await rt.audit_tool_call(
+            await audit_tool_call(
+                rt,
                 spec=spec,
                 principal=principal,
                 arguments=args,

@@ -32,7 +32,7 @@ from mcp.types import TextContent
 
 from tailops.config import DockerSettings
 from tailops.monitor import containers as mc
-from tailops.monitor.docker_engine import DockerEngine
+from tailops.monitor.containers.engine import DockerEngine
 from tests.bench.common import Row, percentile
 from tests.bench.serving import server_process
 from tests.helpers import BASE_IMAGE, SESSION_ID, TEST_LABEL, unique_name

@@ -4,7 +4,10 @@ When you add a tool, add it here: test_every_tool_has_sample_arguments fails
 otherwise. Targets must be local (loopback, this machine's files). ``{root}``
 in a string is replaced by the test's allowed file root, which holds
 ``app.log`` (a few text lines); ``{container}`` is a running container the test
-started.
+started (also the one host of the change tools' inventory). ``{plan}``,
+``{plan_deny}`` and ``{plan_apply}`` are plans the test stored before the calls
+(the last one approved, by someone else, from a real check run on that container),
+``{run}`` a running run of a stored plan.
 """
 
 from __future__ import annotations
@@ -42,30 +45,48 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "get_container_logs": {"name": "{container}", "tail": 5},
     "analyze_container_logs": {"name": "{container}", "tail": 100},
     "manage_container": {"action": "logs", "name": "{container}", "tail": 5},
-    # changes: ids that do not exist (not_found) and limits that are not host patterns
-    # (invalid_input), so no check run touches this machine
+    # changes: the catalog holds only tb_marker (writes a marker file), the inventory only
+    # {container}; every generic change tool makes a real, valid call
     "list_playbooks": {},
     "list_nodes": {"check": True},
-    "plan_change": {"playbook": "no_such_playbook", "params": {}},
-    "get_plan": {"plan_id": "0" * 64},
+    "plan_change": {"playbook": "tb_marker", "params": {"message": "contract"}},
+    "get_plan": {"plan_id": "{plan}"},
     "list_plans": {"limit": 5},
-    "approve_plan": {"plan_id": "0" * 64, "comment": "contract"},
-    "deny_plan": {"plan_id": "0" * 64, "reason": "contract"},
-    "apply_plan": {"plan_id": "0" * 64},
-    "get_run": {"run_id": "0" * 32},
-    "cancel_run": {"run_id": "0" * 32},
-    "check_system_updates": {"security_only": True, "limit": "@hosts.txt"},
-    "update_system_packages": {"packages": ["tbdemo"], "limit": "@hosts.txt"},
-    "install_package": {"name": "tbdemo", "limit": "@hosts.txt"},
-    "update_docker_container": {"name": "{container}", "image": "NOT A REFERENCE"},
-    "pull_docker_image": {"image": "NOT/A/REPOSITORY", "tag": "1"},
+    "approve_plan": {"plan_id": "{plan}", "comment": "contract"},
+    "deny_plan": {"plan_id": "{plan_deny}", "reason": "contract"},
+    "apply_plan": {"plan_id": "{plan_apply}"},
+    "get_run": {"run_id": "{run}"},
+    "cancel_run": {"run_id": "{run}"},
+    "get_host_history": {"host": "web1", "since": "30d", "limit": 5},
+    "get_drift": {},
+    "run_drift_check": {"check": "contract-marker"},
+    "plan_from_drift": {"check": "contract-marker", "host": "{container}"},
+    # The seed doors plan playbooks this catalog does not hold: a coded refusal (not_found) before
+    # any work; their real plans are covered by tests/integration/test_change_lifecycle.py and
+    # the playbook suites.
+    "check_system_updates": {"security_only": True},
+    "update_system_packages": {"packages": ["tbdemo"]},
+    "install_package": {"name": "tbdemo"},
+    "update_docker_container": {"name": "{container}", "image": "app:2"},
+    "pull_docker_image": {"image": "nginx", "tag": "1"},
+}
+# Tools whose only valid call in the contract setup is a coded refusal (see above).
+REFUSED_BY_SETUP = {
+    "check_system_updates",
+    "update_system_packages",
+    "install_package",
+    "update_docker_container",
+    "pull_docker_image",
 }
 
 
-def expand(args: dict[str, Any], root: str, container: str) -> dict[str, Any]:
+def expand(args: dict[str, Any], root: str, container: str, ids: dict[str, str] | None = None) -> dict[str, Any]:
     def one(v: Any) -> Any:
         if isinstance(v, str):
-            return v.replace("{root}", root).replace("{container}", container)
+            v = v.replace("{root}", root).replace("{container}", container)
+            for key, value in (ids or {}).items():
+                v = v.replace("{" + key + "}", value)
+            return v
         if isinstance(v, list):
             return [one(x) for x in v]
         return v

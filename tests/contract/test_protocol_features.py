@@ -342,6 +342,54 @@ def test_container_resource_completion_and_subscription(make_settings: Callable[
         anyio.run(run, srv)
 
 
+def _event_followers() -> list[threading.Thread]:
+    """Threads following the engine's /events: the shared feed's, or any other follower (the inspect
+    cache and the subscription watcher each had their own before there was one feed)."""
+    return [t for t in threading.enumerate() if t.name.startswith("tailops-") and t.name.endswith("-events")]
+
+
+def test_one_engine_event_stream_serves_the_list_cache_and_subscriptions(
+    make_settings: Callable[..., Settings], container: Any
+) -> None:
+    """get_container_list (its inspect cache follows engine events) and a resource subscription
+    active together share one GET /events stream; one event reaches both."""
+    uri = f"tailops://containers/{container.name}"
+    flt = {"all": True, "filters": {"id": container.id}, "format": "json"}
+
+    async def run(srv: RunningServer) -> None:
+        feed = srv.runtime.docker.events
+        arrived = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, ResourceUpdatedNotification) and str(message.params.uri) == uri:
+                arrived.set()
+
+        async with mcp_http_client(
+            srv.url, srv.mint("alice", "readonly"), mode="legacy", message_handler=on_message
+        ) as client:
+            listed = await client.call_tool("get_container_list", flt)
+            assert not listed.is_error and (listed.structured_content or {})["containers"][0]["state"] == "running"
+            assert srv.runtime.docker.inspect_cache.watching
+            with legacy_api():
+                await client.subscribe_resource(uri)
+            assert len(_event_followers()) == 1 and feed.streams_opened == 1
+
+            await anyio.to_thread.run_sync(lambda: container.stop(timeout=2))
+            with anyio.fail_after(WAIT):
+                await arrived.wait()  # the subscription heard it ...
+            relisted = await client.call_tool("get_container_list", flt)
+            row = (relisted.structured_content or {})["containers"][0]
+            assert row["state"] == "exited" and row["exit_code"] is not None  # ... and the cache dropped its entry
+
+            with legacy_api():
+                await client.unsubscribe_resource(uri)
+            # The cache still listens: the same stream stays open, no second one is made.
+            assert feed.connected and feed.streams_opened == 1 and len(_event_followers()) == 1
+
+    with http_server(make_settings()) as srv:
+        anyio.run(run, srv)
+
+
 def test_container_updates_reach_a_2026_listen_stream(make_settings: Callable[..., Settings], container: Any) -> None:
     """On the 2026-07-28 wire (no resources/subscribe) a listen stream gets the same
     container updates; opening one is authorized and checked like subscribing."""

@@ -24,26 +24,87 @@ import yaml
 from mcp import Client
 from mcp.types import TextContent
 
+from tailops.audit import AuditLog
+from tailops.changes.engine import ChangeEngine
 from tailops.config import Settings
-from tests.contract.samples import SAMPLE_ARGS, expand
+from tailops.principal import Principal
+from tailops.store import Store
+from tests.contract.samples import REFUSED_BY_SETUP, SAMPLE_ARGS, expand
 from tests.helpers import unique_name
-from tests.servers import http_server, mcp_http_client, stdio_params
+from tests.servers import ensure_keys, http_server, mcp_http_client, stdio_params
+from tests.testbed.catalog_runs import fixture_catalog
+from tests.testbed.seed import seed_plan, seed_run
+
+# Network probes whose sample targets answer with a coded refusal (nothing listens on port 9;
+# loopback HTTP is refused by the default SSRF policy).
+PROBES = {"test_port_connectivity", "check_ssl_certificate", "http_request_test", "traceroute", "ping_host"}
 
 
 def _write_config(path: Path, settings: Settings) -> Path:
-    data = {
+    data: dict[str, Any] = {
         "server": {"data_dir": str(settings.server.data_dir)},
         "files": {"allowed_roots": [str(p) for p in settings.files.allowed_roots]},
     }
+    changes = settings.changes
+    if changes.inventory is not None:
+        data["changes"] = {
+            "playbooks_dir": str(changes.playbooks_dir),
+            "roles_dir": str(changes.roles_dir),
+            "inventory": str(changes.inventory),
+        }
+        data["drift"] = {
+            "checks": [
+                {**c.model_dump(mode="json"), "every": f"{int(c.every.total_seconds())}s"}
+                for c in settings.drift.checks
+            ]
+        }
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def _settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+def _settings(make_settings: Callable[..., Settings], tmp_path: Path, container: str | None = None) -> Settings:
     root = tmp_path / "files"
     root.mkdir(exist_ok=True)
     (root / "app.log").write_text("start\nerror: disk full\nrecovered\n")
-    return make_settings(files={"allowed_roots": [str(root)]})
+    if container is None:
+        return make_settings(files={"allowed_roots": [str(root)]})
+    # The change tools: a catalog of the test-only tb_marker playbook, the container as the one host.
+    playbooks, roles = fixture_catalog(tmp_path / "catalog")
+    inventory = tmp_path / "inventory.ini"
+    host_vars = "ansible_connection=community.docker.docker ansible_python_interpreter=/usr/bin/python3"
+    inventory.write_text(f"[targets]\n{container} {host_vars}\n")
+    return make_settings(
+        files={"allowed_roots": [str(root)]},
+        changes={"playbooks_dir": str(playbooks), "roles_dir": str(roles), "inventory": str(inventory)},
+        # A drift check that runs only when asked (every 30 days): run_drift_check and plan_from_drift use it.
+        drift={
+            "checks": [
+                {"name": "contract-marker", "playbook": "tb_marker", "params": {"message": "drift"}, "every": "30d"}
+            ]
+        },
+    )
+
+
+async def _seed_changes(settings: Settings) -> dict[str, str]:
+    """Plans and a run for the change tools' valid calls, stored on the server's data dir before the
+    calls: two pending plans (requested by someone else), one real plan (a check run on the
+    container) approved by a third person, and a running run."""
+    requester = Principal("contract-requester", frozenset({"system:admin", "readonly"}), "http", token_id="jti-req")
+    approver = Principal("contract-approver", frozenset({"changes:approve"}), "http", token_id="jti-appr")
+    pending = seed_plan(settings.db_path, requester, message="contract pending")
+    to_deny = seed_plan(settings.db_path, requester, message="contract deny")
+    running = seed_run(settings.db_path, seed_plan(settings.db_path, requester, message="contract run"), approver, [])
+    store = Store(settings.db_path)
+    audit = AuditLog(settings.audit_path)
+    try:
+        engine = ChangeEngine(settings, store, audit, instance_id="contract-seed")
+        real = await engine.plan(requester, "tb_marker", {"message": "contract apply"})
+        assert real.status == "pending", real.status_reason
+        engine.approve(approver, real.id, "contract")
+    finally:
+        audit.close()
+        store.close()
+    return {"plan": pending.id, "plan_deny": to_deny.id, "plan_apply": real.id, "run": running.id}
 
 
 TRANSPORTS = ["stdio", "http"]
@@ -128,17 +189,24 @@ async def test_call_every_tool(
         environment={"DB_PASSWORD": "hunter2"},
     )
     try:
-        async with connect(transport, _settings(make_settings, tmp_path), tmp_path) as client:
-            await _test_call_every_tool(client, str(tmp_path / "files"), container.name, transport)
+        settings = _settings(make_settings, tmp_path, container.name)
+        ensure_keys(settings)
+        ids = await _seed_changes(settings)
+        async with connect(transport, settings, tmp_path) as client:
+            await _test_call_every_tool(client, str(tmp_path / "files"), container.name, transport, ids)
+        # The applied plan really ran: the marker file is in the container.
+        rc, out = container.exec_run(["cat", "/etc/tailops-tb-marker"])
+        assert rc == 0 and b"contract apply" in out
     finally:
         container.remove(force=True)
 
 
-async def _test_call_every_tool(client: Client, root: str, container: str, transport: str) -> None:
+async def _test_call_every_tool(client: Client, root: str, container: str, transport: str, ids: dict[str, str]) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
     for name, tool in sorted(tools.items()):
-        args = expand(SAMPLE_ARGS[name], root, container)
-        with anyio.fail_after(60):
+        args = expand(SAMPLE_ARGS[name], root, container, ids)
+        # A change tool runs Ansible (plan_change: a check run; apply_plan: a re-check and the run).
+        with anyio.fail_after(300 if name in ("apply_plan", "plan_change") else 60):
             result = await client.call_tool(name, args)
         text = _text(result)
         assert not text.startswith("internal_error"), f"{name}: {text}"
@@ -146,17 +214,13 @@ async def _test_call_every_tool(client: Client, root: str, container: str, trans
             # stdio runs with auth.stdio_scopes (no container:admin): a refusal is the right answer.
             assert (tool.meta or {}).get("tailops/scope") not in ("readonly", None), f"{name}: {text}"
             continue
+        if name in REFUSED_BY_SETUP:
+            assert result.is_error and text.startswith("not_found:"), f"{name}: {text}"
+            continue
         if result.is_error:
-            # Allowed only for a clear, coded refusal (e.g. docker unavailable in this setup).
-            # (nothing listens on port 9; loopback HTTP is refused by the default SSRF policy.)
-            # Change tools get ids that do not exist / arguments that are refused before any check run.
-            assert text.split(":", 1)[0] in {
-                "unavailable",
-                "not_found",
-                "change_error",
-                "target_refused",
-                "invalid_input",
-            }, f"{name}: {text}"
+            # Allowed only for a clear, coded refusal of a probe's target: nothing listens on
+            # port 9, and loopback HTTP is refused by the default SSRF policy.
+            assert name in PROBES and text.split(":", 1)[0] in {"unavailable", "target_refused"}, f"{name}: {text}"
             continue
         assert result.structured_content is not None, name
         jsonschema.validate(result.structured_content, tool.output_schema or {})

@@ -11,6 +11,7 @@ Each tool's output is checked against what we know about them.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from mcp.types import TextContent
 from tailops.config import DockerSettings, load_config
 from tailops.monitor import containers as mc
 from tailops.monitor.containers import analyze_logs
-from tailops.monitor.docker_engine import DockerEngine
+from tailops.monitor.containers.engine import DockerEngine
+from tailops.monitor.containers.events import EventSink
 from tests.helpers import SESSION_ID, TEST_LABEL, unique_name
 from tests.integration.container_workloads import (
     WORKLOAD_REPO,
@@ -506,6 +508,52 @@ def test_list_reuses_inspects_until_an_engine_event_says_otherwise(fleet: Fleet,
         engine.close()
         remove_quietly(docker_client, box)
     assert not engine.inspect_cache.watching
+
+
+def test_the_event_feed_is_one_stream_for_the_cache_and_every_other_sink(fleet: Fleet, docker_client: Any) -> None:
+    """A second sink joins the stream the list cache opened; one event reaches both; a sink
+    that fails does not stop the others; the last sink leaving closes the stream."""
+    box = run_workload(docker_client, fleet.image, "idle", purpose="feed", init=True)
+    engine = DockerEngine(DockerSettings())
+    feed = engine.events
+    flt: dict[str, str | list[str]] = {"id": box.id}
+    heard: list[str] = []
+    died = threading.Event()
+
+    def on_event(event: Any) -> None:
+        if (event.get("Actor") or {}).get("ID") == box.id:
+            heard.append(str(event.get("Action")))
+            if event.get("Action") == "die":
+                died.set()
+
+    def broken(event: Any) -> None:
+        raise RuntimeError("a sink with a bug")
+
+    sink, bad = EventSink(on_event=on_event), EventSink(on_event=broken)
+    try:
+        assert mc.list_containers(engine, all=True, filters=flt, limit=10).containers[0].state == "running"
+        assert engine.inspect_cache.watching and feed.streams_opened == 1
+        feed.subscribe(bad)
+        feed.subscribe(sink)
+        assert feed.streams_opened == 1  # joined the open stream
+        box.kill()
+        assert died.wait(20), heard
+        assert "kill" in heard
+        # The cache heard the same events: the next list is not served from a stale entry.
+        wait_for(
+            lambda: mc.list_containers(engine, all=True, filters=flt, limit=10).containers[0].exit_code == 137,
+            timeout=10,
+            what="the list to show the kill",
+        )
+        feed.unsubscribe(sink)
+        feed.unsubscribe(bad)
+        assert feed.connected and feed.streams_opened == 1  # the cache still listens
+        engine.inspect_cache.close()
+        wait_for(lambda: not feed.connected, timeout=10, what="the last sink leaving to close the stream")
+    finally:
+        engine.close()
+        remove_quietly(docker_client, box)
+    assert not feed.running
 
 
 # --------------------------------------------------------------------------- stats: CPU on a first sample

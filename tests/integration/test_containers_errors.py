@@ -30,7 +30,7 @@ from tailops.errors import (
     TailopsError,
     Unavailable,
 )
-from tailops.monitor.docker_engine import DockerEngine, close_matches, translate
+from tailops.monitor.containers import DockerEngine, close_matches, translate
 
 WHERE = "unix:///test.sock"
 

@@ -146,6 +146,28 @@ async def test_tail_lines(tmp_path: Path, make_settings: Callable[..., Settings]
         assert t["tail"]["lines"] == ["line 9999"]
 
 
+async def test_tail_of_a_log_after_copytruncate_returns_its_lines(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    """`logrotate copytruncate` empties the file while the writer keeps its offset: the file
+    then starts with a hole of NUL bytes before the new lines. tail returns those lines
+    (the hole is left out and counted); a file whose returned text is binary is still refused."""
+    log = tmp_path / "app.log"
+    with log.open("wb") as fh:
+        fh.seek(300_000)  # the old offset: a sparse hole of NULs before it
+        fh.write(b"after rotate 1\nafter rotate 2\n")
+    (tmp_path / "short-hole.log").write_bytes(b"\0" * 40 + b"x\n")
+    (tmp_path / "binary.dat").write_bytes(b"text\n" + bytes(range(256)) * 20 + b"\nend\n")
+    async with files_client(make_settings, tmp_path) as client:
+        t = await ok(client, "tail_file", {"path": str(log), "lines": 10})
+        assert t["lines"] == ["after rotate 1", "after rotate 2"]
+        assert t["nul_bytes_skipped"] == 300_000
+        t = await ok(client, "tail_file", {"path": str(tmp_path / "short-hole.log"), "lines": 5})
+        assert t["lines"] == ["x"] and t["nul_bytes_skipped"] == 40
+        is_error, text, _ = await call(client, "tail_file", {"path": str(tmp_path / "binary.dat"), "lines": 3})
+        assert is_error and "binary" in text
+
+
 async def test_search_by_name_content_and_regex(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
     root = tmp_path / "var"
     (root / "a" / "b" / "c").mkdir(parents=True)

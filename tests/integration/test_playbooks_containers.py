@@ -12,15 +12,19 @@ container_update rolls an unhealthy image back, keeping the volume data.
 from __future__ import annotations
 
 import contextlib
+import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tailops.changes.models import RunMode, RunResult, TaskStatus
+from tailops.changes.envmask import ENV_MASK
+from tailops.changes.models import RunEvent, RunMode, RunRequest, RunResult, TaskStatus
+from tailops.changes.runner import run_playbook
 from tests.helpers import BASE_IMAGE, unique_name
-from tests.testbed.catalog_runs import run_pinned
+from tests.testbed.catalog_runs import CATALOG, run_pinned
 from tests.testbed.registry import REPOSITORY, LocalRegistry
 
 pytestmark = pytest.mark.docker
@@ -264,3 +268,68 @@ async def test_container_update_refuses_missing_container(
         result.task("localhost", "Refuse a container that does not exist").msg or ""
     )
     assert changed(result) == []
+
+
+# --------------------------------------------------------------------------- env values stay hidden
+
+
+async def _run_recording(
+    name: str, params: dict[str, Any], inv: Path, art: Path, mode: RunMode
+) -> tuple[RunResult, list[RunEvent]]:
+    """A pinned catalog run that also keeps every progress event (what run_events store)."""
+    entry = CATALOG.require_pinned(name)
+    events: list[RunEvent] = []
+    result = await run_playbook(
+        RunRequest(
+            playbook=entry.playbook,
+            inventory=inv,
+            mode=mode,
+            artifacts_root=art,
+            extravars=entry.extravars(CATALOG.validate_params(name, params)),
+            roles_path=CATALOG.roles_dir,
+            not_simulated_hint=frozenset(entry.manifest.not_simulated),
+        ),
+        on_event=events.append,
+    )
+    return result, events
+
+
+def _files_containing(root: Path, needle: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+async def test_container_env_values_never_reach_plans_events_or_artifacts(
+    docker_client: Any,
+    local_registry: LocalRegistry,
+    containers: Callable[..., Any],
+    localhost_inventory_path: Path,
+    runner_artifacts: Path,
+) -> None:
+    """issue 13: community.docker's results carry env values (diff before/after, the inspect
+    data, the module arguments, the callback's stdout). A readonly holder reads plans and
+    runs, while reveal_container_env keeps values behind container:admin: they are masked
+    at the source, names kept, a changed value marked as changed."""
+    inv, art = localhost_inventory_path, runner_artifacts
+    one, two = local_registry.image("1"), local_registry.image("2")
+    docker_client.images.pull(one)
+    secret = f"opensesame-{uuid.uuid4().hex}"  # no secret-looking key or shape: redact() alone misses it
+    box = containers(one, "envsecret", environment={"UPSTREAM_HINT": secret, "MODE": "blue"})
+    runs = [
+        await _run_recording("container_update", {"name": box.name, "image": two}, inv, art, RunMode.CHECK),
+        await _run_recording("container_state", {"name": box.name, "state": "stopped"}, inv, art, RunMode.CHECK),
+    ]
+    for result, events in runs:
+        assert result.status == "successful", failures(result)
+        stored = json.dumps([h.model_dump(mode="json") for h in result.hosts.values()])
+        assert secret not in stored and "MODE=blue" not in stored and '"MODE": "blue"' not in stored
+        assert not [e for e in events if secret in e.model_dump_json()], "a progress event carries the value"
+    assert _files_containing(art, secret) == []  # job events, stdout, everything kept
+    assert _files_containing(art, "MODE=blue") == []
+
+    # Masked, not merely absent: the stored job events keep the names with the marker
+    # (the inspect data and module arguments of "Read the container" & co carry them).
+    assert _files_containing(art, f"UPSTREAM_HINT={ENV_MASK}") != []
+    update, _events = runs[0]
+    diff = update.task("localhost", "Create and start the new container").diff or ""
+    assert f'"image_name": "{two}"' in diff  # the diff itself is intact
+    assert docker_client.containers.get(box.name).attrs["State"]["Running"]  # check runs changed nothing

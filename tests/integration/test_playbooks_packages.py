@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
-from tailops.changes.models import RunMode, RunResult, TaskStatus
+from tailops.changes.models import RunMode, RunRequest, RunResult, TaskStatus
+from tailops.changes.runner import run_playbook
 from tests.helpers import REPO_ROOT, unique_name
 from tests.testbed.aptrepo import AptRepo
-from tests.testbed.catalog_runs import run_pinned
+from tests.testbed.catalog_runs import CATALOG, run_pinned
 from tests.testbed.hosts import HostSet, MakeHosts
 
 pytestmark = pytest.mark.docker
@@ -300,11 +301,106 @@ async def test_service_state_on_a_systemd_host(
     assert "Could not find the requested service tbnosuch" in (unknown.task(host, task).msg or "")
 
 
+async def run_unvalidated(
+    name: str, params: dict[str, Any], inventory: Path, artifacts: Path, mode: RunMode
+) -> RunResult:
+    """The pinned playbook with params the catalog would refuse: a direct ansible run."""
+    entry = CATALOG.require_pinned(name)
+    return await run_playbook(
+        RunRequest(
+            playbook=entry.playbook,
+            inventory=inventory,
+            mode=mode,
+            artifacts_root=artifacts,
+            extravars=entry.extravars(params),
+            roles_path=CATALOG.roles_dir,
+        )
+    )
+
+
+def unit_active(docker_client: Any, host: str, unit: str) -> str:
+    _rc, out = docker_client.containers.get(host).exec_run(["systemctl", "is-active", unit])
+    return str(out.decode().strip())
+
+
+async def test_service_state_refuses_other_unit_types_and_protected_services_on_the_host(
+    docker_client: Any, systemd_host: tuple[str, Path], runner_artifacts: Path
+) -> None:
+    """The role refuses what the catalog refuses, so a direct run (no catalog check) is
+    refused too, in both modes, before anything changes; and an alias of a protected unit
+    is caught on the host, where only systemd knows it."""
+    host, inventory = systemd_host
+    box = docker_client.containers.get(host)
+    # An alias (not a protected name) of dbus.service, and a protected unit of our own.
+    setup = (
+        "ln -s /lib/systemd/system/dbus.service /etc/systemd/system/tbalias.service"
+        " && printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /etc/systemd/system/tailops-tbprobe.service"
+        " && systemctl daemon-reload"
+    )
+    rc, out = box.exec_run(["sh", "-c", setup])
+    assert rc == 0, out
+    _rc, names = box.exec_run(["systemctl", "show", "-p", "Names", "dbus.service"])
+    assert "tbalias.service" in names.decode(), names
+    assert CATALOG.validate_params("service_state", {"name": "tbalias", "state": "stopped"})  # the name passes
+
+    refusals = [
+        (
+            "service_state",
+            {"name": "poweroff.target", "state": "started"},
+            "Refuse a unit that is not a service",
+            "is not a systemd service name",
+        ),
+        (
+            "service_state",
+            {"name": "dbus", "state": "stopped"},
+            "Refuse a protected unit (as asked)",
+            "dbus.service is protected",
+        ),
+        (
+            "service_state",
+            {"name": "systemd-journald.service", "state": "restarted"},
+            "Refuse a protected unit (as asked)",
+            "Only the critical-risk playbook service_state_critical",
+        ),
+        (
+            "service_state",
+            {"name": "tbalias", "state": "stopped"},
+            "Refuse a protected unit (as the host resolves it)",
+            "is the unit dbus.service",
+        ),
+        (
+            "service_state_critical",
+            {"name": "tbsvc", "state": "started"},
+            "Refuse a protected unit (as asked)",
+            "service_state_critical acts only on the protected units",
+        ),
+    ]
+    for playbook, params, failed_task, message in refusals:
+        for mode in (RunMode.CHECK, RunMode.APPLY):
+            result = await run_unvalidated(playbook, params, inventory, runner_artifacts, mode)
+            assert result.status == "failed", (playbook, params, mode)
+            failed = result.task(host, failed_task)
+            assert failed.status is TaskStatus.FAILED, (playbook, params, mode, result.hosts[host].tasks)
+            assert message in (failed.msg or ""), failed.msg
+            assert result.changed_tasks() == {host: []}
+    assert unit_active(docker_client, host, "dbus") == "active"
+    assert unit_active(docker_client, host, "tbsvc") == "inactive"
+    assert box.exec_run(["systemctl", "is-system-running"])[1].decode().strip() in ("running", "degraded")
+
+    # The critical playbook acts on a protected unit, through the catalog as usual.
+    start = {"name": "tailops-tbprobe", "state": "started"}
+    check = await run("service_state_critical", start, inventory, runner_artifacts, RunMode.CHECK)
+    assert check.hosts[host].changed_tasks == ["Set the service state"], check
+    apply = await run("service_state_critical", start, inventory, runner_artifacts, RunMode.APPLY)
+    assert_check_predicts_apply(check, apply)
+    assert unit_active(docker_client, host, "tailops-tbprobe") == "active"
+
+
 async def test_service_state_refuses_a_host_without_systemd(container_hosts: MakeHosts, runner_artifacts: Path) -> None:
     bed = container_hosts(1)
     [host] = bed.names
     result = await run(
-        "service_state", {"name": "ssh", "state": "restarted"}, bed.inventory, runner_artifacts, RunMode.CHECK
+        "service_state", {"name": "cron", "state": "restarted"}, bed.inventory, runner_artifacts, RunMode.CHECK
     )
     assert result.status == "failed"
     failed = result.task(host, "Refuse hosts not booted with systemd")

@@ -91,7 +91,7 @@ def test_login_refuses_bad_tokens_and_audits_it(server: RunningServer) -> None:
             assert r.status_code == 401 and "set-cookie" not in r.headers
             assert "Sign in" in r.text and bad not in r.text
     records = [e for e in audit(server) if e.get("event") == "review:login"]
-    assert len(records) == 2 and all(e["outcome"] == "error" for e in records)
+    assert len(records) == 2 and all(e["outcome"] == "denied" and e["decision"] == "denied" for e in records)
     assert "not-a-token" not in server.settings.audit_path.read_text()
 
 
@@ -146,8 +146,14 @@ def test_approve_needs_origin_and_csrf_then_works_once(server: RunningServer) ->
     live = plans.live_approval(server.runtime.store, plan.id)
     assert live is not None and live.approver_subject == "bob" and live.comment == "looks right"
     decisions = [e for e in audit(server) if e.get("event") == "review:approve"]
-    assert [e["outcome"] for e in decisions] == ["ok", "error"]
-    assert decisions[0]["principal"]["sub"] == "bob" and decisions[0]["plan_id"] == plan.id
+    # The cross-site refusals are audited as denied (nothing decided), then the approval, then
+    # the second attempt refused by the approval rules (already approved): denied too. The
+    # foreign Origin is refused before the page, by the Host/Origin check: audited there.
+    assert [e["outcome"] for e in decisions] == ["denied"] * 3 + ["ok", "denied"]
+    assert all("refused: the form" in e["error"] for e in decisions[:3])
+    assert decisions[3]["principal"]["sub"] == "bob" and decisions[3]["plan_id"] == plan.id
+    (foreign,) = [e for e in audit(server) if e.get("event") == "review:form"]
+    assert foreign["decision"] == "denied" and "evil.example" in foreign["error"]
 
 
 def test_rules_of_the_approvals_module_hold_on_the_page(server: RunningServer) -> None:
@@ -349,7 +355,7 @@ def test_cancel_needs_origin_csrf_and_the_playbooks_scope_then_stops_the_run(ser
     assert cancel_requested_by(server, run.id) == "erin (review page)"
     cancels = [e for e in audit(server) if e.get("event") == "review:cancel"]
     records = [(e["principal"]["sub"], e["decision"], e["outcome"]) for e in cancels]
-    assert records == [("carol", "denied", "error"), ("erin", "allowed", "ok")]
+    assert records == [("carol", "denied", "denied")] + [("erin", "denied", "denied")] * 2 + [("erin", "allowed", "ok")]
 
 
 def test_a_finished_run_cannot_be_cancelled(server: RunningServer) -> None:

@@ -8,9 +8,9 @@ import re
 
 from typer.testing import CliRunner
 
-from tailops.auth.scopes import render_scope_table
 from tailops.cli.main import app
 from tailops.config import AuditSettings, AuthSettings
+from tailops.docs import render_scope_table
 from tailops.tools.registry import declared_specs
 from tests.helpers import REPO_ROOT
 

@@ -116,6 +116,10 @@ def test_missing_token_gets_401_with_resource_metadata(srv: RunningServer) -> No
     meta = httpx2.get(metadata_url)
     assert meta.status_code == 200
     assert meta.json()["resource"] == srv.url and meta.json()["bearer_methods_supported"] == ["header"]
+    # No OAuth authorization server exists (tokens come from `tailops token mint`): naming this
+    # server as one made clients such as the MCP Inspector start an OAuth flow that cannot work.
+    assert "authorization_servers" not in meta.json()
+    assert "changes:approve" in meta.json()["scopes_supported"]
 
 
 @pytest.mark.parametrize(

@@ -36,8 +36,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mcp.types import TextContent
 
+from tailops.auth.scopes import SCOPES
 from tailops.auth.tokens import mint_token, revoke_token
-from tailops.config import SCOPES, load_config
+from tailops.config import load_config
 from tailops.errors import NotFound
 from tailops.server.mcp_server import exposed_specs
 from tailops.tools import registry

@@ -7,6 +7,7 @@ hints), without going through plans and approvals.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,20 @@ from tailops.changes.catalog import Catalog
 from tailops.changes.models import RunMode, RunRequest, RunResult
 from tailops.changes.runner import run_playbook
 
-__all__ = ["CATALOG", "run_pinned"]
+__all__ = ["CATALOG", "fixture_catalog", "run_pinned"]
 
 CATALOG = Catalog.load()
+EXTRA = Path(__file__).resolve().parent.parent / "fixtures" / "catalog_extra"
+
+
+def fixture_catalog(dest: Path) -> tuple[Path, Path]:
+    """A locked catalog holding only the test-only ``tb_marker`` playbook (writes one marker file):
+    (playbooks_dir, roles_dir) for ``changes.playbooks_dir`` / ``changes.roles_dir``."""
+    playbooks, roles = dest / "playbooks", dest / "roles"
+    shutil.copytree(EXTRA / "playbooks" / "tb_marker", playbooks / "tb_marker")
+    shutil.copytree(EXTRA / "roles" / "tb_marker", roles / "tb_marker")
+    Catalog.load(playbooks, roles).lock()
+    return playbooks, roles
 
 
 async def run_pinned(

@@ -189,15 +189,21 @@ class HostFactory:
         ssh: int = 0,
         apt_repo: AptRepo | None = None,
         preinstall: dict[str, str] | None = None,
+        image: str = BASE_IMAGE,
+        extra_sources: str = "",
     ) -> HostSet:
-        """Start ``n`` docker-connection hosts plus ``ssh`` SSH hosts and write their inventory."""
+        """Start ``n`` docker-connection hosts plus ``ssh`` SSH hosts and write their inventory.
+
+        ``image`` replaces the docker hosts' image (e.g. tests/testbed/images.py's);
+        ``extra_sources`` is appended to the apt sources the setup writes.
+        """
         started = time.perf_counter()
         docker_kind: HostKind = "docker"
         ssh_kind: HostKind = "ssh"
         specs = [docker_kind] * n + [ssh_kind] * ssh
         key = self._key() if ssh else None
-        hosts = _parallel(lambda kind: self._start(kind, apt_repo, key), specs)
-        setup = _setup_script(apt_repo, preinstall)
+        hosts = _parallel(lambda kind: self._start(kind, apt_repo, key, image), specs)
+        setup = _setup_script(apt_repo, preinstall, extra_sources)
         set_dir = self._workdir / f"hosts-{uuid.uuid4().hex[:8]}"
         set_dir.mkdir(parents=True)
         host_set = HostSet(
@@ -222,7 +228,7 @@ class HostFactory:
         self.last_bringup_s = time.perf_counter() - started
         return host_set
 
-    def _start(self, kind: HostKind, apt_repo: AptRepo | None, key: SshKey | None) -> Host:
+    def _start(self, kind: HostKind, apt_repo: AptRepo | None, key: SshKey | None, image: str = BASE_IMAGE) -> Host:
         name = unique_name("host")
         volumes = {str(apt_repo.root): {"bind": apt_repo.mount_point, "mode": "ro"}} if apt_repo else {}
         if kind == "ssh":
@@ -236,7 +242,7 @@ class HostFactory:
             ]
             image, env = SSH_IMAGE, {"AUTHORIZED_KEY": key.public_text}
         else:
-            command, image, env = ["sleep", "infinity"], BASE_IMAGE, {}
+            command, env = ["sleep", "infinity"], {}
         container = self._client.containers.run(
             image,
             command,
@@ -269,10 +275,10 @@ class HostFactory:
         _parallel(remove, ids)
 
 
-def _setup_script(apt_repo: AptRepo | None, preinstall: dict[str, str] | None) -> str:
+def _setup_script(apt_repo: AptRepo | None, preinstall: dict[str, str] | None, extra_sources: str = "") -> str:
     steps: list[str] = ["set -e"]
     if apt_repo is not None:
-        sources = apt_repo.sources_list()
+        sources = apt_repo.sources_list() + extra_sources
         steps += [
             "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*",
             f"printf %s {shlex.quote(sources)} > {_SOURCES_FILE}",

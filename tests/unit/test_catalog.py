@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import semver
 import yaml
 
+from tailops.auth.scopes import SCOPES
 from tailops.changes.catalog import (
     LOCK_FILE,
     Catalog,
@@ -27,7 +29,7 @@ from tailops.changes.catalog import (
     compute_hash,
     default_catalog_dirs,
 )
-from tailops.config import SCOPES, Settings
+from tailops.config import Settings
 from tailops.errors import CatalogError, InvalidInput, NotFound
 from tests.helpers import REPO_ROOT
 
@@ -40,6 +42,7 @@ EXPECTED = {
     "container_update": ("high", "container:admin", "localhost"),
     "image_pull": ("low", "container:write", "localhost"),
     "service_state": ("high", "system:admin", "targets"),
+    "service_state_critical": ("critical", "system:admin", "targets"),
 }
 DIGEST = "sha256:" + "ab" * 32
 
@@ -84,7 +87,7 @@ def test_repo_catalog_loads_every_playbook_with_its_risk_scope_and_target() -> N
         m = entry.manifest
         assert (m.risk, m.scope, m.target) == EXPECTED[m.name], m.name
         assert m.scope in SCOPES
-        assert m.version == "1.0.0"
+        assert semver.Version.parse(m.version) >= semver.Version.parse("1.0.0")
         assert m.risk_reason and m.check_mode_notes, f"{m.name}: risk and check mode must be explained"
         assert entry.playbook == REPO_ROOT / "playbooks" / m.name / "playbook.yml"
         assert [d.name for d in entry.role_dirs] == sorted(m.roles)
@@ -406,7 +409,8 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("image_pull", {"image": "127.0.0.1:5000/tailops/webapp", "tag": "1"}, {"refresh": False}),
     ("image_pull", {"image": "library/debian", "digest": DIGEST, "refresh": True}, {}),
     ("service_state", {"name": "nginx.service", "state": "stopped"}, {}),
-    ("service_state", {"name": "getty@tty1", "state": "started"}, {}),
+    ("service_state", {"name": "postgresql@15-main", "state": "started"}, {}),
+    ("service_state_critical", {"name": "getty@tty1", "state": "restarted"}, {}),
 ]
 
 
@@ -483,7 +487,12 @@ BAD: list[tuple[str, dict[str, Any] | Any, str]] = [
     (
         "service_state",
         {"name": "nginx; reboot", "state": "restarted"},
-        r"`name`: 'nginx; reboot' is not a valid systemd unit name",
+        r"`name`: 'nginx; reboot' is not a valid systemd service name",
+    ),
+    (
+        "service_state_critical",
+        {"name": "nginx", "state": "restarted"},
+        r"`name`: 'nginx' is not a valid protected systemd service name",
     ),
     ("service_state", {"name": "nginx"}, r"'state' is a required property"),
     ("service_state", ["nginx"], r"parameters for service_state must be an object"),
@@ -619,3 +628,29 @@ def test_container_spec_pins_overrides_and_lists_unsupported_options() -> None:
 def test_container_health(state: dict[str, Any], expected: str) -> None:
     assert _filter_module().health_of({"State": state}) == expected
     assert _filter_module().health_of(None) == "missing"
+
+
+def test_tasks_that_run_for_real_in_check_mode_must_be_declared(tree: tuple[Path, Path]) -> None:
+    """check_mode_side_effects names exactly the tasks with check_mode: false (issue 13):
+    a new one in a role, a stale entry, or a templated check_mode are refused at load."""
+    playbooks, roles = tree
+    Catalog.load(playbooks, roles)  # the repo's declarations are complete
+    extra = roles / "image_pull" / "tasks" / "main.yml"
+    text = extra.read_text()
+    extra.write_text(
+        text + "\n- name: Peek at the engine\n  ansible.builtin.command: docker info\n  check_mode: false\n"
+        "  changed_when: false\n"
+    )
+    with pytest.raises(CatalogError, match=r"image_pull: manifest check_mode_side_effects \[\] must name exactly"):
+        Catalog.load(playbooks, roles)
+    manifest = playbooks / "image_pull" / "manifest.yml"
+    edit_yaml(manifest, check_mode_side_effects={"Peek at the engine": "reads engine info only"})
+    assert Catalog.load(playbooks, roles).get("image_pull").manifest.check_mode_side_effects
+    extra.write_text(
+        text + '\n- name: Peek at the engine\n  ansible.builtin.command: docker info\n  check_mode: "{{ flag }}"\n'
+    )
+    with pytest.raises(CatalogError, match="only a literal true or false is allowed"):
+        Catalog.load(playbooks, roles)
+    extra.write_text(text)
+    with pytest.raises(CatalogError, match=r"\['Peek at the engine'\] must name exactly the tasks"):
+        Catalog.load(playbooks, roles)

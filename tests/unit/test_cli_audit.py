@@ -133,3 +133,25 @@ def test_bad_config_is_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", "--config", str(bad)])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: bad config")
+
+
+def test_verify_lists_every_gap_and_keeps_failing(cfg: Path, settings: Settings) -> None:
+    log = fill(settings)
+    lines = settings.audit_path.read_bytes().splitlines(keepends=True)
+    settings.audit_path.write_bytes(b"".join(lines[:4]))  # entries 5-7 cut off the end
+    log.record({"kind": "tool", "tool": "after", "decision": "allowed", "outcome": "ok"})
+    with open(settings.audit_path, "ab") as fh:
+        fh.write(b'{"seq":10,"ts":"cut')  # then a crash cuts a line in half
+    AuditLog(settings.audit_path).record({"kind": "cli", "command": "token revoke", "outcome": "ok"})
+    for _ in range(2):  # it never heals
+        result = run(cfg, "verify")
+        assert result.exit_code == 1, result.output
+        out = result.stdout.splitlines()
+        assert out[0].startswith(f"GAP: {settings.audit_path}:5: gap: gap recorded as entry 8, detected 20")
+        assert "entries 5-7 missing (the log ended at entry 4, the head recorded entry 7)" in out[0]
+        assert out[1].startswith(f"GAP: {settings.audit_path}:8: gap: gap recorded as entry 10")
+        assert "19 bytes of a cut or unrecognised line kept as evidence" in out[1]
+        assert out[2] == "(8 entries verified, in 1 file(s); 2 gap record(s): entries were lost)"
+    shown = run(cfg, "tail", "-n", "5").stdout.splitlines()
+    assert "  #8  GAP  -  pid " in shown[0] and shown[0].endswith("AUDIT GAP (truncated; entries 5-7 missing)")
+    assert shown[2].startswith("?  unreadable line: {") and shown[3].endswith("AUDIT GAP (partial_line)")

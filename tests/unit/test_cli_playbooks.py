@@ -49,10 +49,11 @@ def test_list_shows_every_playbook_with_version_risk_scope(cfg: Path) -> None:
         "container_state": ["1.0.0", "low", "container:write"],
         "container_update": ["1.0.0", "high", "container:admin"],
         "image_pull": ["1.0.0", "low", "container:write"],
-        "package_install": ["1.0.0", "high", "system:admin"],
-        "package_remove": ["1.0.0", "critical", "system:admin"],
-        "package_update": ["1.0.0", "high", "system:admin"],
-        "service_state": ["1.0.0", "high", "system:admin"],
+        "package_install": ["2.0.0", "high", "system:admin"],
+        "package_remove": ["2.0.0", "critical", "system:admin"],
+        "package_update": ["2.0.0", "high", "system:admin"],
+        "service_state": ["2.0.0", "high", "system:admin"],
+        "service_state_critical": ["1.0.0", "critical", "system:admin"],
     }
 
 
@@ -69,6 +70,13 @@ def test_show_prints_manifest_schema_hash_and_lock_status(cfg: Path) -> None:
     assert schema["required"] == ["name", "image"]
 
 
+def test_show_lists_what_runs_for_real_during_a_plan(cfg: Path) -> None:
+    out = run(cfg, "show", "package_update").stdout
+    assert "runs for real during a plan: Refresh the package index (apt): rewrites the apt package index" in out
+    assert "/var/lib/apt/lists" in out
+    assert "runs for real during a plan" not in run(cfg, "show", "container_update").stdout
+
+
 def test_show_unknown_name_exits_2_with_close_matches(cfg: Path) -> None:
     result = run(cfg, "show", "container_stat")
     assert result.exit_code == 2
@@ -80,7 +88,7 @@ def test_show_unknown_name_exits_2_with_close_matches(cfg: Path) -> None:
 def test_verify_ok_on_the_repo_catalog() -> None:
     result = run(None, "verify")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "catalog OK (7 playbooks)"
+    assert result.stdout.strip() == "catalog OK (8 playbooks)"
 
 
 def test_verify_reports_each_drift_and_exits_1(cfg: Path) -> None:

@@ -61,6 +61,18 @@ def one_error_line(result: Result) -> str:
     return lines[0]
 
 
+def test_keygen_creates_the_data_dir_0700(tmp_path: Path) -> None:
+    """The data dir holds the keys, the store and the audit log: created 0700 as documented,
+    whatever the umask (it was 0755 with the usual umask before)."""
+    path = tmp_path / "config.yaml"
+    data = tmp_path / "deep" / "data"
+    path.write_text(yaml.safe_dump({"server": {"data_dir": str(data)}}))
+    result = run(path, "keygen")
+    assert result.exit_code == 0, result.output
+    for directory in (data, data.parent, data / "keys", data / "audit"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
 def test_keygen_writes_0600_and_refuses_overwrite(cfg: Path, settings: Settings) -> None:
     result = run(cfg, "keygen")
     assert result.exit_code == 0, result.output

@@ -22,10 +22,34 @@ def all_error_classes() -> list[type[errors.TailopsError]]:
     ]
 
 
-def test_every_error_class_has_an_http_status_and_is_exported() -> None:
+def test_every_error_class_maps_for_every_surface_and_is_exported() -> None:
+    tables = {
+        "HTTP status": errors.HTTP_STATUS,
+        "JSON-RPC code": errors.JSONRPC_CODE,
+        "CLI exit code": errors.CLI_EXIT,
+    }
     for cls in all_error_classes():
-        assert cls in errors.HTTP_STATUS, f"{cls.__name__} has no HTTP status mapping"
+        for surface, table in tables.items():
+            assert cls in table, f"{cls.__name__} has no {surface} mapping (tailops/errors.py)"
         assert cls.__name__ in errors.__all__, f"{cls.__name__} not exported"
+
+
+def test_refusals_are_the_rules_saying_no() -> None:
+    refusals = {
+        cls
+        for cls in all_error_classes()
+        if errors.is_refusal(cls("x") if cls is not errors.RateLimited else cls("x", retry_after=1))
+    }
+    assert refusals == {
+        errors.AuthError,
+        errors.PermissionDenied,
+        errors.PathRefused,
+        errors.TargetRefused,
+        errors.RateLimited,
+        errors.ApprovalError,
+    }
+    assert errors.cli_exit_code(errors.NotFound("x")) == 2 and errors.cli_exit_code(errors.StalePlan("x")) == 1
+    assert errors.jsonrpc_code(errors.NotFound("x")) == errors.JSONRPC_INVALID_PARAMS
 
 
 def test_every_error_class_appears_in_the_docstring_tree() -> None:

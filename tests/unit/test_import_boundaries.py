@@ -2,7 +2,9 @@
 
 - the read path (monitor/, files, netdiag/) imports neither the change engine
   nor ansible_runner;
-- exactly one module (tailops/changes/runner.py) imports ansible_runner.
+- exactly one module (tailops/changes/runner.py) imports ansible_runner;
+- monitor/ (the facts) imports nothing above it (server, runtime, tools, cli);
+- only monitor/containers/ (the Docker access package) imports the Docker SDK.
 """
 
 from __future__ import annotations
@@ -48,6 +50,27 @@ def test_read_path_never_imports_the_change_engine() -> None:
             assert not mod.startswith("tailops.changes"), f"{f.relative_to(REPO_ROOT)} imports {mod}"
             assert not mod.startswith("ansible_runner"), f"{f.relative_to(REPO_ROOT)} imports {mod}"
             assert not mod.startswith("tailops.tools"), f"{f.relative_to(REPO_ROOT)} imports {mod} (tools sit above)"
+
+
+def test_monitor_imports_nothing_above_it() -> None:
+    """Facts are read and parsed below the transport: the server subscribes to monitor's event
+    feed, never the other way round."""
+    above = ("tailops.server", "tailops.runtime", "tailops.tools", "tailops.cli", "tailops.web")
+    files = sorted((PKG / "monitor").rglob("*.py"))
+    assert len(files) > 20, "monitor modules not found"
+    for f in files:
+        for mod in imported_modules(f):
+            assert not mod.startswith(above), f"{f.relative_to(REPO_ROOT)} imports {mod}"
+
+
+def test_only_the_docker_access_package_imports_the_docker_sdk() -> None:
+    importers = sorted(
+        str(f.relative_to(PKG))
+        for f in PKG.rglob("*.py")
+        if any(m == "docker" or m.startswith("docker.") for m in imported_modules(f))
+    )
+    assert importers, "no module imports the Docker SDK: the check looks at the wrong names"
+    assert all(path.startswith("monitor/containers/") for path in importers), importers
 
 
 def test_only_the_runner_adapter_imports_ansible_runner() -> None:

@@ -1,5 +1,8 @@
 #!/usr/bin/python
-# Part of the tailops catalog (roles/package_common). Read-only: never changes the host.
+# Part of the tailops catalog (roles/package_common). Read-only: never changes the host,
+# and never installs python3-apt: where the inventory's interpreter lacks it, the module
+# re-runs itself under the system Python that has it (as ansible.builtin.apt does), or
+# fails saying what to install.
 """Look packages up in the apt cache: known names, available versions, upgrades."""
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ description:
   - Looks names and pinned versions up in the local apt cache (python3-apt) and
     lists upgradable packages with their installed and target versions.
   - Never changes the host; supports check mode fully (it only reads).
+  - When the interpreter running it cannot import python3-apt (e.g. a virtualenv's
+    Python), it respawns under the first of /usr/bin/python3, /usr/bin/python that can,
+    exactly as ansible.builtin.apt does; if none can, it fails with a message naming what
+    to install. It never installs anything itself.
 options:
+  bindings_only:
+    description: Only check that python3-apt can be used (respawning if needed) and return the interpreter.
+    type: bool
+    default: false
   names:
     description: Package names to look up.
     type: list
@@ -40,6 +51,10 @@ options:
 """
 
 RETURN = r"""
+python:
+  description: The interpreter that ran the lookup (after a respawn, the system Python).
+  type: str
+  returned: always
 packages:
   description: name -> {known, installed, candidate, versions}
   type: dict
@@ -58,7 +73,37 @@ held:
   returned: always
 """
 
+import sys
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.respawn import has_respawned, probe_interpreters_for_module, respawn_module
+
+try:
+    import apt
+    import apt_pkg
+
+    HAS_PYTHON_APT = True
+except ImportError:
+    HAS_PYTHON_APT = False
+
+# Where Debian and Ubuntu install python3-apt: the interpreters ansible.builtin.apt probes.
+SYSTEM_INTERPRETERS = ["/usr/bin/python3", "/usr/bin/python"]
+
+
+def _require_python_apt(module):
+    """Respawn under a system Python that has python3-apt, or fail saying what to install."""
+    if HAS_PYTHON_APT:
+        return
+    if not has_respawned():
+        interpreter = probe_interpreters_for_module(SYSTEM_INTERPRETERS, "apt")
+        if interpreter:
+            respawn_module(interpreter)  # runs the module again there; this process exits with it
+    module.fail_json(
+        msg="python3-apt is not installed on this host: neither the inventory's interpreter (%s) nor %s "
+        "can import it. Install it on the host (apt-get install python3-apt), then plan again; tailops "
+        "never installs it itself, neither in a plan nor in a run." % (sys.executable, " or ".join(SYSTEM_INTERPRETERS)),
+        python=sys.executable,
+    )
 
 
 def _is_security(origin):
@@ -77,16 +122,14 @@ def main():
             "allow_downgrade": {"type": "bool", "default": True},
             "upgrades": {"type": "bool", "default": False},
             "security_only": {"type": "bool", "default": False},
+            "bindings_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
-    try:
-        import apt
-        import apt_pkg
-    except ImportError:
-        module.fail_json(msg="python3-apt is not installed on this host; the tailops package roles need it.")
-
+    _require_python_apt(module)
     params = module.params
+    if params["bindings_only"]:
+        module.exit_json(changed=False, python=sys.executable, packages={}, specs=[], upgrades=[], held=[])
     cache = apt.Cache()
     names = list(dict.fromkeys(params["names"]))
     packages = {}
@@ -166,7 +209,9 @@ def main():
                 upgrades.append(entry)
         upgrades.sort(key=lambda e: e["name"])
         held.sort(key=lambda e: e["name"])
-    module.exit_json(changed=False, packages=packages, specs=specs, upgrades=upgrades, held=held)
+    module.exit_json(
+        changed=False, python=sys.executable, packages=packages, specs=specs, upgrades=upgrades, held=held
+    )
 
 
 def _cmp_key(apt_pkg):

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tailops.changes import approvals, executor, plans
+from tailops.changes import approvals, compare, plans
 from tailops.changes.models import HostResult, RunEvent, RunMode, RunResult, TaskResult, TaskStatus
 from tailops.changes.plans import HostPrediction, Plan, TaskPrediction
 from tailops.config import ChangesSettings, Settings
@@ -333,23 +333,23 @@ def test_policy_auto_approves_only_low_risk(store: Store) -> None:
 
 # --------------------------------------------------------------------------- stale plans and mismatches
 def test_diff_summaries() -> None:
-    assert executor.summarize_diff(APT_DIFF) == "tbdemo (1.0-1 => 1.1-1)"
+    assert compare.summarize_diff(APT_DIFF) == "tbdemo (1.0-1 => 1.1-1)"
     unified = "--- before\n+++ /etc/app.conf\n@@ -1 +1 @@\n-port = 8080\n+port = 9090\n"
-    assert executor.summarize_diff(unified) == "-port = 8080; +port = 9090"
-    assert executor.summarize_diff("Would restart web\n") == "Would restart web"
-    assert len(executor.summarize_diff("x" * 500)) == 160
-    assert executor.summarize_diff(None) == ""
+    assert compare.summarize_diff(unified) == "-port = 8080; +port = 9090"
+    assert compare.summarize_diff("Would restart web\n") == "Would restart web"
+    assert len(compare.summarize_diff("x" * 500)) == 160
+    assert compare.summarize_diff(None) == ""
 
 
 def test_stale_differences_name_host_task_and_both_sides() -> None:
     now_same = [h.model_copy() for h in PREDICTION]
-    assert executor.compare_predictions(PREDICTION, now_same) == []
+    assert compare.compare_predictions(PREDICTION, now_same) == []
     no_change = [host("h1", task("Look the packages up"), task(INSTALL)), PREDICTION[1]]
-    assert executor.compare_predictions(PREDICTION, no_change) == [
+    assert compare.compare_predictions(PREDICTION, no_change) == [
         f"host h1, task {INSTALL}: planned 'tbdemo (1.0-1 => 1.1-1)', now: no change"
     ]
     other = [PREDICTION[0], host("h2", task(INSTALL, changed=True, diff=APT_DIFF.replace("1.0-1", "1.0-2")))]
-    assert executor.compare_predictions(PREDICTION, other) == [
+    assert compare.compare_predictions(PREDICTION, other) == [
         f"host h2, task {INSTALL}: planned 'tbdemo (1.0-1 => 1.1-1)', now: 'tbdemo (1.0-2 => 1.1-1)'"
     ]
     unreachable = [
@@ -358,14 +358,14 @@ def test_stale_differences_name_host_task_and_both_sides() -> None:
             "h2", task("Look the packages up", status="unreachable", msg="ssh: connect refused"), status="unreachable"
         ),
     ]
-    diffs = executor.compare_predictions(PREDICTION, unreachable)
+    diffs = compare.compare_predictions(PREDICTION, unreachable)
     assert diffs[0] == "host h2: planned changed, now: unreachable at task 'Look the packages up': ssh: connect refused"
     assert diffs[1] == f"host h2, task {INSTALL}: planned 'tbdemo (1.0-1 => 1.1-1)', now: not run"
     new_task = [PREDICTION[0], host("h2", task(INSTALL, changed=True, diff=APT_DIFF), task("Restart", changed=True))]
-    assert executor.compare_predictions(PREDICTION, new_task) == [
+    assert compare.compare_predictions(PREDICTION, new_task) == [
         "host h2, task Restart: planned not run, now: a change (no diff)"
     ]
-    assert executor.compare_predictions(PREDICTION, PREDICTION[:1]) == [
+    assert compare.compare_predictions(PREDICTION, PREDICTION[:1]) == [
         "host h2: planned, now: not in the run (inventory or limit changed)"
     ]
 
@@ -395,7 +395,7 @@ def test_outcome_lists_actual_vs_planned_per_host(store: Store) -> None:
             "h2": [lookup.model_copy(update={"host": "h2"}), TaskResult(host="h2", task=INSTALL, status=TaskStatus.OK)],
         }
     )
-    outcome, mismatches = executor.outcome_of(plan, result)
+    outcome, mismatches = compare.outcome_of(plan, result)
     assert [(o.host, o.planned, o.actual) for o in outcome] == [("h1", [INSTALL], [INSTALL]), ("h2", [INSTALL], [])]
     assert mismatches == [f"host h2, task {INSTALL}: planned 'tbdemo (1.0-1 => 1.1-1)', actual: no change"]
     assert outcome[1].mismatches == mismatches and outcome[0].mismatches == []
@@ -446,19 +446,19 @@ def rt(make_settings: Callable[..., Settings]) -> Iterator[Runtime]:
 async def test_apply_refuses_before_anything_runs(rt: Runtime) -> None:
     pending = make_plan(rt.store)
     with pytest.raises(ApprovalError, match="has not been approved"):
-        await executor.apply_plan(rt, ALICE, pending.id)
+        await rt.engine.apply(ALICE, pending.id)
     with pytest.raises(PermissionDenied, match="system:admin"):
-        await executor.apply_plan(rt, Principal("eve", frozenset({"readonly"}), "http"), pending.id)
+        await rt.engine.apply(Principal("eve", frozenset({"readonly"}), "http"), pending.id)
     expired = make_plan(rt.store, ttl=5, now=time.time() - 10, salt="c")
     with pytest.raises(ChangeError, match="expired at"):
-        await executor.apply_plan(rt, ALICE, expired.id)
+        await rt.engine.apply(ALICE, expired.id)
     used = make_plan(rt.store, salt="d")
     start_run(rt.store, used, approvals.approve(rt.store, CHANGES, used.id, BOB).id)
     with pytest.raises(ApprovalError, match="already applied"):
-        await executor.apply_plan(rt, ALICE, used.id)
+        await rt.engine.apply(ALICE, used.id)
     # Approved, but the catalog has no such pinned content: refused before any check run.
     approved = make_plan(rt.store, salt="e")
     approvals.approve(rt.store, CHANGES, approved.id, BOB)
     with pytest.raises(CatalogError, match="package_install"):
-        await executor.apply_plan(rt, ALICE, approved.id)
+        await rt.engine.apply(ALICE, approved.id)
     assert plans.list_runs(rt.store)[1] == 1  # only the one started by hand above

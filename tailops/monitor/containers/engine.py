@@ -1,13 +1,14 @@
-"""The one adapter over the Docker SDK for the read path.
+"""The one adapter over the Docker SDK for the read path: the client, calls, fan-out, health.
 
 Why it exists: every Docker call of tailops goes through :meth:`DockerEngine.call`
 (or :meth:`DockerEngine.fan_out` for many at once), so the SDK's and requests'
 exceptions are translated into tailops errors in exactly one place
-(:func:`translate`) and never leak to a tool. It creates the client lazily (the
-server must start and serve every other tool when no engine is running), bounds
-every call with ``docker.timeout``, drops the client when the engine stops
-answering (the next call reconnects), and answers "is the engine there?" for
-``/health`` from a short-lived cache.
+(:func:`~tailops.monitor.containers.errors.translate`) and never leak to a
+tool. It creates the client lazily (the server must start and serve every other
+tool when no engine is running), bounds every call with ``docker.timeout``,
+drops the client when the engine stops answering (the next call reconnects),
+and answers "is the engine there?" for ``/health`` from a short-lived cache. It owns the one engine event feed
+(:attr:`DockerEngine.events`) and the inspect cache that listens to it.
 
 What it must never do: change anything. No container start/stop/remove, no
 image pull, no exec: those are catalog playbooks run by the change engine.
@@ -19,224 +20,32 @@ import collections
 import concurrent.futures
 import contextlib
 import difflib
-import functools
 import logging
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from tailops.config import DockerSettings
-from tailops.errors import InvalidInput, NotFound, OperationTimeout, TailopsError, Unavailable
+from tailops.errors import NotFound, OperationTimeout, TailopsError, Unavailable
 from tailops.monitor.cgroup_cpu import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
 from tailops.monitor.cgroup_cpu import CgroupCpu
+from tailops.monitor.containers.errors import HINT_DOWN, engine_exceptions, translate
+from tailops.monitor.containers.events import ContainerEvents
+from tailops.monitor.containers.inspect_cache import InspectCache
 
-if TYPE_CHECKING:
-    import docker.errors
-
-__all__ = ["DockerEngine", "InspectCache", "close_matches", "engine_exceptions", "translate"]
+__all__ = ["DockerEngine", "close_matches"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger("tailops.docker")
 
 
-@functools.cache
-def engine_exceptions() -> tuple[type[BaseException], ...]:
-    """Everything the SDK (and the HTTP stack under it) raises when talking to the engine.
-
-    A function, not a constant: the Docker SDK (with requests and urllib3) is
-    imported on first use, so the server starts without it (``except
-    engine_exceptions():`` is evaluated only when an exception is on its way).
-    """
-    import docker.errors
-    import requests.exceptions
-    import urllib3.exceptions
-
-    return (
-        docker.errors.DockerException,
-        requests.exceptions.RequestException,
-        urllib3.exceptions.HTTPError,
-        OSError,  # includes TimeoutError / socket.timeout, FileNotFoundError of a missing socket
-    )
-
-
-_HINT_DOWN = "Start dockerd or set docker.base_url / DOCKER_HOST; the other tools keep working."
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return text[:200]
-
-
-def _explanation(exc: docker.errors.APIError) -> str:
-    text = exc.explanation if isinstance(exc.explanation, str) else None
-    if not text:
-        text = _short(exc)
-    return text.strip()[:200]
-
-
-def translate(exc: BaseException, *, what: str, where: str) -> TailopsError:
-    """The tailops error for an exception raised by the Docker SDK or its HTTP stack.
-
-    ``what`` names the operation ("inspect container 'web'"), ``where`` the engine.
-    Every subclass of ``docker.errors.DockerException`` maps to some tailops error
-    (tests/integration/test_containers_errors.py checks that).
-    """
-    import docker.errors
-    import requests.exceptions
-    import urllib3.exceptions
-
-    if isinstance(exc, TailopsError):
-        return exc
-    if isinstance(exc, docker.errors.NotFound):
-        return NotFound(f"{what}: the Docker engine has no such object ({_explanation(exc)}).")
-    if isinstance(exc, docker.errors.APIError):
-        status = exc.status_code or 0
-        if status == 400:
-            return InvalidInput(f"the Docker engine refused {what}: {_explanation(exc)}.")
-        if status == 409:
-            return InvalidInput(
-                f"{what} conflicts with the container's current state: {_explanation(exc)}.",
-                hint="Check its state with get_container_list.",
-            )
-        return Unavailable(
-            f"the Docker engine at {where} failed {what} (HTTP {status or 'error'}: {_explanation(exc)}).",
-            hint="Retry; if it persists, check the engine (docker info, its log).",
-        )
-    if isinstance(exc, docker.errors.InvalidVersion):
-        return Unavailable(
-            f"the Docker engine at {where} is too old for {what} ({_short(exc)}).",
-            hint="Upgrade the engine (API 1.41 / Docker 20.10 or newer).",
-        )
-    if isinstance(exc, docker.errors.InvalidArgument | docker.errors.NullResource):
-        return InvalidInput(f"{what}: {_short(exc)}.")
-    if isinstance(exc, requests.exceptions.Timeout | TimeoutError | urllib3.exceptions.TimeoutError):
-        return OperationTimeout(
-            f"the Docker engine at {where} did not answer {what} in time.",
-            hint="The engine may be overloaded; retry, or raise docker.timeout.",
-        )
-    if isinstance(exc, docker.errors.DockerException):
-        return Unavailable(f"the Docker engine at {where} is not reachable ({_short(exc)}).", hint=_HINT_DOWN)
-    # requests ConnectionError, urllib3 protocol errors, OSError of a missing/refused socket.
-    return Unavailable(
-        f"the Docker engine at {where} is not answering ({exc.__class__.__name__}: {_short(exc)}).",
-        hint=_HINT_DOWN,
-    )
-
-
-class InspectCache:
-    """Container inspect results, kept only while the engine's event stream says they are current.
-
-    ``get_container_list`` needs a few facts only inspect has (restart count, start
-    time, exit code, OOM kill). They change only through container events (start,
-    die, oom, restart, ...), so a background thread follows ``GET /events`` for
-    containers and drops an entry on any event for it. Entries are used only while
-    that stream is connected; when it ends (engine gone, error) everything is
-    dropped and the next list starts it again. A per-container generation number
-    stops a result fetched before an event from being stored after it.
-    """
-
-    def __init__(self, engine: DockerEngine) -> None:
-        self._engine = engine
-        self._lock = threading.Lock()
-        self._entries: dict[str, dict[str, Any]] = {}
-        self._gen: dict[str, int] = {}
-        self._epoch = 0
-        self._stream: Any = None
-        self._thread: threading.Thread | None = None
-        self._starting = False
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def watching(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self._stream is not None
-
-    def ensure_watching(self) -> None:
-        """Start following engine events if not already (failures just mean: no caching)."""
-        with self._lock:
-            if self._starting or (self._thread is not None and self._thread.is_alive()):
-                return
-            self._starting = True
-            self._entries.clear()
-            self._epoch += 1
-        try:
-            stream = self._engine.call(
-                "follow engine events",
-                lambda: self._engine.api().events(decode=True, filters={"type": "container"}),
-            )
-        except TailopsError:
-            with self._lock:
-                self._starting = False
-            return
-        thread = threading.Thread(target=self._follow, args=(stream,), name="tailops-docker-events", daemon=True)
-        with self._lock:
-            self._stream = stream
-            self._thread = thread
-            self._starting = False
-        thread.start()
-
-    def _follow(self, stream: Any) -> None:
-        try:
-            for event in stream:
-                cid = event.get("id") or (event.get("Actor") or {}).get("ID")
-                if not cid:
-                    continue
-                with self._lock:
-                    self._entries.pop(cid, None)
-                    self._gen[cid] = self._gen.get(cid, 0) + 1
-        except Exception:  # a broken stream only ends caching; never crash the thread
-            log.debug("docker event stream ended with an error", exc_info=True)
-        finally:
-            with self._lock:
-                if self._stream is stream:
-                    self._stream = None
-                    self._entries.clear()
-                    self._epoch += 1
-            with contextlib.suppress(Exception):
-                stream.close()
-
-    def ticket(self, cid: str) -> tuple[int, int]:
-        """Take before inspecting; pass to :meth:`store`."""
-        with self._lock:
-            return self._epoch, self._gen.get(cid, 0)
-
-    def get(self, cid: str) -> dict[str, Any] | None:
-        with self._lock:
-            if self._stream is None:
-                return None
-            found = self._entries.get(cid)
-        if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return found
-
-    def store(self, cid: str, data: dict[str, Any], ticket: tuple[int, int]) -> None:
-        with self._lock:
-            if self._stream is None or (self._epoch, self._gen.get(cid, 0)) != ticket:
-                return  # an event arrived (or the stream changed) since the inspect started
-            if len(self._entries) >= 10_000:
-                self._entries.clear()
-            self._entries[cid] = data
-
-    def close(self) -> None:
-        with self._lock:
-            stream, self._stream = self._stream, None
-            thread, self._thread = self._thread, None
-            self._entries.clear()
-            self._epoch += 1
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-
 class DockerEngine:
+    """The engine connection of one server (or CLI) process; thread-safe, lazily connected."""
+
     def __init__(self, settings: DockerSettings) -> None:
         self.settings = settings
         self._unix_path = _unix_socket_path(settings.base_url)
@@ -246,12 +55,14 @@ class DockerEngine:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         # container id -> (monotonic time, cpu total_usage, system_cpu_usage) of the last stats sample,
-        # so CPU % can be computed against the previous call (see monitor.containers.container_stats).
+        # so CPU % can be computed against the previous call (see monitor.containers.stats).
         self.cpu_samples: collections.OrderedDict[str, tuple[float, int, int]] = collections.OrderedDict()
         self.cpu_samples_lock = threading.Lock()
         # Container CPU time from the cgroup files: only meaningful when the engine runs on this host.
         self.cgroup_cpu = CgroupCpu(DEFAULT_CGROUP_ROOT if self._unix_path else None)
-        self.inspect_cache = InspectCache(self)
+        # One follower of GET /events for everyone (inspect cache, resource subscriptions).
+        self.events = ContainerEvents(self)
+        self.inspect_cache = InspectCache(self.events)
 
     @property
     def where(self) -> str:
@@ -271,12 +82,12 @@ class DockerEngine:
         except OSError as exc:
             err = Unavailable(
                 f"the Docker engine socket {self._unix_path} does not exist ({exc.strerror}).",
-                hint=_HINT_DOWN,
+                hint=HINT_DOWN,
             )
         else:
             if stat.S_ISSOCK(mode):
                 return
-            err = Unavailable(f"{self._unix_path} is not a socket, so no Docker engine answers there.", hint=_HINT_DOWN)
+            err = Unavailable(f"{self._unix_path} is not a socket, so no Docker engine answers there.", hint=HINT_DOWN)
         self.reset()
         self._ping_cache = (time.monotonic(), err.message)
         raise err
@@ -440,6 +251,7 @@ class DockerEngine:
 
     def close(self) -> None:
         self.inspect_cache.close()
+        self.events.close()
         self.reset()
         with self._pool_lock:
             pool, self._pool = self._pool, None
