@@ -13,6 +13,13 @@ node, so one inventory runs either way and the comparison is the same work
   ways, i.e. 10 forks in total over 2 nodes). Both nodes are containers on this
   2-core machine: they add no CPU, so the figure shows the protocol's cost
   and the effect of forks per node, not what real extra machines would give.
+
+Caveat measured on this machine (cgroup v1): every container shares one
+``/docker`` cgroup with ``cpu.shares`` 1024, while processes on the host each
+weigh 1024 in the root cgroup. When the machine is busy, the node's
+``ansible-playbook`` (in a container) gets a far smaller CPU slice than the
+controller's local one, so the node figures here include that starvation, not
+only the protocol's cost. Compare them on an idle machine.
 """
 
 from __future__ import annotations
