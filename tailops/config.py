@@ -351,6 +351,29 @@ class ChangesSettings(_Section):
     keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")
 
 
+class NodeSettings(_Section):
+    """One execution node (docs/nodes.md): reached over SSH, runs ``ansible-runner worker``."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="Node name (lower case, digits, '-').")
+    host: str = Field(min_length=1, max_length=253, description="SSH address of the node.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port of the node.")
+    user: str = Field("tailops", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="SSH user on the node.")
+    key: Path = Field(description="Private key whose public half is the node's forced-command entry.")
+    known_hosts: Path = Field(description="known_hosts file with the node's host key (checking is always on).")
+    claims: list[str] = Field(
+        min_length=1,
+        description="Inventory groups or host patterns (fnmatch) this node runs; first matching node wins.",
+    )
+    forks: int = Field(5, ge=1, le=200, description="Ansible forks on this node (its capacity).")
+    connect_timeout: Duration = Field(timedelta(seconds=10), description="SSH connect timeout.")
+    keepalive: Duration = Field(
+        timedelta(seconds=5), description="SSH keepalive interval; three missed answers mean the node dropped."
+    )
+    cancel_grace: Duration = Field(
+        timedelta(seconds=60), description="How long a canceled job may take to end before the link is cut."
+    )
+
+
 def _all_events() -> list[NotificationEvent]:
     return list(NOTIFICATION_EVENTS)
 
@@ -538,6 +561,21 @@ class Settings(BaseSettings):
     notifications: NotificationsSettings = Field(
         default_factory=NotificationsSettings, description="Webhook notifications (tailops/notify)."
     )
+    nodes: list[NodeSettings] = Field(
+        default_factory=list,
+        description="Execution nodes (docs/nodes.md); hosts no node claims run on this machine.",
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_node_names(cls, nodes: list[NodeSettings]) -> list[NodeSettings]:
+        names = [n.name for n in nodes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")
+        if "local" in names:
+            raise ValueError("'local' is reserved for hosts this machine runs itself; name the node otherwise")
+        return nodes
 
     @classmethod
     def settings_customise_sources(

@@ -24,6 +24,7 @@ _GROUPS = [
     ("tailops.cli.audit", "app", "audit"),
     ("tailops.cli.playbooks", "app", "playbooks"),
     ("tailops.cli.plans", "app", "plans"),
+    ("tailops.cli.nodes", "app", "nodes"),
     ("tailops.cli.hosts", "app", "hosts"),
     ("tailops.cli.drift", "app", "drift"),
     ("tailops.cli.notifications", "app", "notifications"),

@@ -48,6 +48,7 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     # changes: the catalog holds only tb_marker (writes a marker file), the inventory only
     # {container}; every generic change tool makes a real, valid call
     "list_playbooks": {},
+    "list_nodes": {"check": True},
     "plan_change": {"playbook": "tb_marker", "params": {"message": "contract"}},
     "get_plan": {"plan_id": "{plan}"},
     "list_plans": {"limit": 5},

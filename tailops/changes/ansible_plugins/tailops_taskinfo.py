@@ -36,6 +36,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         path = os.environ.get("TAILOPS_TASKINFO_PATH")
+        if not path and os.environ.get("AWX_ISOLATED_DATA_DIR"):
+            # On an execution node: the job's artifact dir, which the worker streams back.
+            path = os.path.join(os.environ["AWX_ISOLATED_DATA_DIR"], "taskinfo.jsonl")
         self._fh = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 (kept open for the run)
 
     def _write(self, record: dict[str, Any]) -> None:
