@@ -35,6 +35,7 @@ from tailops.changes.drift import DriftReport
 from tailops.changes.history import HostHistory
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
+from tailops.errors import TailopsError
 from tailops.models import ListResult, Model
 from tailops.tools.registry import ToolCall, tool
 
@@ -117,6 +118,11 @@ class PlanView(Model):
     hosts_omitted: int = Field(0, description="Hosts left out to stay under the output cap.")
     approvals: list[ApprovalView] = Field(default_factory=list)
     approvals_required: int = Field(1, description="Distinct people who must approve (changes.required_approvals).")
+    check_mode_side_effects: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tasks of this playbook that ran for real during the dry run, and what they may change "
+        "(e.g. the apt package index): nothing else on the hosts was touched by planning.",
+    )
     approvals_given: int = Field(0, description="Approvals that count now (unused, unexpired).")
     runs: list[str] = Field(default_factory=list, description="Ids of runs of this plan.")
     next_step: str = Field(description="What to do next.")
@@ -235,6 +241,14 @@ def _next_step(plan: Plan, live: plans.Approval | None, given: int = 0, required
     return "Denied: nothing will run. Plan again if the change is still wanted."
 
 
+def _side_effects(rt: Runtime, playbook: str) -> dict[str, str]:
+    """What the playbook's dry run may change (its manifest), if it is still in the catalog."""
+    try:
+        return dict(rt.engine.catalog().get(playbook).manifest.check_mode_side_effects)
+    except TailopsError:
+        return {}
+
+
 def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanView:
     """The tool view of a plan, kept under the server's output cap (blocking: store reads)."""
     decisions = plans.approvals_for(rt.store, plan.id)
@@ -305,6 +319,7 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         runs=[r.id for r in runs],
         approvals_required=required,
         approvals_given=given,
+        check_mode_side_effects=_side_effects(rt, plan.playbook),
         next_step=_next_step(plan, live, given, required),
     )
 

@@ -462,3 +462,13 @@ async def test_apply_refuses_before_anything_runs(rt: Runtime) -> None:
     with pytest.raises(CatalogError, match="package_install"):
         await rt.engine.apply(ALICE, approved.id)
     assert plans.list_runs(rt.store)[1] == 1  # only the one started by hand above
+
+
+def test_the_plan_view_says_what_the_dry_run_touched(rt: Runtime) -> None:
+    """A reviewer sees which tasks ran for real during planning (the manifest's
+    check_mode_side_effects), e.g. the apt index refresh of the package playbooks."""
+    from tailops.tools.changes import build_plan_view
+
+    view = build_plan_view(rt, make_plan(rt.store, salt="side"))
+    assert view.check_mode_side_effects, "package_install's index refresh is not shown"
+    assert any("apt" in what for what in view.check_mode_side_effects.values())
