@@ -20,7 +20,7 @@ from __future__ import annotations
 import textwrap
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -29,6 +29,22 @@ from tailops.config import Settings
 from tailops.durations import format_duration
 
 __all__ = ["render_config"]
+
+
+def _top_level_lists() -> dict[str, type[BaseModel]]:
+    """Settings fields that are lists of sections (e.g. ``nodes``), wrapped in a one-field model so
+    :func:`_section` renders them like the lists inside sections."""
+    from pydantic import create_model
+
+    out: dict[str, type[BaseModel]] = {}
+    for name, field in Settings.model_fields.items():
+        ann = field.annotation
+        if get_origin(ann) is list:
+            out[name] = create_model(f"_{name}", **{name: (ann, field)})  # type: ignore[call-overload]
+    return out
+
+
+_TopLevel = _top_level_lists()
 
 _WIDTH = 96
 
@@ -64,6 +80,16 @@ def _section(model: type[BaseModel], values: dict[str, Any], indent: str, commen
             lines.append(f"{indent}# {name}:")
             lines.extend(_section(ann, {}, indent + "  ", True))
             continue
+        item = get_args(ann)[0] if get_origin(ann) is list and get_args(ann) else None
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            # A list of sections (drift.checks, notifications.endpoints): empty by default; each item's
+            # keys are described as `list[].key` lines (documentation, never uncommented into YAML).
+            lines.append(f"{indent}# {name}: []")
+            for sub, sub_field in item.model_fields.items():
+                default = "required" if sub_field.is_required() else f"default {_scalar(_default(sub_field))}"
+                text = f"{name}[].{sub} ({default}): {sub_field.description or ''}"
+                lines.extend(f"{indent}#   {line}" for line in textwrap.wrap(text, _WIDTH - len(indent) - 4))
+            continue
         if name in values:
             lines.append(f"{indent}{name}: {_scalar(values[name])}")
         else:
@@ -95,7 +121,11 @@ def render_config(values: dict[str, dict[str, Any]] | None = None, *, header: st
     ]
     for name, field in Settings.model_fields.items():
         model = field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            # A top-level list of sections (nodes): written like one inside a section.
+            lines.extend(_section(_TopLevel[name], {}, "", True) if name in _TopLevel else [])
+            lines.append("")
+            continue
         unknown = set(values.get(name, {})) - set(model.model_fields)
         if unknown:
             raise KeyError(f"no such key: {name}.{sorted(unknown)[0]}")
