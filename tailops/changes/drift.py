@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from tailops.principal import Principal
     from tailops.store import Store
 
-__all__ = ["DriftChecker", "DriftReport", "DriftResult", "DriftScheduler", "latest_drift"]
+__all__ = ["DriftChecker", "DriftReport", "DriftResult", "DriftScheduler", "latest_drift", "side_effects_of"]
 
 log = logging.getLogger("tailops.changes.drift")
 
@@ -67,6 +67,22 @@ class DriftResult(Model):
 class DriftReport(ListResult):
     results: list[DriftResult]
     drifted: int = Field(0, description="Hosts drifted, over the results shown.")
+    side_effects: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per check: the tasks of its playbook that run for real even in check mode, and what they "
+        "change (e.g. the apt package index): the only thing a drift check touches on a host.",
+    )
+
+
+def side_effects_of(engine: ChangeEngine) -> dict[str, dict[str, str]]:
+    """What each configured check's playbook changes while it checks (its manifest's check_mode_side_effects)."""
+    out: dict[str, dict[str, str]] = {}
+    for check in engine.settings.drift.checks:
+        try:
+            out[check.name] = dict(engine.catalog().get(check.playbook).manifest.check_mode_side_effects)
+        except TailopsError:
+            out[check.name] = {}
+    return out
 
 
 def _row_result(row: Any, now: float) -> DriftResult:

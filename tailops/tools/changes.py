@@ -600,7 +600,8 @@ def get_drift(
 ) -> DriftReport:
     """Hosts that left the state a catalog playbook describes (latest scheduled check): per check and host
     in line, drifted (with the diff) or unreachable, and the result's age."""
-    return drift.latest_drift(call.rt.store, host=host, check=check)
+    report = drift.latest_drift(call.rt.store, host=host, check=check)
+    return report.model_copy(update={"side_effects": drift.side_effects_of(call.rt.engine)})
 
 
 @tool(
@@ -618,7 +619,9 @@ async def run_drift_check(
     """Run one drift check now (check mode only: nothing changes) and return its results per host."""
     run_id = await call.rt.drift.run(call.rt.drift.check_named(check))
     call.note(drift_run_id=run_id, check=check)
-    return await call.rt.run_blocking(drift.latest_drift, call.rt.store, check=check)
+    report = await call.rt.run_blocking(drift.latest_drift, call.rt.store, check=check)
+    effects = drift.side_effects_of(call.rt.engine)
+    return report.model_copy(update={"side_effects": {check: effects.get(check, {})}})
 
 
 @tool(

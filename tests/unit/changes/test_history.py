@@ -168,3 +168,25 @@ def test_the_cli_and_the_review_page_show_the_same_history(
             plan_page = c.get(f"/review/plans/{plan.id}")
             assert 'href="/review/hosts/web1"' in plan_page.text
     assert MARKER_DIFF  # the seeded diff is what "+hello" summarises
+
+
+def test_get_drift_says_what_a_check_itself_changes(make_settings: Callable[..., Settings]) -> None:
+    """A drift check of a package playbook refreshes the apt index even in check mode: get_drift says
+    so per check (the manifest's check_mode_side_effects); a check of tb-like playbooks touches nothing."""
+    from tailops.runtime import Runtime
+    from tailops.tools.changes import get_drift
+    from tailops.tools.registry import ToolCall, declared_specs
+
+    settings = make_settings(
+        drift={"checks": [{"name": "packages", "playbook": "package_update", "every": "1d"}]},
+    )
+    rt = Runtime(settings)
+    try:
+        spec = next(s for s in declared_specs() if s.name == "get_drift")
+        report = get_drift(ToolCall(rt=rt, principal=ALICE, spec=spec))
+        effects = report.side_effects["packages"]
+        assert "Refresh the package index (apt)" in effects
+        assert "/var/lib/apt/lists" in effects["Refresh the package index (apt)"]
+        assert report.results == []  # no check has run yet
+    finally:
+        rt.stop()
