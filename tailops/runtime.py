@@ -80,7 +80,18 @@ class Runtime:
         )
         # Scheduled desired-state checks (drift.checks): started only when checks are configured.
         self.drift = DriftChecker(self.engine, self.metrics)
-        self.drift_scheduler = DriftScheduler(self.drift)
+        # The scheduler runs checks on its own thread and event loop: it gets an engine of its own
+        # (same store, audit log, executor and notifier) whose worker pool belongs to that loop, so it
+        # never shares the server loop's capacity limiter across loops.
+        scheduler_engine = ChangeEngine(
+            config,
+            self.store,
+            self.audit,
+            executor=self.engine.executor,
+            instance_id=self.instance_id,
+            notifier=self.notifier,
+        )
+        self.drift_scheduler = DriftScheduler(DriftChecker(scheduler_engine, self.metrics))
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------

@@ -96,3 +96,34 @@ async def test_drift_found_planned_fixed_and_flagged_when_it_returns(
     assert {r["host"]: r["state"] for r in json.loads(listed.stdout)["results"]}[drifted_host] == "drifted"
     unknown = CliRunner().invoke(cli_app, ["drift", "run", "nope", "--config", str(cfg)])
     assert unknown.exit_code == 2 and "no drift check named" in unknown.stderr
+
+
+async def test_the_scheduler_runs_due_checks_on_its_own(
+    container_hosts: MakeHosts, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A server with a configured check runs it by itself when due (never ran: at once), on its own
+    thread and loop, while the server loop keeps answering; a check that just ran is not due again."""
+    import time
+
+    import anyio
+
+    bed = container_hosts(1)
+    playbooks, roles = fixture_catalog(tmp_path / "catalog")
+    settings = make_settings(
+        changes={"playbooks_dir": str(playbooks), "roles_dir": str(roles), "inventory": str(bed.inventory)},
+        drift={"checks": [{**CHECK, "every": "1h"}]},
+    )
+    with http_server(settings) as srv:
+        reader = srv.mint("rita", "readonly")
+        deadline = time.monotonic() + 240
+        async with mcp_http_client(srv.url, reader) as client:
+            while True:
+                seen = await client.call_tool("get_drift", {})
+                assert not seen.is_error, _text(seen)
+                results = seen.structured_content["results"]
+                if results:
+                    break
+                assert time.monotonic() < deadline, "the scheduler did not run the due check"
+                await anyio.sleep(2)
+        assert [(r["host"], r["state"]) for r in results] == [(bed.names[0], "drifted")]
+        assert srv.runtime.drift_scheduler.due() == []  # ran just now: next due in an hour
