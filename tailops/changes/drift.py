@@ -4,7 +4,7 @@ Why: "which hosts have drifted from what we approved?" is answered by running th
 playbooks in check mode on a schedule (``drift.checks``): a host where the check predicts
 a change is *drifted* (the diff says how), one where it predicts none is *in line*, one the
 check cannot reach is *unreachable*. A check never changes a host, so it needs no approval;
-turning a drifted result into a change is an ordinary plan (:meth:`DriftChecker.plan`),
+turning a drifted result into a change is an ordinary plan (the ``plan_from_drift`` tool),
 approved and applied as usual. When a host that a successful tailops run brought in line
 with the same playbook and parameters drifts again, the result names that run
 (``after_apply``): the drift was introduced outside tailops.
@@ -37,9 +37,7 @@ from tailops.models import ListResult, Model
 
 if TYPE_CHECKING:
     from tailops.changes.engine import ChangeEngine
-    from tailops.changes.plans import Plan
     from tailops.metrics import Metrics
-    from tailops.principal import Principal
     from tailops.store import Store
 
 __all__ = ["DriftChecker", "DriftReport", "DriftResult", "DriftScheduler", "latest_drift", "side_effects_of"]
@@ -197,7 +195,7 @@ class DriftChecker:
             from tailops.notify import Event, EventKind
 
             engine.notify(
-                Event(
+                lambda: Event(
                     id=f"drift.found:{run_id}",
                     kind=EventKind.DRIFT_FOUND,
                     playbook=check.playbook,
@@ -207,13 +205,6 @@ class DriftChecker:
             )
         log.info("drift check done", extra={"check": check.name, "hosts": len(rows), "drifted": len(drifted)})
         return run_id
-
-    async def plan(self, principal: Principal, check_name: str, host: str | None = None) -> Plan:
-        """Turn drift into a plan in one step: the check's playbook and params, limited to ``host`` (or the
-        check's own limit). It then goes through approval as any plan; planning needs the playbook's scope."""
-        check = self.check_named(check_name)
-        limit = host if host else check.limit
-        return await self.engine.plan(principal, check.playbook, check.params, limit)
 
     # -- store --------------------------------------------------------------------------------
     def _start(self, run_id: str, check: DriftCheck, params: dict[str, Any], limit: str | None, now: float) -> None:

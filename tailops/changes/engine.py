@@ -227,9 +227,13 @@ class ChangeEngine:
         }
         self.audit.record(entry, sync=True)
 
-    def notify(self, event: Event) -> None:
-        """Queue a lifecycle notification for every endpoint that wants it (never raises)."""
+    def notify(self, make_event: Callable[[], Event | None]) -> None:
+        """Queue a lifecycle notification for every endpoint that wants it (never raises). The event is
+        built only when endpoints are configured (building it may read the store)."""
         if not self.settings.notifications.endpoints:
+            return
+        event = make_event()
+        if event is None:
             return
         ids = notify.emit(self.store, event, settings=self.settings)
         if ids and self.notifier is not None:
@@ -308,7 +312,7 @@ class ChangeEngine:
         if not reused:
             if plan.status in ("pending", "approved"):
                 kind = EventKind.PLAN_AWAITING_APPROVAL if plan.status == "pending" else EventKind.PLAN_APPROVED
-                self.notify(plan_event(kind, plan))
+                self.notify(lambda: plan_event(kind, plan))
             await self.blocking(
                 self.record,
                 "plan:stored",
@@ -403,7 +407,17 @@ class ChangeEngine:
         """Approve someone else's plan (blocking; every rule of :mod:`tailops.changes.approvals`)."""
         approval = approvals.approve(self.store, self.settings.changes, plan_id, principal, comment)
         self.record("plan:approved", principal, plan_id=plan_id, approval_id=approval.id)
-        self.notify(plan_event(EventKind.PLAN_APPROVED, plans.get_plan(self.store, plan_id), approver=principal.label))
+
+        def approved() -> Event | None:
+            plan = plans.get_plan(self.store, plan_id)
+            # A team plan still waiting for more approvals ("1 of 2") is not approved yet.
+            return (
+                plan_event(EventKind.PLAN_APPROVED, plan, approver=principal.label)
+                if plan.status == "approved"
+                else None
+            )
+
+        self.notify(approved)
         return approval
 
     def deny(self, principal: Principal, plan_id: str, reason: str) -> Approval:
@@ -411,7 +425,7 @@ class ChangeEngine:
         denial = approvals.deny(self.store, plan_id, principal, reason)
         self.record("plan:denied", principal, plan_id=plan_id, approval_id=denial.id)
         self.notify(
-            plan_event(
+            lambda: plan_event(
                 EventKind.PLAN_DENIED,
                 plans.get_plan(self.store, plan_id),
                 approver=principal.label,
@@ -479,7 +493,7 @@ class ChangeEngine:
             self.record, "run:started", principal, plan_id=plan.id, run_id=run.id, approval_id=approval.id
         )
         log.info("run started", extra={"run_id": run.id, "plan_id": plan.id, "by": principal.label})
-        await self.blocking(self.notify, run_event(run, plan))
+        await self.blocking(self.notify, lambda: run_event(run, plan))
         if on_start is not None:
             try:
                 started = on_start(run, plan)
@@ -719,7 +733,7 @@ class ChangeEngine:
                 )
             except TailopsError:
                 log.exception("audit write failed for a finished run", extra={"run_id": run.id})
-            self.notify(run_event(final, plan))
+            self.notify(lambda: run_event(final, plan))
             return final
 
         final = await self.blocking(write)
@@ -767,7 +781,7 @@ class ChangeEngine:
                 log.exception("audit write failed for an interrupted run", extra={"run_id": run_id})
             with contextlib.suppress(TailopsError):
                 run = plans.get_run(self.store, run_id)
-                self.notify(run_event(run, plans.find_plan(self.store, run.plan_id)))
+                self.notify(lambda r=run: run_event(r, plans.find_plan(self.store, r.plan_id)))  # type: ignore[misc]
         return marked
 
 

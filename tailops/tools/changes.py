@@ -51,6 +51,7 @@ PlanIdArg = Annotated[
     str,
     Field(description="Plan id (64 hex digits, from plan_change or list_plans).", pattern=r"^[0-9a-f]{64}$"),
 ]
+DriftCheckArg = Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)]
 RunIdArg = Annotated[str, Field(description="Run id (32 hex digits, from apply_plan).", pattern=r"^[0-9a-f]{32}$")]
 LimitArg = Annotated[
     str | None,
@@ -614,7 +615,7 @@ def get_drift(
 )
 async def run_drift_check(
     call: ToolCall,
-    check: Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)],
+    check: DriftCheckArg,
 ) -> DriftReport:
     """Run one drift check now (check mode only: nothing changes) and return its results per host."""
     run_id = await call.rt.drift.run(call.rt.drift.check_named(check))
@@ -634,19 +635,16 @@ async def run_drift_check(
 )
 async def plan_from_drift(
     call: ToolCall,
-    check: Annotated[str, Field(description="Name of the drift check (drift.checks).", max_length=64)],
+    check: DriftCheckArg,
     host: Annotated[
         str | None, Field(description="Only this host (default: the check's hosts).", max_length=255)
     ] = None,
 ) -> PlanView:
     """Turn drift into a plan in one step: the check's playbook and params (limited to a host); it is then
     approved and applied like any plan."""
-    started = time.time()
-    plan = await call.rt.drift.plan(call.principal, check, host)
-    call.note(plan_id=plan.id, plan_status=plan.status, playbook=plan.playbook, check=check)
-    return await call.rt.run_blocking(
-        lambda: build_plan_view(call.rt, plan, reused=plan.created_at.timestamp() < started)
-    )
+    found = call.rt.drift.check_named(check)
+    call.note(check=check)
+    return await plan_for_tool(call, found.playbook, found.params, host or found.limit)
 
 
 # --------------------------------------------------------------------------- seed doors

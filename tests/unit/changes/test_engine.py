@@ -142,3 +142,27 @@ async def test_a_cached_catalog_never_vouches_for_changed_content(
     role_tasks.write_text(role_tasks.read_text() + "\n# edited after locking\n")
     with pytest.raises(CatalogError, match="tb_marker"):
         await engine.plan(ALICE, "tb_marker", {"message": "edited"})
+
+
+def test_lifecycle_notifications_are_queued_only_when_the_state_is_reached(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """With an endpoint configured, a plan of a two-approver policy queues plan.approved only with the
+    second approval (not at "1 of 2"); without endpoints nothing is built or queued."""
+    from tailops.notify import outbox
+    from tests.testbed.seed import seed_plan
+
+    endpoint = {"name": "ops", "url": "http://127.0.0.1:9/hook", "format": "json", "secret_env": "TB_HOOK_KEY"}
+    settings = make_settings(changes={"required_approvals": {"low": 2}}, notifications={"endpoints": [endpoint]})
+    plan = seed_plan(settings.db_path, ALICE, message="notify")
+    store = Store(settings.db_path)
+    audit = AuditLog(settings.audit_path)
+    try:
+        engine = ChangeEngine(settings, store, audit, instance_id="t")
+        engine.approve(Principal("bob", frozenset({"changes:approve"}), "http"), plan.id)
+        assert [r.kind for r in outbox.list_notifications(store)] == []
+        engine.approve(Principal("carol", frozenset({"changes:approve"}), "http"), plan.id)
+        assert [r.kind for r in outbox.list_notifications(store)] == ["plan.approved"]
+    finally:
+        audit.close()
+        store.close()
