@@ -190,3 +190,22 @@ def test_get_drift_says_what_a_check_itself_changes(make_settings: Callable[...,
         assert report.results == []  # no check has run yet
     finally:
         rt.stop()
+
+
+@pytest.mark.parametrize("tool_name", ["run_drift_check", "plan_from_drift"])
+async def test_an_unknown_drift_check_is_a_clear_error(make_settings: Callable[..., Settings], tool_name: str) -> None:
+    from mcp.types import TextContent
+
+    from tailops.runtime import Runtime
+    from tailops.tools.registry import bind, declared_specs
+
+    rt = Runtime(make_settings(drift={"checks": [{"name": "packages", "playbook": "package_update"}]}))
+    try:
+        spec = next(s for s in declared_specs() if s.name == tool_name)
+        result = await bind(spec, rt)(ctx=None, check="nope")
+    finally:
+        rt.stop()
+    assert result.is_error
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    assert block.text.startswith("not_found:") and "packages" in block.text and "Traceback" not in block.text
