@@ -20,15 +20,9 @@ import semver
 import yaml
 
 from tailops.auth.scopes import SCOPES
-from tailops.changes.catalog import (
-    LOCK_FILE,
-    Catalog,
-    DriftKind,
-    catalog_dirs,
-    collection_versions,
-    compute_hash,
-    default_catalog_dirs,
-)
+from tailops.changes.catalog import LOCK_FILE, Catalog, catalog_dirs
+from tailops.changes.catalog.pinning import DriftKind, collection_versions, compute_hash
+from tailops.changes.catalog.scanning import default_catalog_dirs
 from tailops.config import Settings
 from tailops.errors import CatalogError, InvalidInput, NotFound
 from tests.helpers import REPO_ROOT

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import tailops.changes.catalog as catalog_module
-from tailops.changes.catalog import catalog_dirs, default_catalog_dirs
+from tailops.changes.catalog import scanning
+from tailops.changes.catalog.scanning import catalog_dirs, default_catalog_dirs
 from tailops.changes.startup_check import check_catalog_at_start
 from tailops.config import Settings
 from tests.helpers import REPO_ROOT
@@ -26,7 +26,7 @@ def test_an_installed_package_uses_its_packaged_copy(tmp_path: Path, monkeypatch
     packaged = tmp_path / "site-packages" / "tailops" / "_catalog"
     (packaged / "playbooks").mkdir(parents=True)
     (packaged / "roles").mkdir()
-    monkeypatch.setattr(catalog_module, "packaged_catalog_dir", lambda: packaged)
+    monkeypatch.setattr(scanning, "packaged_catalog_dir", lambda: packaged)
     assert default_catalog_dirs() == (packaged / "playbooks", packaged / "roles")
 
 
@@ -35,7 +35,7 @@ def test_configured_dirs_override_the_packaged_copy(
 ) -> None:
     packaged = tmp_path / "_catalog"
     (packaged / "playbooks").mkdir(parents=True)
-    monkeypatch.setattr(catalog_module, "packaged_catalog_dir", lambda: packaged)
+    monkeypatch.setattr(scanning, "packaged_catalog_dir", lambda: packaged)
     settings = make_settings(changes={"playbooks_dir": str(tmp_path / "p"), "roles_dir": str(tmp_path / "r")})
     assert catalog_dirs(settings) == (tmp_path / "p", tmp_path / "r")
     assert catalog_dirs(make_settings()) == (packaged / "playbooks", packaged / "roles")
