@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tailops.audit import GAP_KIND, GENESIS, AuditLog, AuditStatus, log_files, read_status, record_cli, tail, verify
+from tailops.audit import GAP_KIND, AuditLog, AuditStatus, log_files, record_cli, tail, verify
+from tailops.audit.records import GENESIS
+from tailops.audit.status import read_status
 from tailops.config import Settings
 from tailops.errors import AuditError
 from tests.servers import http_server
