@@ -53,6 +53,14 @@ def encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":"), default=_json_default, ensure_ascii=False).encode()
 
 
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 @dataclass(frozen=True)
 class ChainRecord:
     """One parsed chain record: what the writer and verify need of a line."""
@@ -69,11 +77,8 @@ class ChainRecord:
 
 def parse_record(raw: bytes) -> ChainRecord | None:
     """The record on ``raw``, or None when it is not one (JSON object with int seq and hex prev)."""
-    try:
-        rec = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(rec, dict):
+    rec = _json_object(raw)
+    if rec is None:
         return None
     seq, prev = rec.get("seq"), rec.get("prev")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
@@ -97,11 +102,8 @@ HeadState = HeadRecord | Literal["missing", "unreadable"]
 
 def parse_head(raw: bytes) -> HeadRecord | None:
     """The head in ``raw``, or None when it is not one this module wrote."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = _json_object(raw)
+    if data is None:
         return None
     seq, digest, gaps = data.get("seq"), data.get("hash"), data.get("gaps", 0)  # no "gaps": written before gaps existed
     if not isinstance(seq, int) or not isinstance(gaps, int) or isinstance(seq, bool) or isinstance(gaps, bool):

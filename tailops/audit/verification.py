@@ -228,11 +228,7 @@ def _verify(path: Path) -> VerifyReport:
                 fail(pending[0], "edited", f"not the evidence the gap record at line {ln.number} describes")
             pending = []
         if pending:
-            first = pending[0]
-            if first.complete:
-                fail(first, "edited", "not a valid audit record (JSON with seq and prev expected)")
-            else:
-                fail(first, "truncated", "the line is cut short (no newline): the file was truncated")
+            fail(pending[0], *_stray(pending[0]))
         if breaks:
             if rec.is_gap:
                 found_gap(ln, rec, evidence_ok=False, chained=False)
@@ -276,11 +272,7 @@ def _verify(path: Path) -> VerifyReport:
         report.entries += 1
     report.head = prev_hash
     if not breaks and pending:
-        first = pending[0]
-        if first.complete:
-            fail(first, "edited", "not a valid audit record (JSON with seq and prev expected)")
-        else:
-            fail(first, "truncated", "the line is cut short (no newline): the file was truncated")
+        fail(pending[0], *_stray(pending[0]))
     if breaks:
         return report
     _check_head(path, report, head, expected - 1, head_line_hash, gap_records, lines, prev_line)
@@ -327,6 +319,13 @@ def _check_head(
             f"the head file {name} counts {head.gaps} gap record(s) but the log holds {gap_records}:"
             " a gap record was removed or the head was edited",
         )
+
+
+def _stray(line: _Line) -> tuple[ProblemKind, str]:
+    """Why a line that is not a record, and that no gap record accounts for, breaks the chain."""
+    if line.complete:
+        return "edited", "not a valid audit record (JSON with seq and prev expected)"
+    return "truncated", "the line is cut short (no newline): the file was truncated"
 
 
 def _seq_at(line: _Line) -> int | None:
