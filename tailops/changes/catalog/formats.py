@@ -75,7 +75,7 @@ def _image_repository(value: str) -> bool:
 # in, tailops itself, the container engine, the system manager's own services). Shell-style
 # patterns over the unit's base name. roles/service_state/vars/main.yml holds the same list
 # (the role refuses them too, and also checks the unit's real name and aliases on the host);
-# tests/unit/test_service_names.py keeps the two equal.
+# tests/unit/changes/catalog/test_formats.py keeps the two equal.
 PROTECTED_SERVICES: tuple[str, ...] = (
     "ssh",
     "sshd",
