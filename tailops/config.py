@@ -23,12 +23,14 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tailops.auth.scopes import Scope  # re-exported: settings and manifests name scopes with it
 from tailops.durations import parse_duration
 from tailops.errors import ConfigError
 
 __all__ = [
     "NOTIFICATION_EVENTS",
     "TOOL_GROUPS",
+    "Scope",
     "Settings",
     "default_config_path",
     "load_config",
@@ -39,18 +41,6 @@ SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
 TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-# The scopes of tailops.auth.scopes.SCOPES (tests/unit/test_config.py keeps the two equal).
-Scope = Literal[
-    "readonly",
-    "file:read",
-    "network:diag",
-    "container:write",
-    "container:admin",
-    "system:admin",
-    "changes:approve",
-    "admin",
-]
-
 
 GroupName = Literal["system", "containers", "files", "network", "changes"]
 

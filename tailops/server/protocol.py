@@ -28,12 +28,13 @@ module adds, in one call (:func:`install`), what a client needs around them:
   subscribing; the container event thread watches a URI while any stream or
   subscription wants it (each resource's watcher is told what is watched).
 
-What it must never do: hand out anything a tool with the ``readonly`` scope
-could not (every resource read and completion is authorized like a tool call
-and reads are audited), show environment values or files outside the catalog,
-block the event loop, import ``monitor/`` or ``changes/`` (the import-boundary test
-says so: what reads facts or the catalog lives beside the tools), or import test code (test
-fixtures reach these registries through ``build_mcp(extra=...)``).
+What it must never do: hand out anything the policy table
+(:mod:`tailops.auth.policy`) does not allow (every resource read, completion and
+listen stream is authorized like a tool call, and reads are audited), show
+environment values or files outside the catalog, block the event loop, import
+``monitor/`` or ``changes/`` (the import-boundary test says so: what reads facts or
+the catalog lives beside the tools), or import test code (test fixtures reach these
+registries through ``build_mcp(extra=...)``).
 """
 
 from __future__ import annotations
@@ -403,7 +404,7 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
         context = Context(request_context=ctx, mcp_server=server)
         uris = sorted({str(u) for u in params.notifications.resource_subscriptions or ()})
         try:
-            principal = await authorize(rt, context, "subscriptions/listen")
+            principal = await authorize(rt, context, "protocol", "subscriptions/listen", "subscriptions/listen")
         except TailopsError as exc:
             raise _mcp_error(exc) from exc
         caller = principal.subject

@@ -6,13 +6,14 @@ how to watch it for updates. The server binds each :class:`ResourceSpec` with
 :func:`bind_read` and :func:`bind_completer`; those wrappers are the single place where, for
 every read and completion:
 
-1. the caller is resolved and authorized (:func:`authorize`: scope, then rate limit); a
-   refusal is audited (fsynced) before the client hears of it;
+1. the caller is resolved and authorized (:func:`authorize`: the scope of the action's row
+   in the policy table, :mod:`tailops.auth.policy`, then the rate limit); a refusal is
+   audited (fsynced) before the client hears of it;
 2. the blocking body runs in the bounded worker pool, never on the event loop;
 3. :class:`~tailops.errors.TailopsError` becomes the SDK's resource error (``NotFound`` →
    resource-not-found), and the read is audited with its true outcome.
 
-What it must never do: hand out anything the ``readonly`` scope could not, or import the
+What it must never do: hand out anything the policy table does not allow, or import the
 transport (``server/``): the server imports this, never the other way round.
 """
 
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from tailops.auth.scopes import require_scope
+from tailops.auth import policy
 from tailops.errors import NotFound, PermissionDenied, RateLimited, TailopsError
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ def resource(
     """Declare a resource whose ``read(rt, name)`` returns its JSON body."""
     if not template.endswith("{name}") or template.count("{") != 1:
         raise ValueError(f"resource template {template!r} must end in its one parameter, {{name}}")
+    if template not in policy.RESOURCES:
+        raise ValueError(f"resource {template} has no row in the policy table: add it to tailops/auth/policy.py")
 
     def decorate(fn: Callable[[Runtime, str], Mapping[str, Any]]) -> Callable[[Runtime, str], Mapping[str, Any]]:
         spec = ResourceSpec(
@@ -122,11 +125,12 @@ def declared_resources() -> list[ResourceSpec]:
     return list(_SPECS)
 
 
-async def authorize(rt: Runtime, ctx: Context | None, what: str) -> Principal:
-    """The caller of ``ctx``, if it may read (``readonly``); a refusal is audited (fsynced)."""
+async def authorize(rt: Runtime, ctx: Context | None, surface: policy.Surface, action: str, what: str) -> Principal:
+    """The caller of ``ctx``, if the policy table lets it take ``action`` and it is within its
+    rate limit; a refusal is audited (fsynced) before it is raised."""
     principal = rt.principals.resolve(ctx)
     try:
-        require_scope(principal, "readonly", what)
+        policy.require(principal, surface, action, what)
         rt.rate_limiter.check_call(principal)
     except (PermissionDenied, RateLimited) as exc:
         entry = {
@@ -141,11 +145,11 @@ async def authorize(rt: Runtime, ctx: Context | None, what: str) -> Principal:
     return principal
 
 
-async def _read_json(rt: Runtime, ctx: Context, uri: str, read: Callable[[], Mapping[str, Any]]) -> str:
+async def _read_json(rt: Runtime, ctx: Context, template: str, uri: str, read: Callable[[], Mapping[str, Any]]) -> str:
     """One authorized, audited resource read; tailops errors become SDK resource errors."""
     started = time.perf_counter()
     try:
-        principal = await authorize(rt, ctx, f"resource {uri}")
+        principal = await authorize(rt, ctx, "resource", template, f"resource {uri}")
     except TailopsError as exc:
         raise ResourceError(f"{exc.code}: {exc.public_message()}") from exc
     # Pessimistic until the read returned: a crash or a cancellation is not an "ok".
@@ -182,7 +186,7 @@ def bind_read(spec: ResourceSpec, rt: Runtime) -> Callable[[str, Context], Corou
     """The SDK-facing read function of ``spec`` (``name`` is the template's parameter)."""
 
     async def read(name: str, ctx: Context) -> str:
-        return await _read_json(rt, ctx, spec.prefix + name, lambda: spec.read(rt, name))
+        return await _read_json(rt, ctx, spec.template, spec.prefix + name, lambda: spec.read(rt, name))
 
     read.__name__ = f"read_{spec.name}"
     return read
@@ -195,7 +199,7 @@ def bind_completer(spec: ResourceSpec, rt: Runtime) -> Callable[[Context], Corou
         return None
 
     async def complete(ctx: Context) -> list[str]:
-        await authorize(rt, ctx, f"completion of {spec.name} names")
+        await authorize(rt, ctx, "resource", spec.template, f"completion of {spec.name} names")
         return await rt.run_blocking(names, rt)
 
     return complete
