@@ -23,7 +23,6 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tailops.auth.scopes import Scope  # re-exported: settings and manifests name scopes with it
 from tailops.durations import parse_duration
 from tailops.errors import ConfigError
 
@@ -41,6 +40,18 @@ SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
 TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# Every scope there is (DESIGN.md "Security model"): the one list. tailops.auth.scopes
+# derives SCOPES from it and says what each means; tailops.auth.policy says who needs which.
+Scope = Literal[
+    "readonly",
+    "file:read",
+    "network:diag",
+    "container:write",
+    "container:admin",
+    "system:admin",
+    "changes:approve",
+    "admin",
+]
 
 GroupName = Literal["system", "containers", "files", "network", "changes"]
 

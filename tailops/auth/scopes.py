@@ -13,8 +13,9 @@ carry, and imports nothing above it (tools, runtime, server): it is what they us
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
+from tailops.config import Scope
 from tailops.errors import PermissionDenied
 
 if TYPE_CHECKING:
@@ -23,17 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["SCOPES", "SCOPE_MEANINGS", "Scope", "require_scope"]
 
 # DESIGN.md "Security model": every surface action and playbook needs one of these.
-# The type is the one list; SCOPES is the same names, in this order, as a tuple.
-Scope = Literal[
-    "readonly",
-    "file:read",
-    "network:diag",
-    "container:write",
-    "container:admin",
-    "system:admin",
-    "changes:approve",
-    "admin",
-]
+# The type (tailops.config.Scope, where the settings validate against it: config sits
+# below auth/) is the one list; SCOPES is the same names, in this order, as a tuple.
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 # What holding each scope lets a caller do (docs and `tailops token scopes`).
