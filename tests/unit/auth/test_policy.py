@@ -187,3 +187,21 @@ async def test_listen_streams_take_their_scope_from_the_table(
         await authorize(runtime, None, "protocol", "subscriptions/listen", "subscriptions/listen")
     finally:
         runtime.stop()
+
+
+def test_review_pages_take_their_scope_from_the_table(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    # Without auth every caller is an anonymous reader (readonly).
+    runtime = Runtime(make_settings(auth={"unsafe_no_auth": True}, server={"review_page": True}))
+    try:
+        client = TestClient(build_app(runtime), headers={"host": "127.0.0.1"})
+        assert client.get("/review/drift").status_code == 200
+        monkeypatch.setitem(policy.REVIEW, "review:drift", Rule("admin"))
+        refused = client.get("/review/drift")
+        assert refused.status_code == 403
+        assert "Reading drift needs the admin scope." in refused.text
+    finally:
+        runtime.stop()
