@@ -51,7 +51,8 @@ def reconcile(
 ) -> tuple[Tip, dict[str, Any] | None, list[Path | None]]:
     """Compare the end of the log at ``path`` (live file ``fd`` of ``size`` bytes, inode ``ino``)
     with ``head``: the tip to continue from, and a gap record's fields when they disagree (then
-    the tip's seq is the highest seq ever recorded), and the files whose cut last line needs a newline.
+    the tip's seq is the highest seq ever recorded), and the files whose cut last line needs a newline
+    (also without a gap: a record that lost only its newline is terminated, never appended to).
 
     ``witness`` is this writer's own last record: a second head that no
     other process can edit, so a log cut back while this process runs is
@@ -97,7 +98,7 @@ def reconcile(
         reasons.append("partial_line")
     tip = Tip(ino, size, tail_hash, top, gaps)
     if not reasons:
-        return tip, None, []
+        return tip, None, end.unterminated
     fields: dict[str, Any] = {
         "kind": GAP_KIND,
         "reasons": reasons,
@@ -158,10 +159,19 @@ def _read_end(path: Path, fd: int, size: int, head_seq: int | None) -> _End:
 
     def scan(pieces: Iterator[bytes], where: Path | None) -> bool:
         """True once enough records are found."""
-        cut = next(pieces)  # after the file's last newline: never a record, even if it parses
+        cut = next(pieces)  # after the file's last newline
         if cut and not records:
-            junk.append(cut)
             unterminated.append(where)
+            # A piece that parses is a whole record whose newline alone was cut (a cut
+            # anywhere inside a line leaves no JSON object): it stays a record, as the
+            # verifier reads it once terminated. Anything else is evidence.
+            rec = parse_record(cut)
+            if rec is None:
+                junk.append(cut)
+            else:
+                records.append(rec)
+                if head_seq is None or rec.seq <= head_seq:
+                    return True
         for piece in pieces:
             rec = parse_record(piece)
             if rec is None:

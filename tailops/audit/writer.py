@@ -182,15 +182,16 @@ class AuditLog:
         lines.append(line)
         seq += 1
         data = b"\n".join(lines) + b"\n"
+        # Terminate a cut line (evidence, or a whole record that lost its newline) so
+        # every file stays line-based and nothing is ever appended onto it.
+        for where in unterminated:
+            if where is None:
+                data = b"\n" + data
+            else:
+                terminate(where)
         if gap is not None:
-            # Terminate a cut line (kept as evidence) so every file stays line-based.
-            for where in unterminated:
-                if where is None:
-                    data = b"\n" + data
-                else:
-                    terminate(where)
             sync = True  # a gap is rare and must survive a crash
-        elif size > 0 and size + len(data) > self.rotate_bytes:
+        elif not unterminated and size > 0 and size + len(data) > self.rotate_bytes:
             fd, size = self._rotate()  # never while a partial line waits to be terminated
         self._write(fd, size, data, sync)
         digest = hashlib.sha256(line).hexdigest()

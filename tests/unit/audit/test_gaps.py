@@ -257,3 +257,50 @@ def test_processes_racing_after_a_cut_record_exactly_one_gap(tmp_path: Path) -> 
     assert [p.kind for p in report.problems] == ["gap"], [p.describe() for p in report.problems]
     assert (report.gaps[0].missing_from, report.gaps[0].missing_to) == (26, 30) and report.gaps[0].seq == 31
     assert report.entries == 25 + 1 + 300 and head_of(path)["gaps"] == 1
+
+
+@pytest.mark.parametrize("same_writer", [True, False])
+def test_a_cut_at_a_rotated_files_last_newline_keeps_that_record_and_gaps_the_rest(
+    tmp_path: Path, same_writer: bool
+) -> None:
+    """Found by the hypothesis test above: the live file deleted and the newest rotated file
+    cut exactly at its last newline. The writer used to keep that whole record as "evidence"
+    and chain past it, while verify (once the line was terminated) read it as a record: every
+    later verify reported the evidence as deleted. Now both read it as the record it is."""
+    path = tmp_path / "audit.jsonl"
+    log = rotated_log(path)
+    *rotated, live = log_files(path)
+    newest = rotated[-1]
+    kept = file_lines(newest)
+    newest.write_bytes(newest.read_bytes()[:-1])  # only the newline goes
+    live.unlink()
+    appender = log if same_writer else AuditLog(path, rotate_bytes=1500)
+    appender.record({"kind": "tool", "tool": "after"})
+    report = verify(path)
+    assert [p.kind for p in report.problems] == ["gap"], [p.describe() for p in report.problems]
+    [gap] = report.gaps
+    last_kept = json.loads(kept[-1])
+    assert gap.evidence_ok and gap.chained and gap.seq == 41
+    recs = records_of(path)
+    assert [r["seq"] for r in recs if r["seq"] == last_kept["seq"]] == [last_kept["seq"]]
+    gap_rec = next(r for r in recs if r["kind"] == "audit_gap")
+    assert gap_rec["tail_seq"] == last_kept["seq"] and gap_rec["missing_from"] == last_kept["seq"] + 1
+    assert gap_rec["partial_bytes"] == 0 and "partial_line" not in gap_rec["reasons"]
+    assert file_lines(newest) == kept  # the record is intact and terminated
+    log.close()
+
+
+def test_a_cut_newline_alone_is_terminated_before_the_next_entry(tmp_path: Path) -> None:
+    """Only the live file's final newline cut, nothing lost: the next writer ends that line
+    before appending (never writes onto it), and the chain verifies with every entry."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, rotate_bytes=1_000_000)
+    write_entries(log, 5)
+    log.close()
+    path.write_bytes(path.read_bytes()[:-1])
+    later = AuditLog(path, rotate_bytes=1_000_000)
+    later.record({"kind": "tool", "tool": "after"})
+    report = verify(path)
+    assert report.ok, [p.describe() for p in report.problems]
+    assert [r["seq"] for r in records_of(path)] == [1, 2, 3, 4, 5, 6]
+    later.close()
