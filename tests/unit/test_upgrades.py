@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -148,7 +149,7 @@ def check_v7(store: Store, settings: Settings) -> None:
     assert plan.placement is not None
     assert plan.placement.hosts_by_node() == {"dc2": ["db1"], "local": ["web3"]}
     assert plan.placement.bundles() == {"dc2": "c" * 64}
-    fields = dict(
+    fields: dict[str, Any] = dict(
         playbook=plan.playbook,
         version=plan.version,
         playbook_sha256=plan.playbook_sha256,
