@@ -44,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -465,8 +465,10 @@ class ChangeEngine:
         exists and the caller holds its playbook's scope; it is unexpired; it is approved
         by a live approval (unused, unexpired, not given with a since-revoked token, for a
         requester whose token is not revoked); the catalog entry has the planned version
-        and SHA-256; the inventory snapshot is unchanged; and a FRESH check run predicts
-        exactly the planned changes (otherwise the plan is marked ``stale``). Then one
+        and SHA-256; the inventory snapshot is unchanged; the executor would place the
+        hosts where the plan placed them, with the same job per node (execution nodes);
+        and a FRESH check run predicts exactly the planned changes (otherwise the plan is
+        marked ``stale``). Then one
         transaction consumes the approval and writes the run row (``running``) before the
         executor starts, so a crash leaves an ``interrupted`` run, never a silent gap.
 
@@ -515,7 +517,7 @@ class ChangeEngine:
         request = self.request(catalog, entry, plan.params, plan.limit, inventory, mode=RunMode.APPLY, ident=ident)
         return await self._execute(plan, run, request, placement, on_event=on_event, cancel=cancel)
 
-    async def _stale(self, plan: Plan, what: str, differences: list[str]) -> None:
+    async def _stale(self, plan: Plan, what: str, differences: list[str]) -> NoReturn:
         """Mark ``plan`` stale and refuse (nothing was applied)."""
         shown = "; ".join(differences[:10]) + (f"; and {len(differences) - 10} more" if len(differences) > 10 else "")
         await self.blocking(

@@ -161,13 +161,15 @@ class ShardedExecutor:
 
     # -- recovery --------------------------------------------------------------------------------------
     def recover(self, request_ident: str) -> int:
-        """Stop the local shard's leftover processes and ask every node to cancel its shard (blocking)."""
+        """Stop the local shard's leftover processes and ask every node to cancel its shard (blocking;
+        nodes are asked at once, each bounded by its connect timeout + 30 s)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from tailops.changes.nodes.distribute import shard_ident
         from tailops.changes.nodes.transport import request_cancel
         from tailops.changes.runner import kill_leftover_processes
 
-        stopped = kill_leftover_processes(self.artifacts_root, shard_ident(request_ident, LOCAL))
-        for node in self.nodes:
+        def ask(node: NodeSettings) -> int:
             try:
                 answer = request_cancel(
                     node,
@@ -179,7 +181,9 @@ class ShardedExecutor:
                     "could not ask a node to cancel a leftover job",
                     extra={"node": node.name, "ident": request_ident, "error": exc.public_message()},
                 )
-                continue
-            if answer == "signalled":
-                stopped += 1
-        return stopped
+                return 0
+            return 1 if answer == "signalled" else 0
+
+        stopped = kill_leftover_processes(self.artifacts_root, shard_ident(request_ident, LOCAL))
+        with ThreadPoolExecutor(max_workers=min(8, len(self.nodes))) as pool:
+            return stopped + sum(pool.map(ask, self.nodes))

@@ -299,3 +299,10 @@ def test_a_stored_placement_is_part_of_the_plan_and_reads_back(parts: tuple[Chan
     row = engine.store.query_one("SELECT placement FROM plans WHERE id = ?", (plan_id,))
     assert row is not None
     assert json.loads(row["placement"])["shards"][0] == {"node": "dc2", "hosts": ["far1"], "bundle_sha256": "8" * 64}
+
+
+def test_recovery_with_an_unreachable_node_stops_nothing_and_does_not_raise(tmp_path: Path) -> None:
+    """A restarted server recovers its runs even when a node is down: the node's own relay ends
+    an orphaned job once its controller's link is gone (tests/integration/test_nodes.py)."""
+    executor = ShardedExecutor(tmp_path, [_node(tmp_path, "dc2", ["remote"]), _node(tmp_path, "dc3", ["db"])])
+    assert executor.recover("apply-0123456789abcdef") == 0
