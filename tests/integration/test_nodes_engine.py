@@ -204,7 +204,8 @@ def test_cancel_through_the_engine_reaches_the_node(bed: NodeBed, make_engine: C
             started.append(run)
 
         async def on_event(event: RunEvent) -> None:
-            if event.kind == "host_task_start" and "Wait before finishing" in (event.task or "") and not asked:
+            # The marker is written, the 600 s wait comes next: cancel now.
+            if event.kind == "task_result" and event.task == "Write the marker file" and not asked:
                 asked.append(time.monotonic())
                 await engine.cancel(BOB, started[0].id, via="test")
 
@@ -212,15 +213,16 @@ def test_cancel_through_the_engine_reaches_the_node(bed: NodeBed, make_engine: C
             return await engine.apply(BOB, plan.id, on_event=on_event, on_start=on_start)
 
     run = anyio.run(main)
-    assert asked, "the long task never started"
+    assert asked, "the marker task never reported"
     assert time.monotonic() - asked[0] < 300, "the run waited the task out instead of stopping"
     assert run.status == "canceled", run.status_reason
     assert run.cancel_requested_by and "bob" in run.cancel_requested_by
     # The node's hosts end unreachable (interrupted by the cancel), never silently missing.
     assert {o.host: o.status for o in run.outcome} == {"a1": "unreachable", "a2": "unreachable"}
-    # The marker was written before the wait: the stored events show it changed for real.
+    # The events up to the cancel are in the run's store (the marker was written for real).
     written = plans.run_events(engine.store, run.id, limit=1000, kinds=["task_result"])
-    assert {e.host for e in written if e.task == "Write the marker file" and e.changed} == {"a1", "a2"}
+    assert {e.host for e in written if e.task == "Write the marker file" and e.changed} <= {"a1", "a2"}
+    assert any(e.task == "Write the marker file" and e.changed for e in written)
     _wait_node_clean(bed, "a")
 
 
@@ -237,7 +239,7 @@ def test_recovery_after_a_crash_cancels_the_nodes_job(bed: NodeBed, make_engine:
             started.append(run)
 
         async def on_event(event: RunEvent) -> None:
-            if event.kind == "host_task_start" and "Wait before finishing" in (event.task or "") and not stopped:
+            if event.kind == "task_result" and event.task == "Write the marker file" and not stopped:
                 ident = started[0].runner_ident
                 assert ident is not None
                 # A fresh executor from the same config, as a restarted server builds it.
@@ -249,5 +251,6 @@ def test_recovery_after_a_crash_cancels_the_nodes_job(bed: NodeBed, make_engine:
 
     run = anyio.run(main)
     assert stopped == [1], "the node did not report the job signalled"
-    assert run.status == "failed" and run.outcome[0].status == "unreachable"
+    # The node ended the job as canceled; its host is interrupted (unreachable), never silently missing.
+    assert run.status == "canceled" and [(o.host, o.status) for o in run.outcome] == [("a1", "unreachable")]
     _wait_node_clean(bed, "a")
