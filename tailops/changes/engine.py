@@ -44,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -54,7 +54,16 @@ from tailops.auth.scopes import require_scope
 from tailops.changes import approvals, plans
 from tailops.changes.catalog import Catalog, CatalogEntry
 from tailops.changes.compare import compare_predictions, outcome_of
-from tailops.changes.executors import EventSink, Executor, LocalExecutor
+from tailops.changes.executors import (
+    EventSink,
+    Executor,
+    Placement,
+    check_at,
+    default_executor,
+    place,
+    placement_changes,
+    run_at,
+)
 from tailops.changes.models import RunEvent, RunMode, RunRequest, RunResult
 from tailops.changes.planner import (
     blocked_reason,
@@ -195,7 +204,8 @@ class ChangeEngine:
         self.settings = settings
         self.store = store
         self.audit = audit
-        self.executor: Executor = executor or LocalExecutor(settings.artifacts_dir)
+        # Where playbooks run: the given executor, else what the config asks for (execution nodes or this machine).
+        self.executor: Executor = executor or default_executor(settings)
         self.instance_id = instance_id
         # The server's bounded worker pool; a CLI process gets a small one of its own.
         self._run_blocking = run_blocking
@@ -300,13 +310,15 @@ class ChangeEngine:
         request = self.request(
             catalog, entry, valid, clean_limit, inventory, mode=RunMode.CHECK, ident=f"check-{plans.new_id()[:16]}"
         )
-        result = await self.executor.check(request)
+        # Where each host runs (execution nodes) is part of the plan: None when every host runs here.
+        placement = await place(self.executor, request)
+        result = await check_at(self.executor, request, placement)
         hosts = plans.prediction_from(result.hosts)
         reason = blocked_reason(result)
         if not hosts and reason is None:
             reason = "the check run matched no host (check the inventory and the limit)"
         plan = await self.blocking(
-            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result
+            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result, placement
         )
         reused = plan.created_at.timestamp() < started
         if not reused:
@@ -345,6 +357,7 @@ class ChangeEngine:
         hosts: list[HostPrediction],
         reason: str | None,
         result: RunResult,
+        placement: Placement | None = None,
     ) -> Plan:
         now = time.time()
         previous: str | None = None
@@ -358,6 +371,7 @@ class ChangeEngine:
                 inventory_sha256=inventory_sha,
                 hosts=hosts,
                 previous_id=previous,
+                placement=placement,
             )
             existing = plans.find_plan(self.store, plan_id, now=now)
             if existing is None:
@@ -390,6 +404,7 @@ class ChangeEngine:
             created_at=datetime.fromtimestamp(now, UTC),
             expires_at=datetime.fromtimestamp(now + self.settings.changes.plan_ttl.total_seconds(), UTC),
             updated_at=datetime.fromtimestamp(now, UTC),
+            placement=placement,
         )
         try:
             plans.insert_plan(self.store, plan)
@@ -450,8 +465,10 @@ class ChangeEngine:
         exists and the caller holds its playbook's scope; it is unexpired; it is approved
         by a live approval (unused, unexpired, not given with a since-revoked token, for a
         requester whose token is not revoked); the catalog entry has the planned version
-        and SHA-256; the inventory snapshot is unchanged; and a FRESH check run predicts
-        exactly the planned changes (otherwise the plan is marked ``stale``). Then one
+        and SHA-256; the inventory snapshot is unchanged; the executor would place the
+        hosts where the plan placed them, with the same job per node (execution nodes);
+        and a FRESH check run predicts exactly the planned changes (otherwise the plan is
+        marked ``stale``). Then one
         transaction consumes the approval and writes the run row (``running``) before the
         executor starts, so a crash leaves an ``interrupted`` run, never a silent gap.
 
@@ -472,19 +489,15 @@ class ChangeEngine:
             mode=RunMode.CHECK,
             ident=f"recheck-{plans.new_id()[:16]}",
         )
-        fresh = await self.executor.check(recheck)
+        # Apply runs where the plan ran, with the jobs the plan sent (execution nodes).
+        placement = await place(self.executor, recheck)
+        moved = placement_changes(plan.placement, placement, plan.host_names)
+        if moved:
+            await self._stale(plan, "where the hosts run changed since planning", moved)
+        fresh = await check_at(self.executor, recheck, placement)
         differences = compare_predictions(plan.hosts, plans.prediction_from(fresh.hosts))
         if differences:
-            shown = "; ".join(differences[:10]) + (
-                f"; and {len(differences) - 10} more" if len(differences) > 10 else ""
-            )
-            await self.blocking(
-                plans.set_plan_status, self.store, plan.id, "stale", shown[:2000], expect=("approved", "pending")
-            )
-            raise StalePlan(
-                f"plan {plan.id} is stale: the hosts changed since planning, nothing was applied. {shown}",
-                hint="Plan the change again and have the new plan approved.",
-            )
+            await self._stale(plan, "the hosts changed since planning", differences)
 
         run_id = plans.new_id()
         ident = f"apply-{run_id[:16]}"
@@ -502,7 +515,18 @@ class ChangeEngine:
             except Exception:  # as for progress: a client that cannot take it must not stop the run
                 log.debug("run-start delivery failed", exc_info=True)
         request = self.request(catalog, entry, plan.params, plan.limit, inventory, mode=RunMode.APPLY, ident=ident)
-        return await self._execute(plan, run, request, on_event=on_event, cancel=cancel)
+        return await self._execute(plan, run, request, placement, on_event=on_event, cancel=cancel)
+
+    async def _stale(self, plan: Plan, what: str, differences: list[str]) -> NoReturn:
+        """Mark ``plan`` stale and refuse (nothing was applied)."""
+        shown = "; ".join(differences[:10]) + (f"; and {len(differences) - 10} more" if len(differences) > 10 else "")
+        await self.blocking(
+            plans.set_plan_status, self.store, plan.id, "stale", shown[:2000], expect=("approved", "pending")
+        )
+        raise StalePlan(
+            f"plan {plan.id} is stale: {what}, nothing was applied. {shown}",
+            hint="Plan the change again and have the new plan approved.",
+        )
 
     def _start_run(self, principal: Principal, plan: Plan, used: list[Approval], run_id: str, ident: str) -> Run:
         import psutil
@@ -611,6 +635,7 @@ class ChangeEngine:
         plan: Plan,
         run: Run,
         request: RunRequest,
+        placement: Placement | None,
         *,
         on_event: EventSink | None,
         cancel: anyio.Event | None,
@@ -651,7 +676,7 @@ class ChangeEngine:
                 tg.start_soon(writer.loop, stop)
                 tg.start_soon(watch_cancel)
                 try:
-                    result = await self.executor.run(request, on_event=handle, cancel=stop)
+                    result = await run_at(self.executor, request, placement, on_event=handle, cancel=stop)
                 except TailopsError as exc:
                     failure = exc
                 finally:

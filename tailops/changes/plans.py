@@ -28,6 +28,7 @@ from typing import Any, Literal
 import psutil
 from pydantic import Field
 
+from tailops.changes.executors.placement import Placement
 from tailops.changes.models import HostResult, RunEvent
 from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound, PermissionDenied
 from tailops.models import Model
@@ -153,6 +154,9 @@ class Plan(Model):
     created_at: datetime
     expires_at: datetime
     updated_at: datetime
+    placement: Placement | None = Field(
+        None, description="Execution nodes: which node runs which hosts and the bundle sent (None: all here)."
+    )
 
     @property
     def host_names(self) -> list[str]:
@@ -273,6 +277,7 @@ def plan_id_for(
     inventory_sha256: str,
     hosts: Sequence[HostPrediction],
     previous_id: str | None = None,
+    placement: Placement | None = None,
 ) -> str:
     """SHA-256 of the canonical JSON of everything a plan stands for.
 
@@ -280,6 +285,10 @@ def plan_id_for(
     content is planned again after that plan was closed (applied, denied, stale,
     expired), the new plan names the closed one, so its id differs while staying
     a pure function of content and history.
+
+    ``placement`` (execution nodes: shard map digest, hosts and bundle hash per
+    node) is covered when there is one; a plan without one has exactly the
+    content (and id) it had before placements existed.
     """
     content = {
         "format": PLAN_FORMAT,
@@ -292,6 +301,8 @@ def plan_id_for(
         "prediction": normalized_prediction(hosts),
         "previous": previous_id,
     }
+    if placement is not None:
+        content["placement"] = placement.canonical()
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
@@ -326,7 +337,13 @@ def _plan(row: Any, now: float) -> Plan:
         created_at=_req_dt(row["created_at"]),
         expires_at=_req_dt(row["expires_at"]),
         updated_at=_req_dt(row["updated_at"]),
+        placement=_placement(row),
     )
+
+
+def _placement(row: Any) -> Placement | None:
+    text = row["placement"] if "placement" in row.keys() else None  # noqa: SIM118 (sqlite3.Row: `in` tests values)
+    return Placement.model_validate_json(text) if text else None
 
 
 def insert_plan(store: Store, plan: Plan) -> None:
@@ -361,6 +378,11 @@ def insert_plan(store: Store, plan: Plan) -> None:
                 plan.updated_at.timestamp(),
             ),
         )
+        if plan.placement is not None:
+            conn.execute(
+                "UPDATE plans SET placement = ? WHERE id = ?",
+                (canonical_json(plan.placement.model_dump(mode="json")), plan.id),
+            )
         conn.executemany(
             "INSERT INTO plan_hosts (host, plan_id, created_at, status, changing) VALUES (?,?,?,?,?)",
             [(h.host, plan.id, plan.created_at.timestamp(), h.status, int(bool(h.changed_tasks))) for h in plan.hosts],

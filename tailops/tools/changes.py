@@ -32,6 +32,7 @@ from pydantic import Field
 
 from tailops.changes import approvals, drift, history, plans
 from tailops.changes.drift import DriftReport
+from tailops.changes.executors.placement import Placement
 from tailops.changes.history import HostHistory
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
@@ -126,6 +127,11 @@ class PlanView(Model):
     )
     approvals_given: int = Field(0, description="Approvals that count now (unused, unexpired).")
     runs: list[str] = Field(default_factory=list, description="Ids of runs of this plan.")
+    placement: Placement | None = Field(
+        None,
+        description="Execution nodes: which node runs which hosts and the job bundle sent to each "
+        "(absent: every host runs on this machine). Apply uses the same, or the plan is stale.",
+    )
     next_step: str = Field(description="What to do next.")
 
 
@@ -321,6 +327,7 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         approvals_required=required,
         approvals_given=given,
         check_mode_side_effects=_side_effects(rt, plan.playbook),
+        placement=plan.placement,
         next_step=_next_step(plan, live, given, required),
     )
 
