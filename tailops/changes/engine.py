@@ -51,7 +51,8 @@ import anyio.to_thread
 
 from tailops import notify
 from tailops.auth.scopes import require_scope
-from tailops.changes import approvals, plans
+from tailops.changes import approval_policy, approvals, plans
+from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.catalog import Catalog, CatalogEntry
 from tailops.changes.compare import compare_predictions, outcome_of
 from tailops.changes.executors import EventSink, Executor, LocalExecutor
@@ -305,8 +306,16 @@ class ChangeEngine:
         reason = blocked_reason(result)
         if not hosts and reason is None:
             reason = "the check run matched no host (check the inventory and the limit)"
+        # Decided now, on the hosts of the check run and the inventory this plan pins; never lowered later.
+        needed = await self.blocking(
+            approval_policy.requirement_for_hosts,
+            self.settings.changes,
+            entry.manifest.risk,
+            [h.host for h in hosts],
+            inventory,
+        )
         plan = await self.blocking(
-            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result
+            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result, needed
         )
         reused = plan.created_at.timestamp() < started
         if not reused:
@@ -345,6 +354,7 @@ class ChangeEngine:
         hosts: list[HostPrediction],
         reason: str | None,
         result: RunResult,
+        needed: ApprovalRequirement,
     ) -> Plan:
         now = time.time()
         previous: str | None = None
@@ -358,6 +368,7 @@ class ChangeEngine:
                 inventory_sha256=inventory_sha,
                 hosts=hosts,
                 previous_id=previous,
+                approval=needed.canonical(),
             )
             existing = plans.find_plan(self.store, plan_id, now=now)
             if existing is None:
@@ -390,6 +401,7 @@ class ChangeEngine:
             created_at=datetime.fromtimestamp(now, UTC),
             expires_at=datetime.fromtimestamp(now + self.settings.changes.plan_ttl.total_seconds(), UTC),
             updated_at=datetime.fromtimestamp(now, UTC),
+            approval_policy=needed,
         )
         try:
             plans.insert_plan(self.store, plan)
@@ -399,13 +411,26 @@ class ChangeEngine:
             if again is not None and again.status in ("pending", "approved", "blocked"):
                 return again
             raise
-        approvals.approve_by_policy(self.store, self.settings.changes, plan, now=now)
+        by_policy = approvals.approve_by_policy(self.store, self.settings.changes, plan, now=now)
+        if by_policy is not None:
+            self.record(
+                "plan:approved",
+                None,
+                plan_id=plan.id,
+                approval_id=by_policy.id,
+                by_policy=True,
+                human_approved=False,
+                rule=needed.summary(),
+                approver=by_policy.approver_subject,
+            )
         return plans.get_plan(self.store, plan_id)
 
     # -- decide --------------------------------------------------------------------------------------
     def approve(self, principal: Principal, plan_id: str, comment: str | None = None) -> Approval:
         """Approve someone else's plan (blocking; every rule of :mod:`tailops.changes.approvals`)."""
-        approval = approvals.approve(self.store, self.settings.changes, plan_id, principal, comment)
+        approval = approvals.approve(
+            self.store, self.settings.changes, plan_id, principal, comment, inventory=self._inventory
+        )
         self.record("plan:approved", principal, plan_id=plan_id, approval_id=approval.id)
 
         def approved() -> Event | None:
@@ -537,10 +562,11 @@ class ChangeEngine:
                 f"plan {plan.id} expired at {_fmt(plan.expires_at.timestamp())}; it cannot be applied.",
                 hint="Plan the change again (changes.plan_ttl).",
             )
+        needed = approvals.requirement(self.settings.changes, plan, self._inventory)
         if plan.stored_status != "approved" or approval is None:
             partial = plan.status_reason if plan.stored_status == "pending" and plan.status_reason else None
             why = {
-                "pending": f"it has {partial}" if partial else "it has not been approved",
+                "pending": f"it has {partial or 'not been approved'} (it needs {needed.summary()})",
                 "denied": f"it was denied ({plan.status_reason or 'no reason given'})",
                 "blocked": f"it is blocked ({plan.status_reason})",
                 "stale": f"it is stale ({plan.status_reason})",
@@ -558,8 +584,8 @@ class ChangeEngine:
             )
         # Revoking a token voids what it authorised that has not happened yet.
         approvals.refuse_revoked_requester(self.store, plan)
-        required = approvals.required_approvals(self.settings.changes, plan)
-        live = plans.live_approvals(self.store, plan.id, now=now)
+        required = needed.approvals_needed
+        live = approvals.counting(needed, plans.live_approvals(self.store, plan.id, now=now))
         valid = [a for a in live if not approvals.revoked_token(self.store, a.approver)]
         if len(valid) < required:
             for revoked in (a for a in live if a not in valid):
@@ -571,13 +597,15 @@ class ChangeEngine:
                     f"{_fmt(approval.expires_at.timestamp())}.",
                     hint="Ask for a new approval (changes.approval_ttl).",
                 )
-            names = ", ".join(a.approver_subject for a in valid)
+            names = ", ".join(a.approver_subject for a in valid) or "none yet"
             raise ApprovalError(
-                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); a {plan.risk}-risk plan "
-                f"needs {required} distinct people.",
+                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); it needs {needed.summary()}.",
                 hint="Another person with changes:approve approves it too.",
             )
         return plan, valid[:required]
+
+    def _inventory(self) -> Path:
+        return inventory_path(self.settings)
 
     def _check_catalog_and_inventory(self, plan: Plan) -> tuple[Catalog, CatalogEntry, Path]:
         """The catalog pin and the inventory snapshot are what was planned (blocking: re-hashes both)."""

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import psutil
 from pydantic import Field
 
+from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.models import HostResult, RunEvent
 from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound, PermissionDenied
 from tailops.models import Model
@@ -153,6 +154,9 @@ class Plan(Model):
     created_at: datetime
     expires_at: datetime
     updated_at: datetime
+    approval_policy: ApprovalRequirement | None = Field(
+        None, description="Approvals it needs, decided at plan time (None: stored before this was recorded)."
+    )
 
     @property
     def host_names(self) -> list[str]:
@@ -273,6 +277,7 @@ def plan_id_for(
     inventory_sha256: str,
     hosts: Sequence[HostPrediction],
     previous_id: str | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> str:
     """SHA-256 of the canonical JSON of everything a plan stands for.
 
@@ -280,6 +285,10 @@ def plan_id_for(
     content is planned again after that plan was closed (applied, denied, stale,
     expired), the new plan names the closed one, so its id differs while staying
     a pure function of content and history.
+
+    ``approval`` (:meth:`ApprovalRequirement.canonical`: the approvals required and the rules
+    that set them) is part of the content when given: what was decided at plan time is what
+    the id vouches for (a plan without it keeps the id it always had).
     """
     content = {
         "format": PLAN_FORMAT,
@@ -292,6 +301,8 @@ def plan_id_for(
         "prediction": normalized_prediction(hosts),
         "previous": previous_id,
     }
+    if approval is not None:
+        content["approval"] = dict(approval)
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
@@ -326,6 +337,9 @@ def _plan(row: Any, now: float) -> Plan:
         created_at=_req_dt(row["created_at"]),
         expires_at=_req_dt(row["expires_at"]),
         updated_at=_req_dt(row["updated_at"]),
+        approval_policy=(
+            ApprovalRequirement.model_validate_json(row["approval_policy"]) if row["approval_policy"] else None
+        ),
     )
 
 
@@ -335,8 +349,8 @@ def insert_plan(store: Store, plan: Plan) -> None:
         conn.execute(
             "INSERT INTO plans (id, previous_id, playbook, version, playbook_sha256, params, limit_pattern,"
             " inventory_sha256, risk, scope, status, status_reason, prediction, requester_subject, requester,"
-            " requester_ids, check_ident, check_duration_s, created_at, expires_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " requester_ids, check_ident, check_duration_s, created_at, expires_at, updated_at, approval_policy)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 plan.id,
                 plan.previous_id,
@@ -359,6 +373,7 @@ def insert_plan(store: Store, plan: Plan) -> None:
                 plan.created_at.timestamp(),
                 plan.expires_at.timestamp(),
                 plan.updated_at.timestamp(),
+                canonical_json(plan.approval_policy.model_dump(mode="json")) if plan.approval_policy else None,
             ),
         )
         conn.executemany(
