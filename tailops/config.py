@@ -319,7 +319,6 @@ class RequiredApprovals(_Section):
     critical: int = Field(2, ge=1, le=5, description="Distinct people who must approve a critical plan.")
 
 
-
 def _approval_value(value: Any) -> Any:
     """A group rule's value: 1-5 distinct people or ``auto`` (one clear message for anything else)."""
     if value is None or value == "auto":

@@ -176,7 +176,9 @@ def decide(
     covered = {host for hosts in autos.values() for host in hosts}
     outside = [host for host in groups if host not in covered]
     if groups and not outside:
-        return make(0, [RuleHit(rule=f"group {name}", count=None, hosts=hosts) for name, hosts in sorted(autos.items())])
+        return make(
+            0, [RuleHit(rule=f"group {name}", count=None, hosts=hosts) for name, hosts in sorted(autos.items())]
+        )
     return make(baseline, [baseline_hit], outside if covered else None)
 
 

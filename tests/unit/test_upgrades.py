@@ -214,4 +214,3 @@ def _missing_check(version: int) -> Callable[[Store, Settings], None]:
         pytest.fail(f"no CHECKS entry for schema version {version}: say what its seeded rows must still do")
 
     return fail
-
