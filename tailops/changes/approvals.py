@@ -46,7 +46,7 @@ from tailops.changes import approval_policy, plans
 from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.plans import Approval, Plan
 from tailops.config import ChangesSettings
-from tailops.errors import ApprovalError, ConfigError, InvalidInput, PermissionDenied
+from tailops.errors import ApprovalError, ConfigError, InvalidInput, PermissionDenied, TailopsError
 from tailops.principal import Principal
 from tailops.redact import redact_text
 from tailops.store import Store
@@ -67,6 +67,7 @@ __all__ = [
     "required_approvals",
     "requirement",
     "revoked_token",
+    "standing",
 ]
 
 log = logging.getLogger("tailops.changes.approvals")
@@ -148,6 +149,20 @@ def required_approvals(settings: ChangesSettings, plan: Plan, inventory: Callabl
     """How many live approvals applying ``plan`` needs: the distinct people of its requirement, or the
     one approval recorded by the policy for an ``auto`` plan."""
     return requirement(settings, plan, inventory).approvals_needed
+
+
+def standing(
+    store: Store, settings: ChangesSettings, plan: Plan, inventory: Callable[[], Path] | None = None
+) -> tuple[ApprovalRequirement, int]:
+    """For the views (get_plan, the review page, ``plans show``): the requirement and how many live
+    approvals count toward it now. If the inventory cannot be read for it, the plan's recorded
+    requirement is shown (apply still decides with the current config, and refuses if it cannot)."""
+    try:
+        needed = requirement(settings, plan, inventory)
+    except TailopsError as exc:
+        log.warning("approval requirement shown as recorded", extra={"plan_id": plan.id, "error": exc.message})
+        needed = plan.approval_policy or approval_policy.decide(settings, plan.risk, {})
+    return needed, len(counting(needed, plans.live_approvals(store, plan.id)))
 
 
 def counting(requirement: ApprovalRequirement, approvals: list[Approval]) -> list[Approval]:

@@ -429,7 +429,7 @@ class ChangeEngine:
     def approve(self, principal: Principal, plan_id: str, comment: str | None = None) -> Approval:
         """Approve someone else's plan (blocking; every rule of :mod:`tailops.changes.approvals`)."""
         approval = approvals.approve(
-            self.store, self.settings.changes, plan_id, principal, comment, inventory=self._inventory
+            self.store, self.settings.changes, plan_id, principal, comment, inventory=self.inventory_file
         )
         self.record("plan:approved", principal, plan_id=plan_id, approval_id=approval.id)
 
@@ -562,7 +562,7 @@ class ChangeEngine:
                 f"plan {plan.id} expired at {_fmt(plan.expires_at.timestamp())}; it cannot be applied.",
                 hint="Plan the change again (changes.plan_ttl).",
             )
-        needed = approvals.requirement(self.settings.changes, plan, self._inventory)
+        needed = approvals.requirement(self.settings.changes, plan, self.inventory_file)
         if plan.stored_status != "approved" or approval is None:
             partial = plan.status_reason if plan.stored_status == "pending" and plan.status_reason else None
             why = {
@@ -604,7 +604,8 @@ class ChangeEngine:
             )
         return plan, valid[:required]
 
-    def _inventory(self) -> Path:
+    def inventory_file(self) -> Path:
+        """The inventory file plans are made with (changes.inventory or the generated localhost one)."""
         return inventory_path(self.settings)
 
     def _check_catalog_and_inventory(self, plan: Plan) -> tuple[Catalog, CatalogEntry, Path]:
