@@ -155,13 +155,16 @@ def standing(
     store: Store, settings: ChangesSettings, plan: Plan, inventory: Callable[[], Path] | None = None
 ) -> tuple[ApprovalRequirement, int]:
     """For the views (get_plan, the review page, ``plans show``): the requirement and how many live
-    approvals count toward it now. If the inventory cannot be read for it, the plan's recorded
+    approvals count toward it now (for an applied plan: how many its run used). If the inventory cannot be read for it, the plan's recorded
     requirement is shown (apply still decides with the current config, and refuses if it cannot)."""
     try:
         needed = requirement(settings, plan, inventory)
     except TailopsError as exc:
         log.warning("approval requirement shown as recorded", extra={"plan_id": plan.id, "error": exc.message})
         needed = plan.approval_policy or approval_policy.decide(settings, plan.risk, {})
+    if plan.status == "applied":  # the approvals its run used (single use: no longer live)
+        used = [a for a in plans.approvals_for(store, plan.id) if a.decision == "approved" and a.used_at]
+        return needed, len(used)
     return needed, len(counting(needed, plans.live_approvals(store, plan.id)))
 
 

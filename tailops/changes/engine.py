@@ -585,12 +585,13 @@ class ChangeEngine:
         # Revoking a token voids what it authorised that has not happened yet.
         approvals.refuse_revoked_requester(self.store, plan)
         required = needed.approvals_needed
-        live = approvals.counting(needed, plans.live_approvals(self.store, plan.id, now=now))
+        unexpired = plans.live_approvals(self.store, plan.id, now=now)
+        live = approvals.counting(needed, unexpired)  # by policy only while the requirement is still auto
         valid = [a for a in live if not approvals.revoked_token(self.store, a.approver)]
         if len(valid) < required:
             for revoked in (a for a in live if a not in valid):
                 approvals.refuse_revoked_approval(self.store, plan, revoked)
-            if not live:
+            if not unexpired:
                 assert approval.expires_at is not None
                 raise ApprovalError(
                     f"the approval of plan {plan.id} by {approval.approver_subject} expired at "
