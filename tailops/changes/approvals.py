@@ -155,8 +155,9 @@ def standing(
     store: Store, settings: ChangesSettings, plan: Plan, inventory: Callable[[], Path] | None = None
 ) -> tuple[ApprovalRequirement, int]:
     """For the views (get_plan, the review page, ``plans show``): the requirement and how many live
-    approvals count toward it now (for an applied plan: how many its run used). If the inventory cannot be read for it, the plan's recorded
-    requirement is shown (apply still decides with the current config, and refuses if it cannot)."""
+    approvals count toward it now (for an applied plan: how many its run used). If the inventory
+    cannot be read for it, the plan's recorded requirement is shown (apply still decides with the
+    current config, and refuses if it cannot)."""
     try:
         needed = requirement(settings, plan, inventory)
     except TailopsError as exc:
