@@ -33,7 +33,7 @@ pytestmark = pytest.mark.docker
 
 ALICE = "readonly system:admin"
 APPROVER = "readonly changes:approve"
-POLICY = [{"group": "prod", "low": 2, "high": 2, "critical": 2}, {"group": "dev", "low": "auto"}]
+POLICY: list[dict[str, Any]] = [{"group": "prod", "low": 2, "high": 2, "critical": 2}, {"group": "dev", "low": "auto"}]
 
 
 @pytest.fixture(scope="module")
@@ -255,4 +255,5 @@ async def test_a_rule_for_a_group_the_inventory_lacks_refuses_planning(
             srv, "alice", ALICE, "plan_change", {"playbook": "tb_marker", "params": {"message": "typo"}}
         )
         assert is_error and text.startswith("config_error:") and "prdo" in text and "inventory groups:" in text
-        assert srv.runtime.store.query_one("SELECT COUNT(*) AS n FROM plans")["n"] == 0
+        count = srv.runtime.store.query_one("SELECT COUNT(*) AS n FROM plans")
+        assert count is not None and count["n"] == 0
