@@ -40,7 +40,15 @@ from tailops.config import ChangesSettings
 from tailops.errors import ConfigError
 from tailops.models import Model
 
-__all__ = ["ApprovalRequirement", "RuleHit", "decide", "effective", "requirement_for_hosts"]
+__all__ = [
+    "ApprovalRequirement",
+    "RuleHit",
+    "decide",
+    "effective",
+    "read_groups",
+    "requirement_for_hosts",
+    "requirement_from",
+]
 
 _SHOWN_HOSTS = 5
 
@@ -182,23 +190,37 @@ def decide(
     return make(baseline, [baseline_hit], outside if covered else None)
 
 
-def requirement_for_hosts(
-    settings: ChangesSettings, risk: str, hosts: Iterable[str], inventory: Path
-) -> ApprovalRequirement:
-    """At plan time: the requirement for ``hosts`` (the check run's) under the inventory ``inventory``.
-
-    Reads the inventory's groups (``ansible-inventory``, blocking) only when a group rule is
-    configured; without one the risk rule decides and nothing is read."""
-    names = sorted(set(hosts))
+def read_groups(settings: ChangesSettings, inventory: Path) -> dict[str, set[str]] | None:
+    """The inventory's groups (group -> hosts, children included) when a group rule is configured;
+    None (nothing read) without one. Blocking: runs ``ansible-inventory``."""
     if not settings.group_approvals:
+        return None
+    return shards.inventory_groups(inventory)
+
+
+def requirement_from(
+    settings: ChangesSettings, risk: str, hosts: Iterable[str], members: Mapping[str, set[str]] | None
+) -> ApprovalRequirement:
+    """The requirement for ``hosts`` given the inventory's groups ``members`` (:func:`read_groups`)."""
+    names = sorted(set(hosts))
+    if members is None:
         return decide(settings, risk, {host: [] for host in names})
-    members = shards.inventory_groups(inventory)
     wanted = set(names)
     host_groups: dict[str, list[str]] = {host: [] for host in names}
     for group, group_hosts in members.items():
         for host in group_hosts & wanted:
             host_groups[host].append(group)
     return decide(settings, risk, host_groups, inventory_groups=members.keys())
+
+
+def requirement_for_hosts(
+    settings: ChangesSettings, risk: str, hosts: Iterable[str], inventory: Path
+) -> ApprovalRequirement:
+    """The requirement for ``hosts`` under the inventory ``inventory``.
+
+    Reads the inventory's groups (``ansible-inventory``, blocking) only when a group rule is
+    configured; without one the risk rule decides and nothing is read."""
+    return requirement_from(settings, risk, hosts, read_groups(settings, inventory))
 
 
 def effective(

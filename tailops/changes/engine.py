@@ -301,18 +301,33 @@ class ChangeEngine:
         request = self.request(
             catalog, entry, valid, clean_limit, inventory, mode=RunMode.CHECK, ident=f"check-{plans.new_id()[:16]}"
         )
-        result = await self.executor.check(request)
+        # The inventory's groups (for changes.group_approvals) are read while the check runs.
+        groups: list[dict[str, set[str]] | None] = []
+        failed: list[TailopsError] = []
+
+        async def read_groups() -> None:
+            try:
+                groups.append(await self.blocking(approval_policy.read_groups, self.settings.changes, inventory))
+            except TailopsError as exc:
+                failed.append(exc)
+
+        checked: list[RunResult] = []
+        async with anyio.create_task_group() as tg:  # nothing may raise inside: a group would wrap it
+            tg.start_soon(read_groups)
+            try:
+                checked.append(await self.executor.check(request))
+            except TailopsError as exc:
+                failed.insert(0, exc)
+        if failed:
+            raise failed[0]
+        result = checked[0]
         hosts = plans.prediction_from(result.hosts)
         reason = blocked_reason(result)
         if not hosts and reason is None:
             reason = "the check run matched no host (check the inventory and the limit)"
         # Decided now, on the hosts of the check run and the inventory this plan pins; never lowered later.
-        needed = await self.blocking(
-            approval_policy.requirement_for_hosts,
-            self.settings.changes,
-            entry.manifest.risk,
-            [h.host for h in hosts],
-            inventory,
+        needed = approval_policy.requirement_from(
+            self.settings.changes, entry.manifest.risk, [h.host for h in hosts], groups[0]
         )
         plan = await self.blocking(
             self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result, needed
