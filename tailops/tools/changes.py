@@ -188,7 +188,11 @@ class PlaybookInfo(Model):
     version: str | None = None
     risk: str | None = None
     scope: str | None = None
-    approval: str | None = Field(None, description="manual, or auto (changes.approval policy for its risk).")
+    approval: str | None = Field(
+        None,
+        description="manual, or auto (changes.approval policy for its risk); changes.group_approvals may ask "
+        "more for some hosts' groups (get_plan names the rule that applies to a plan).",
+    )
     target: str | None = None
     description: str | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of params.")
