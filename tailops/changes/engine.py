@@ -577,11 +577,15 @@ class ChangeEngine:
                 f"plan {plan.id} expired at {_fmt(plan.expires_at.timestamp())}; it cannot be applied.",
                 hint="Plan the change again (changes.plan_ttl).",
             )
-        needed = approvals.requirement(self.settings.changes, plan, self.inventory_file)
         if plan.stored_status != "approved" or approval is None:
             partial = plan.status_reason if plan.stored_status == "pending" and plan.status_reason else None
+            needs = ""
+            if plan.stored_status == "pending":
+                needs = (
+                    f" (it needs {approvals.requirement(self.settings.changes, plan, self.inventory_file).summary()})"
+                )
             why = {
-                "pending": f"it has {partial or 'not been approved'} (it needs {needed.summary()})",
+                "pending": f"it has {partial or 'not been approved'}{needs}",
                 "denied": f"it was denied ({plan.status_reason or 'no reason given'})",
                 "blocked": f"it is blocked ({plan.status_reason})",
                 "stale": f"it is stale ({plan.status_reason})",
@@ -599,6 +603,7 @@ class ChangeEngine:
             )
         # Revoking a token voids what it authorised that has not happened yet.
         approvals.refuse_revoked_requester(self.store, plan)
+        needed = approvals.requirement(self.settings.changes, plan, self.inventory_file)
         required = needed.approvals_needed
         unexpired = plans.live_approvals(self.store, plan.id, now=now)
         live = approvals.counting(needed, unexpired)  # by policy only while the requirement is still auto
