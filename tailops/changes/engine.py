@@ -51,7 +51,8 @@ import anyio.to_thread
 
 from tailops import notify
 from tailops.auth.scopes import require_scope
-from tailops.changes import approvals, plans
+from tailops.changes import approval_policy, approvals, plans
+from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.catalog import Catalog, CatalogEntry
 from tailops.changes.compare import compare_predictions, outcome_of
 from tailops.changes.executors import (
@@ -312,13 +313,36 @@ class ChangeEngine:
         )
         # Where each host runs (execution nodes) is part of the plan: None when every host runs here.
         placement = await place(self.executor, request)
-        result = await check_at(self.executor, request, placement)
+        # The inventory's groups (for changes.group_approvals) are read while the check runs.
+        groups: list[dict[str, set[str]] | None] = []
+        failed: list[TailopsError] = []
+
+        async def read_groups() -> None:
+            try:
+                groups.append(await self.blocking(approval_policy.read_groups, self.settings.changes, inventory))
+            except TailopsError as exc:
+                failed.append(exc)
+
+        checked: list[RunResult] = []
+        async with anyio.create_task_group() as tg:  # nothing may raise inside: a group would wrap it
+            tg.start_soon(read_groups)
+            try:
+                checked.append(await check_at(self.executor, request, placement))
+            except TailopsError as exc:
+                failed.insert(0, exc)
+        if failed:
+            raise failed[0]
+        result = checked[0]
         hosts = plans.prediction_from(result.hosts)
         reason = blocked_reason(result)
         if not hosts and reason is None:
             reason = "the check run matched no host (check the inventory and the limit)"
+        # Decided now, on the hosts of the check run and the inventory this plan pins; never lowered later.
+        needed = approval_policy.requirement_from(
+            self.settings.changes, entry.manifest.risk, [h.host for h in hosts], groups[0]
+        )
         plan = await self.blocking(
-            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result, placement
+            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result, placement, needed
         )
         reused = plan.created_at.timestamp() < started
         if not reused:
@@ -357,7 +381,8 @@ class ChangeEngine:
         hosts: list[HostPrediction],
         reason: str | None,
         result: RunResult,
-        placement: Placement | None = None,
+        placement: Placement | None,
+        needed: ApprovalRequirement,
     ) -> Plan:
         now = time.time()
         previous: str | None = None
@@ -372,6 +397,7 @@ class ChangeEngine:
                 hosts=hosts,
                 previous_id=previous,
                 placement=placement,
+                approval=needed.canonical(),
             )
             existing = plans.find_plan(self.store, plan_id, now=now)
             if existing is None:
@@ -405,6 +431,7 @@ class ChangeEngine:
             expires_at=datetime.fromtimestamp(now + self.settings.changes.plan_ttl.total_seconds(), UTC),
             updated_at=datetime.fromtimestamp(now, UTC),
             placement=placement,
+            approval_policy=needed,
         )
         try:
             plans.insert_plan(self.store, plan)
@@ -414,13 +441,26 @@ class ChangeEngine:
             if again is not None and again.status in ("pending", "approved", "blocked"):
                 return again
             raise
-        approvals.approve_by_policy(self.store, self.settings.changes, plan, now=now)
+        by_policy = approvals.approve_by_policy(self.store, self.settings.changes, plan, now=now)
+        if by_policy is not None:
+            self.record(
+                "plan:approved",
+                None,
+                plan_id=plan.id,
+                approval_id=by_policy.id,
+                by_policy=True,
+                human_approved=False,
+                rule=needed.summary(),
+                approver=by_policy.approver_subject,
+            )
         return plans.get_plan(self.store, plan_id)
 
     # -- decide --------------------------------------------------------------------------------------
     def approve(self, principal: Principal, plan_id: str, comment: str | None = None) -> Approval:
         """Approve someone else's plan (blocking; every rule of :mod:`tailops.changes.approvals`)."""
-        approval = approvals.approve(self.store, self.settings.changes, plan_id, principal, comment)
+        approval = approvals.approve(
+            self.store, self.settings.changes, plan_id, principal, comment, inventory=self.inventory_file
+        )
         self.record("plan:approved", principal, plan_id=plan_id, approval_id=approval.id)
 
         def approved() -> Event | None:
@@ -563,8 +603,13 @@ class ChangeEngine:
             )
         if plan.stored_status != "approved" or approval is None:
             partial = plan.status_reason if plan.stored_status == "pending" and plan.status_reason else None
+            needs = ""
+            if plan.stored_status == "pending":
+                needs = (
+                    f" (it needs {approvals.requirement(self.settings.changes, plan, self.inventory_file).summary()})"
+                )
             why = {
-                "pending": f"it has {partial}" if partial else "it has not been approved",
+                "pending": f"it has {partial or 'not been approved'}{needs}",
                 "denied": f"it was denied ({plan.status_reason or 'no reason given'})",
                 "blocked": f"it is blocked ({plan.status_reason})",
                 "stale": f"it is stale ({plan.status_reason})",
@@ -582,26 +627,31 @@ class ChangeEngine:
             )
         # Revoking a token voids what it authorised that has not happened yet.
         approvals.refuse_revoked_requester(self.store, plan)
-        required = approvals.required_approvals(self.settings.changes, plan)
-        live = plans.live_approvals(self.store, plan.id, now=now)
+        needed = approvals.requirement(self.settings.changes, plan, self.inventory_file)
+        required = needed.approvals_needed
+        unexpired = plans.live_approvals(self.store, plan.id, now=now)
+        live = approvals.counting(needed, unexpired)  # by policy only while the requirement is still auto
         valid = [a for a in live if not approvals.revoked_token(self.store, a.approver)]
         if len(valid) < required:
             for revoked in (a for a in live if a not in valid):
                 approvals.refuse_revoked_approval(self.store, plan, revoked)
-            if not live:
+            if not unexpired:
                 assert approval.expires_at is not None
                 raise ApprovalError(
                     f"the approval of plan {plan.id} by {approval.approver_subject} expired at "
                     f"{_fmt(approval.expires_at.timestamp())}.",
                     hint="Ask for a new approval (changes.approval_ttl).",
                 )
-            names = ", ".join(a.approver_subject for a in valid)
+            names = ", ".join(a.approver_subject for a in valid) or "none yet"
             raise ApprovalError(
-                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); a {plan.risk}-risk plan "
-                f"needs {required} distinct people.",
+                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); it needs {needed.summary()}.",
                 hint="Another person with changes:approve approves it too.",
             )
         return plan, valid[:required]
+
+    def inventory_file(self) -> Path:
+        """The inventory file plans are made with (changes.inventory or the generated localhost one)."""
+        return inventory_path(self.settings)
 
     def _check_catalog_and_inventory(self, plan: Plan) -> tuple[Catalog, CatalogEntry, Path]:
         """The catalog pin and the inventory snapshot are what was planned (blocking: re-hashes both)."""

@@ -29,6 +29,7 @@ import psutil
 from pydantic import Field
 
 from tailops.changes.executors.placement import Placement
+from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.models import HostResult, RunEvent
 from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound, PermissionDenied
 from tailops.models import Model
@@ -157,6 +158,9 @@ class Plan(Model):
     placement: Placement | None = Field(
         None, description="Execution nodes: which node runs which hosts and the bundle sent (None: all here)."
     )
+    approval_policy: ApprovalRequirement | None = Field(
+        None, description="Approvals it needs, decided at plan time (None: stored before this was recorded)."
+    )
 
     @property
     def host_names(self) -> list[str]:
@@ -278,6 +282,7 @@ def plan_id_for(
     hosts: Sequence[HostPrediction],
     previous_id: str | None = None,
     placement: Placement | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> str:
     """SHA-256 of the canonical JSON of everything a plan stands for.
 
@@ -289,6 +294,9 @@ def plan_id_for(
     ``placement`` (execution nodes: shard map digest, hosts and bundle hash per
     node) is covered when there is one; a plan without one has exactly the
     content (and id) it had before placements existed.
+    ``approval`` (:meth:`ApprovalRequirement.canonical`: the approvals required and the rules
+    that set them) is part of the content when given: what was decided at plan time is what
+    the id vouches for (a plan without it keeps the id it always had).
     """
     content = {
         "format": PLAN_FORMAT,
@@ -303,6 +311,8 @@ def plan_id_for(
     }
     if placement is not None:
         content["placement"] = placement.canonical()
+    if approval is not None:
+        content["approval"] = dict(approval)
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
@@ -338,6 +348,9 @@ def _plan(row: Any, now: float) -> Plan:
         expires_at=_req_dt(row["expires_at"]),
         updated_at=_req_dt(row["updated_at"]),
         placement=_placement(row),
+        approval_policy=(
+            ApprovalRequirement.model_validate_json(row["approval_policy"]) if row["approval_policy"] else None
+        ),
     )
 
 
@@ -352,8 +365,8 @@ def insert_plan(store: Store, plan: Plan) -> None:
         conn.execute(
             "INSERT INTO plans (id, previous_id, playbook, version, playbook_sha256, params, limit_pattern,"
             " inventory_sha256, risk, scope, status, status_reason, prediction, requester_subject, requester,"
-            " requester_ids, check_ident, check_duration_s, created_at, expires_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " requester_ids, check_ident, check_duration_s, created_at, expires_at, updated_at, approval_policy,"
+            " placement) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 plan.id,
                 plan.previous_id,
@@ -376,13 +389,10 @@ def insert_plan(store: Store, plan: Plan) -> None:
                 plan.created_at.timestamp(),
                 plan.expires_at.timestamp(),
                 plan.updated_at.timestamp(),
+                canonical_json(plan.approval_policy.model_dump(mode="json")) if plan.approval_policy else None,
+                canonical_json(plan.placement.model_dump(mode="json")) if plan.placement else None,
             ),
         )
-        if plan.placement is not None:
-            conn.execute(
-                "UPDATE plans SET placement = ? WHERE id = ?",
-                (canonical_json(plan.placement.model_dump(mode="json")), plan.id),
-            )
         conn.executemany(
             "INSERT INTO plan_hosts (host, plan_id, created_at, status, changing) VALUES (?,?,?,?,?)",
             [(h.host, plan.id, plan.created_at.timestamp(), h.status, int(bool(h.changed_tasks))) for h in plan.hosts],

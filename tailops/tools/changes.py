@@ -119,7 +119,16 @@ class PlanView(Model):
     hosts: list[HostView]
     hosts_omitted: int = Field(0, description="Hosts left out to stay under the output cap.")
     approvals: list[ApprovalView] = Field(default_factory=list)
-    approvals_required: int = Field(1, description="Distinct people who must approve (changes.required_approvals).")
+    approvals_required: int = Field(
+        1,
+        description="Approvals that must count before apply: distinct people (changes.required_approvals, "
+        "changes.group_approvals; the strictest over the plan's hosts), or 1 recorded by the policy for an auto plan.",
+    )
+    approval_rule: str | None = Field(
+        None,
+        description="Which rule set the requirement, e.g. '2 approvals: group prod (web-1, web-2)' or "
+        "'auto: group dev (dev-1); approved by policy, no person approves'.",
+    )
     check_mode_side_effects: dict[str, str] = Field(
         default_factory=dict,
         description="Tasks of this playbook that ran for real during the dry run, and what they may change "
@@ -185,7 +194,11 @@ class PlaybookInfo(Model):
     version: str | None = None
     risk: str | None = None
     scope: str | None = None
-    approval: str | None = Field(None, description="manual, or auto (changes.approval policy for its risk).")
+    approval: str | None = Field(
+        None,
+        description="manual, or auto (changes.approval policy for its risk); changes.group_approvals may ask "
+        "more for some hosts' groups (get_plan names the rule that applies to a plan).",
+    )
     target: str | None = None
     description: str | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of params.")
@@ -220,18 +233,21 @@ def _approval_view(a: plans.Approval) -> ApprovalView:
     )
 
 
-def _next_step(plan: Plan, live: plans.Approval | None, given: int = 0, required: int = 1) -> str:
+def _next_step(
+    plan: Plan, live: plans.Approval | None, given: int = 0, required: int = 1, rule: str | None = None
+) -> str:
     short = plan.id[:12]
-    if plan.status == "pending" and given:
+    needs = f" It needs {rule}." if rule else ""
+    if plan.status in ("pending", "approved") and given and given < required:
         return (
             f"{given} of {required} approvals: another person (not {plan.requester.get('subject')} and not who "
             f"approved already) with scope changes:approve approves it: approve_plan(plan_id) or "
-            f"`tailops plans approve {short}`; then apply_plan(plan_id)."
+            f"`tailops plans approve {short}`; then apply_plan(plan_id).{needs}"
         )
-    if plan.status == "pending":
+    if plan.status == "pending" or (plan.status == "approved" and given < required):
         return (
             f"Review it, then a person other than {plan.requester.get('subject')} with scope changes:approve "
-            f"approves it: approve_plan(plan_id) or `tailops plans approve {short}`; then apply_plan(plan_id)."
+            f"approves it: approve_plan(plan_id) or `tailops plans approve {short}`; then apply_plan(plan_id).{needs}"
         )
     if plan.status == "approved":
         until = live.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if live and live.expires_at else "?"
@@ -260,8 +276,8 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
     """The tool view of a plan, kept under the server's output cap (blocking: store reads)."""
     decisions = plans.approvals_for(rt.store, plan.id)
     live = plans.live_approval(rt.store, plan.id)
-    given = len(plans.live_approvals(rt.store, plan.id))
-    required = approvals.required_approvals(rt.config.changes, plan)
+    needed, given = approvals.standing(rt.store, rt.config.changes, plan, rt.engine.inventory_file)
+    required = needed.approvals_needed
     runs, _ = plans.list_runs(rt.store, plan_id=plan.id, limit=20)
     budget = rt.config.server.max_output_bytes * 3 // 4
     for diff_cap in (_DIFF_CAP, 800, 0):
@@ -325,10 +341,11 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         approvals=[_approval_view(a) for a in decisions],
         runs=[r.id for r in runs],
         approvals_required=required,
+        approval_rule=needed.summary(),
         approvals_given=given,
         check_mode_side_effects=_side_effects(rt, plan.playbook),
         placement=plan.placement,
-        next_step=_next_step(plan, live, given, required),
+        next_step=_next_step(plan, live, given, required, needed.summary()),
     )
 
 
@@ -600,10 +617,14 @@ def get_drift(
     call: ToolCall,
     host: Annotated[str | None, Field(description="Only this inventory host.", max_length=255)] = None,
     check: Annotated[str | None, Field(description="Only this drift check (drift.checks).", max_length=64)] = None,
+    group: Annotated[
+        str | None, Field(description="Only hosts of this inventory group (children included).", max_length=128)
+    ] = None,
 ) -> DriftReport:
     """Hosts that left the state a catalog playbook describes (latest scheduled check): per check and host
     in line, drifted (with the diff) or unreachable, and the result's age."""
-    report = drift.latest_drift(call.rt.store, host=host, check=check)
+    members = drift.group_hosts(call.rt.engine.inventory_file(), group) if group is not None else None
+    report = drift.latest_drift(call.rt.store, host=host, check=check, hosts=members)
     return report.model_copy(update={"side_effects": drift.side_effects_of(call.rt.engine)})
 
 

@@ -348,8 +348,10 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             plan = plans.get_plan(rt.store, plan_id)
             runs = plans.list_runs(rt.store, plan_id=plan.id, limit=20)[0]
             context = _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
-            context["approvals_given"] = len(plans.live_approvals(rt.store, plan.id))
-            context["approvals_required"] = approvals.required_approvals(rt.config.changes, plan)
+            needed, given = approvals.standing(rt.store, rt.config.changes, plan, rt.engine.inventory_file)
+            context["approvals_given"] = given
+            context["approvals_required"] = needed.approvals_needed
+            context["approval_rule"] = needed.summary()
             return context
 
         try:

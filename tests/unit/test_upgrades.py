@@ -165,6 +165,21 @@ def check_v7(store: Store, settings: Settings) -> None:
         assert plans.get_plan(store, APPLIED_PLAN).placement is None
 
 
+PROD_PLAN = "e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7"
+
+
+def check_v8(store: Store, settings: Settings) -> None:
+    # Plans stored before 0008 have no recorded requirement: the current config decides for them.
+    assert plans.get_plan(store, APPLIED_PLAN).approval_policy is None
+    plan = plans.get_plan(store, PROD_PLAN)
+    assert plan.approval_policy is not None
+    assert plan.approval_policy.summary() == "2 approvals: group prod (web1)"
+    # The config that decided it is gone (defaults: low needs 1): the recorded 2 still holds.
+    approvals.approve(store, ChangesSettings(), PROD_PLAN, BOB, "one of two")
+    after = plans.get_plan(store, PROD_PLAN)
+    assert after.status == "pending" and after.status_reason == "1 of 2 approvals"
+
+
 CHECKS: dict[int, Callable[[Store, Settings], None]] = {
     1: check_v1,
     2: check_v2,
@@ -173,6 +188,7 @@ CHECKS: dict[int, Callable[[Store, Settings], None]] = {
     5: check_v5,
     6: check_v6,
     7: check_v7,
+    8: check_v8,
 }
 
 
@@ -203,6 +219,7 @@ def test_a_store_from_every_earlier_schema_upgrades_and_keeps_working(
         # New writes work on the upgraded store.
         seed_plan(settings.db_path, Principal("erin", frozenset({"system:admin"}), "http"), message="new")
         seeded_plans = (2 if version >= 3 else 0) + (1 if version >= 5 else 0) + (1 if version >= 7 else 0)
+        seeded_plans += 1 if version >= 8 else 0
         assert plans.list_plans(store)[1] == seeded_plans + 1
         tokens.mint_token(
             private_key_path=settings.private_key_path,

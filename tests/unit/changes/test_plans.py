@@ -331,6 +331,42 @@ def test_policy_auto_approves_only_low_risk(store: Store) -> None:
     assert approvals.policy_for(auto, "critical") == "manual"
 
 
+def test_a_forged_auto_requirement_never_approves_a_high_risk_plan(store: Store) -> None:
+    """Defence in depth: even a stored requirement saying auto (config refuses it for high/critical)
+    does not approve a high-risk plan by policy."""
+    from tailops.changes.approval_policy import ApprovalRequirement, RuleHit
+
+    forged = ApprovalRequirement(required=0, risk="high", decided_by=[RuleHit(rule="group dev", count=None)])
+    high = make_plan(store, risk="high", salt="f")
+    with store.transaction() as conn:
+        conn.execute("UPDATE plans SET approval_policy = ? WHERE id = ?", (forged.model_dump_json(), high.id))
+    assert approvals.approve_by_policy(store, CHANGES, plans.get_plan(store, high.id)) is None
+    assert plans.get_plan(store, high.id).status == "pending"
+
+
+def test_a_tightened_config_voids_an_approval_by_policy(store: Store, tmp_path: Path) -> None:
+    """Planned under dev: low auto (approved by policy); the config now says dev: low 2. The policy's
+    approval no longer counts: two people approve, and the first leaves the plan pending."""
+    from tailops.changes.approval_policy import decide
+
+    auto = ChangesSettings(group_approvals=[{"group": "dev", "low": "auto"}])
+    strict = ChangesSettings(group_approvals=[{"group": "dev", "low": 2}])
+    low = make_plan(store, risk="low", salt="9")
+    recorded = decide(auto, "low", {h.host: ["dev"] for h in low.hosts}, inventory_groups={"all", "dev"})
+    with store.transaction() as conn:
+        conn.execute("UPDATE plans SET approval_policy = ? WHERE id = ?", (recorded.model_dump_json(), low.id))
+    low = plans.get_plan(store, low.id)
+    assert approvals.approve_by_policy(store, auto, low) is not None
+    assert approvals.required_approvals(auto, low) == 1
+    approvals.approve(store, strict, low.id, BOB)
+    after = plans.get_plan(store, low.id)
+    assert after.status == "pending" and after.status_reason == "1 of 2 approvals"
+    [live] = plans.live_approvals(store, low.id)
+    assert live.approver_subject == "bob"  # the policy's approval was voided
+    approvals.approve(store, strict, low.id, Principal("carol", frozenset({"changes:approve"}), "http"))
+    assert plans.get_plan(store, low.id).status == "approved"
+
+
 # --------------------------------------------------------------------------- stale plans and mismatches
 def test_diff_summaries() -> None:
     assert compare.summarize_diff(APT_DIFF) == "tbdemo (1.0-1 => 1.1-1)"
