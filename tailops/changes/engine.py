@@ -342,7 +342,17 @@ class ChangeEngine:
             self.settings.changes, entry.manifest.risk, [h.host for h in hosts], groups[0]
         )
         plan = await self.blocking(
-            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result, placement, needed
+            self._store_plan,
+            principal,
+            entry,
+            valid,
+            clean_limit,
+            inventory_sha,
+            hosts,
+            reason,
+            result,
+            placement,
+            needed,
         )
         reused = plan.created_at.timestamp() < started
         if not reused:

@@ -28,8 +28,8 @@ from typing import Any, Literal
 import psutil
 from pydantic import Field
 
-from tailops.changes.executors.placement import Placement
 from tailops.changes.approval_policy import ApprovalRequirement
+from tailops.changes.executors.placement import Placement
 from tailops.changes.models import HostResult, RunEvent
 from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound, PermissionDenied
 from tailops.models import Model
