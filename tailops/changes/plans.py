@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import psutil
@@ -98,14 +98,6 @@ def canonical_json(value: Any) -> str:
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _req_dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 # --------------------------------------------------------------------------- models
@@ -316,6 +308,36 @@ def plan_id_for(
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
+# --------------------------------------------------------------------------- rows
+# A row maps onto its model by column name (``renames`` for the few that differ); the
+# JSON-encoded columns are decoded, and NULL in one of them leaves the model's default.
+# Timestamps are stored as Unix seconds, which pydantic reads as UTC datetimes. A column
+# the model does not know (e.g. ``requester_subject``, an index key) is not part of it.
+_PLAN_JSON = frozenset({"params", "prediction", "requester", "requester_ids", "placement", "approval_policy"})
+_APPROVAL_JSON = frozenset({"approver", "approver_ids"})
+_RUN_JSON = frozenset({"requester", "outcome", "mismatches"})
+
+
+def from_row[M: Model](
+    model: type[M], row: Any, json_columns: frozenset[str], renames: Mapping[str, str] | None = None, **derived: Any
+) -> M:
+    """``model`` validated from a ``sqlite3.Row`` (plus ``derived`` fields computed by the caller)."""
+    fields = model.model_fields
+    data: dict[str, Any] = {}
+    for column in row.keys():  # noqa: SIM118 (sqlite3.Row: `in` tests values, keys() the names)
+        name = renames.get(column, column) if renames else column
+        if name not in fields:
+            continue
+        value = row[column]
+        if column in json_columns:
+            if not value:
+                continue
+            value = json.loads(value)
+        data[name] = value
+    data.update(derived)
+    return model.model_validate(data)
+
+
 # --------------------------------------------------------------------------- plans
 _PLAN_STATUS_SQL = (
     "CASE WHEN status IN ('pending','approved','blocked') AND expires_at <= :now THEN 'expired' ELSE status END"
@@ -325,38 +347,9 @@ _PLAN_STATUS_SQL = (
 def _plan(row: Any, now: float) -> Plan:
     stored = row["status"]
     status = "expired" if stored in _EXPIRING and row["expires_at"] <= now else stored
-    return Plan(
-        id=row["id"],
-        previous_id=row["previous_id"],
-        playbook=row["playbook"],
-        version=row["version"],
-        playbook_sha256=row["playbook_sha256"],
-        params=json.loads(row["params"]),
-        limit=row["limit_pattern"],
-        inventory_sha256=row["inventory_sha256"],
-        risk=row["risk"],
-        scope=row["scope"],
-        status=status,
-        stored_status=stored,
-        status_reason=row["status_reason"],
-        hosts=[HostPrediction.model_validate(h) for h in json.loads(row["prediction"])],
-        requester=json.loads(row["requester"]),
-        requester_ids=json.loads(row["requester_ids"]),
-        check_ident=row["check_ident"],
-        check_duration_s=row["check_duration_s"],
-        created_at=_req_dt(row["created_at"]),
-        expires_at=_req_dt(row["expires_at"]),
-        updated_at=_req_dt(row["updated_at"]),
-        placement=_placement(row),
-        approval_policy=(
-            ApprovalRequirement.model_validate_json(row["approval_policy"]) if row["approval_policy"] else None
-        ),
+    return from_row(
+        Plan, row, _PLAN_JSON, {"limit_pattern": "limit", "prediction": "hosts"}, status=status, stored_status=stored
     )
-
-
-def _placement(row: Any) -> Placement | None:
-    text = row["placement"] if "placement" in row.keys() else None  # noqa: SIM118 (sqlite3.Row: `in` tests values)
-    return Placement.model_validate_json(text) if text else None
 
 
 def insert_plan(store: Store, plan: Plan) -> None:
@@ -479,20 +472,7 @@ def set_plan_status(
 
 # --------------------------------------------------------------------------- approvals
 def _approval(row: Any) -> Approval:
-    return Approval(
-        id=row["id"],
-        plan_id=row["plan_id"],
-        decision=row["decision"],
-        by_policy=bool(row["by_policy"]),
-        approver_subject=row["approver_subject"],
-        approver=json.loads(row["approver"]),
-        approver_ids=json.loads(row["approver_ids"]),
-        comment=row["comment"],
-        created_at=_req_dt(row["created_at"]),
-        expires_at=_dt(row["expires_at"]),
-        used_at=_dt(row["used_at"]),
-        used_by_run=row["used_by_run"],
-    )
+    return from_row(Approval, row, _APPROVAL_JSON)
 
 
 def insert_approval(
@@ -609,29 +589,7 @@ def void_approval(store: Store, approval_id: str, now: float) -> bool:
 
 # --------------------------------------------------------------------------- runs
 def _run(row: Any) -> Run:
-    outcome = json.loads(row["outcome"]) if row["outcome"] else []
-    return Run(
-        id=row["id"],
-        plan_id=row["plan_id"],
-        approval_id=row["approval_id"],
-        status=row["status"],
-        status_reason=row["status_reason"],
-        requester_subject=row["requester_subject"],
-        requester=json.loads(row["requester"]),
-        instance_id=row["instance_id"],
-        pid=row["pid"],
-        pid_started=row["pid_started"],
-        runner_ident=row["runner_ident"],
-        runner_status=row["runner_status"],
-        rc=row["rc"],
-        outcome=[HostOutcome.model_validate(h) for h in outcome],
-        mismatches=json.loads(row["mismatches"]) if row["mismatches"] else [],
-        cancel_requested_at=_dt(row["cancel_requested_at"]),
-        cancel_requested_by=row["cancel_requested_by"],
-        started_at=_req_dt(row["started_at"]),
-        finished_at=_dt(row["finished_at"]),
-        event_count=row["event_count"],
-    )
+    return from_row(Run, row, _RUN_JSON)
 
 
 def consume_and_start_run(
@@ -805,21 +763,7 @@ def run_events(
     rows = store.query(f"SELECT * FROM run_events WHERE {where} ORDER BY seq {order} LIMIT ?", [*params, limit])  # noqa: S608
     if latest:
         rows = list(reversed(rows))
-    return [
-        StoredEvent(
-            seq=r["seq"],
-            kind=r["kind"],
-            host=r["host"],
-            task=r["task"],
-            status=r["status"],
-            changed=bool(r["changed"]),
-            not_simulated=bool(r["not_simulated"]),
-            msg=r["msg"],
-            diff=r["diff"],
-            created_at=_req_dt(r["created_at"]),
-        )
-        for r in rows
-    ]
+    return [from_row(StoredEvent, r, frozenset()) for r in rows]
 
 
 def request_cancel(store: Store, run_id: str, by: str) -> Run:
