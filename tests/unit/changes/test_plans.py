@@ -29,6 +29,7 @@ from tailops.changes.models import HostResult, RunEvent, RunMode, RunResult, Tas
 from tailops.changes.plans import HostPrediction, Plan, TaskPrediction
 from tailops.config import ChangesSettings, Settings
 from tailops.errors import ApprovalError, CatalogError, ChangeError, InvalidInput, NotFound, PermissionDenied
+from tailops.models import Model
 from tailops.principal import Principal
 from tailops.runtime import Runtime
 from tailops.store import Store
@@ -526,7 +527,9 @@ NOT_IN_MODEL = {"plans": {"requester_subject"}, "approvals": set(), "runs": set(
         ("run_events", plans.StoredEvent, {}),
     ],
 )
-def test_every_stored_column_reaches_its_model(store: Store, table: str, model: type, renames: dict[str, str]) -> None:
+def test_every_stored_column_reaches_its_model(
+    store: Store, table: str, model: type[Model], renames: dict[str, str]
+) -> None:
     """Rows map onto models by column name (plans.from_row): a migration that adds a column the
     model lacks would be dropped silently on every read. This fails until the model has it (or
     it is named here as deliberately not part of the model)."""
