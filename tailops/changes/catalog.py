@@ -11,7 +11,7 @@ and the versions of the collections it uses), compares that with
 anything runs.
 
 What it must never do: import ``ansible_runner`` or ansible itself (only
-:mod:`tailops.changes.runner` runs anything; collection versions are read from
+:mod:`tailops.changes.ansible` runs anything; collection versions are read from
 the installed collections' ``MANIFEST.json`` as plain JSON), execute or template
 anything from the catalog, or let a parameter through that the manifest's schema
 and the semantic rules below do not allow.
@@ -523,7 +523,7 @@ def installed_collections_root() -> Path | None:
     """The ``ansible_collections`` folder the ``ansible`` distribution installed (None without it).
 
     The lock pins these collections' versions, so the runner must load exactly these
-    (:func:`tailops.changes.runner.build_env`), wherever ``ansible`` is installed.
+    (:func:`tailops.changes.ansible.environment.build_env`), wherever ``ansible`` is installed.
     """
     try:
         dist = importlib.metadata.distribution("ansible")

@@ -51,8 +51,8 @@ from typing import Any
 import anyio
 import docker
 
+from tailops.changes.ansible.environment import build_env
 from tailops.changes.models import RunMode, RunRequest
-from tailops.changes.runner import build_env
 from tests.bench.common import Row
 from tests.helpers import TEST_LABEL
 from tests.testbed.aptrepo import build_apt_repo

@@ -18,12 +18,12 @@ from typing import Any
 import anyio
 import pytest
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunEvent, RunMode, RunRequest
 from tailops.changes.nodes.distribute import run_sharded
 from tailops.changes.nodes.remote import NODE_TASK, run_on_node
 from tailops.changes.nodes.shards import LOCAL, inventory_groups, shard_map
 from tailops.changes.nodes.transport import node_info, require_same_versions, ssh_argv
-from tailops.changes.runner import run_playbook
 from tailops.errors import ConfigError, RunnerError, StalePlan
 from tests.testbed.nodes import NodeBed, make_node_bed, wrapper_command
 

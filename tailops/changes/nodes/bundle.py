@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tailops.changes import ansible_plugins
+from tailops.changes.ansible import callback_plugins
+from tailops.changes.ansible.environment import build_env
 from tailops.changes.models import RunMode, RunRequest
-from tailops.changes.runner import build_env
 from tailops.errors import RunnerError
 
 __all__ = ["Bundle", "build_bundle", "node_envvars"]
@@ -122,7 +122,7 @@ def _entries(req: RunRequest) -> list[tuple[str, bytes, int]]:
 
     add_tree(req.playbook.parent, "project")
     out.append(("project/ansible.cfg", b"# tailops: settings come from ANSIBLE_* variables\n[defaults]\n", 0o600))
-    plugin = Path(ansible_plugins.__file__).parent / "tailops_taskinfo.py"
+    plugin = Path(callback_plugins.__file__).parent / "tailops_taskinfo.py"
     out.append(("project/callback_plugins/tailops_taskinfo.py", plugin.read_bytes(), 0o600))
     if req.roles_path is not None and req.roles_path.is_dir():
         add_tree(req.roles_path, "roles")
