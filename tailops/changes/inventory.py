@@ -112,7 +112,7 @@ def _ansible_env(private: Path) -> dict[str, str]:
     cfg = private / "ansible.cfg"
     cfg.write_text("# tailops: settings come from ANSIBLE_* variables\n[defaults]\n", encoding="utf-8")
     req = RunRequest(playbook=cfg, inventory=cfg, mode=RunMode.CHECK, artifacts_root=private)
-    return build_env(req, ansible_cfg=cfg, taskinfo_path=private / "taskinfo.jsonl")
+    return build_env(req, ansible_cfg=cfg)
 
 
 def _list_json(inventory: Path, limit: str | None) -> dict[str, Any]:

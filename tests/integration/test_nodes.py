@@ -90,7 +90,7 @@ def test_check_and_apply_across_two_nodes_and_local(bed: NodeBed, tmp_path: Path
     for host, hr in result.hosts.items():
         greet = result.task(host, "Write greeting file")
         assert greet.changed and greet.diff and "+greeting = planned" in greet.diff, host
-        # check_mode: false arrives through the taskinfo the node streamed back
+        # check_mode: false arrives as a tailops_taskinfo event in the node's worker stream
         assert result.task(host, "Read hostname").not_simulated, host
         assert hr.status == "changed"
     shards = {s.node: s for s in planned.shards}
@@ -106,7 +106,7 @@ def test_check_and_apply_across_two_nodes_and_local(bed: NodeBed, tmp_path: Path
         assert rc != 0
     # The worker's environment never reaches the controller's artifacts.
     art = tmp_path / "runs" / "plan1.node-a" / "artifacts" / "plan1.node-a"
-    assert sorted(p.name for p in art.iterdir()) == ["job_events", "rc", "status", "stdout", "taskinfo.jsonl"]
+    assert sorted(p.name for p in art.iterdir()) == ["job_events", "rc", "status", "stdout"]
     assert not any("ANSIBLE_COLLECTIONS_PATH" in p.read_text() for p in art.rglob("*") if p.is_file())
 
     # Apply: the same bundles (only the check flags differ) to the same shard map.

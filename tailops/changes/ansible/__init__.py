@@ -16,7 +16,9 @@ unrecorded. Each module here has one of those jobs:
 * :mod:`~tailops.changes.ansible.relay` — a job's events from its worker thread to the event loop, cancel;
 * :mod:`~tailops.changes.ansible.job` — :func:`~tailops.changes.ansible.job.run_playbook`, one run;
 * :mod:`~tailops.changes.ansible.ping` — the read-only ad-hoc ``ping`` (``tailops inventory check``);
-* ``callback_plugins/`` — loaded by ``ansible-playbook``, never imported by tailops.
+* ``callback_plugins/`` — loaded by ``ansible-playbook``, never imported by tailops:
+  ``tailops_taskinfo`` emits the check-mode facts ansible-runner's events lack as
+  ``tailops_taskinfo`` events in the same stream (no side file).
 
 The room leans only on :mod:`tailops.changes.models` (its vocabulary), the catalog's
 installed-collections root and the foundations (errors, redact); it never reaches up to

@@ -35,7 +35,6 @@ class RunDirs:
     private: Path
     artifact_dir: Path
     ansible_cfg: Path
-    taskinfo: Path
 
 
 def secure_dir(path: Path) -> None:
@@ -51,8 +50,8 @@ def write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def make_run_dirs(artifacts_root: Path, ident: str, *, taskinfo: bool = True) -> RunDirs:
-    """A new private dir for run ``ident`` with the run's ``ansible.cfg`` (and an empty task-info file).
+def make_run_dirs(artifacts_root: Path, ident: str) -> RunDirs:
+    """A new private dir for run ``ident`` with the run's ``ansible.cfg``.
 
     Raises :class:`~tailops.errors.RunnerError` if a run with ``ident`` already exists:
     one run never writes into another's evidence.
@@ -68,12 +67,9 @@ def make_run_dirs(artifacts_root: Path, ident: str, *, taskinfo: bool = True) ->
         private=private,
         artifact_dir=private / "artifacts" / ident,
         ansible_cfg=private / "ansible.cfg",
-        taskinfo=private / "artifacts" / ident / "taskinfo.jsonl",
     )
     write_private(dirs.ansible_cfg, ANSIBLE_CFG)
     secure_dir(dirs.artifact_dir)
-    if taskinfo:
-        write_private(dirs.taskinfo, "")
     return dirs
 
 

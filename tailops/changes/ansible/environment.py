@@ -76,7 +76,7 @@ def _collections_path() -> str:
     return str(root.parent) if root is not None else sysconfig.get_paths()["purelib"]
 
 
-def build_env(req: RunRequest, *, ansible_cfg: Path, taskinfo_path: Path) -> dict[str, str]:
+def build_env(req: RunRequest, *, ansible_cfg: Path) -> dict[str, str]:
     """The complete, minimal environment of the ``ansible-playbook`` child."""
     bad = sorted(k for k in req.extra_env if not k.startswith("ANSIBLE_"))
     if bad:
@@ -111,7 +111,6 @@ def build_env(req: RunRequest, *, ansible_cfg: Path, taskinfo_path: Path) -> dic
             "ANSIBLE_LOCALHOST_WARNING": "False",
             "ANSIBLE_CALLBACK_PLUGINS": str(Path(callback_plugins.__file__).parent),
             "ANSIBLE_CALLBACKS_ENABLED": "tailops_taskinfo",
-            "TAILOPS_TASKINFO_PATH": str(taskinfo_path),
         }
     )
     if req.roles_path is not None:

@@ -3,14 +3,16 @@
 Why: ansible-runner hands over raw event dicts (``runner_on_ok``, loop items,
 ``playbook_on_stats``…) whose shape differs per event and per module; plans, runs and
 the planned-vs-actual comparison need one typed vocabulary, and check mode needs to
-know which task it could NOT simulate. The events alone do not say that: the
-``tailops_taskinfo`` callback plugin writes what they lack (a task's explicit
-``check_mode``, a command's ``creates``/``removes``, a skip's reason) to a side file,
-which :class:`TaskInfo` reads and :class:`EventParser` joins by task uuid.
+know which task it could NOT simulate. ansible-runner's own events do not say that:
+the ``tailops_taskinfo`` callback plugin emits what they lack (a task's explicit
+``check_mode``, a command's ``creates``/``removes``, a skip's reason) as
+``tailops_taskinfo`` events in the same stream, right after the event each describes;
+:class:`EventParser` keeps them in a :class:`TaskInfo` and joins them by task uuid.
 
-Pure: no I/O except reading that side file; fed in event order by a job (local or an
-execution node's stream) or by unit tests with recorded events. It must never return
-unredacted text (messages, warnings, output, diffs) or raise on an event it does not know.
+Pure (no I/O but reading a :class:`TaskInfo` file when one is given); fed in event
+order by a job (local, or an execution node's stream) or by unit tests with recorded
+events. It must never return unredacted text (messages, warnings, output, diffs) or
+raise on an event it does not know.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from tailops.changes.ansible.diffs import diff_text
 from tailops.changes.models import HostResult, HostStatus, RunEvent, RunMode, TaskResult, TaskStatus
 from tailops.redact import redact_text
 
-__all__ = ["MAX_MSG_CHARS", "EventParser", "TaskInfo"]
+__all__ = ["MAX_MSG_CHARS", "TASKINFO_EVENT", "EventParser", "TaskInfo"]
+
+TASKINFO_EVENT = "tailops_taskinfo"
+"""The event name (and ``event_data`` key of the record) of the ``tailops_taskinfo`` callback."""
 
 _CMD_ACTIONS = frozenset({"command", "shell", "raw", "script"})
 _RESULT_EVENTS = {
@@ -69,10 +74,12 @@ def _msg(res: Mapping[str, Any], status: TaskStatus) -> str | None:
 
 
 class TaskInfo:
-    """What the ``tailops_taskinfo`` callback recorded: per task uuid and per skip.
+    """What the ``tailops_taskinfo`` callback emitted: per task uuid and per skip.
 
-    Read incrementally from the JSON-lines file while the run goes on, or built
-    from recorded records (unit tests).
+    Filled from ``tailops_taskinfo`` events by :class:`EventParser` (or built from
+    recorded records in unit tests). ``path``: a JSON-lines file of the same records,
+    read incrementally — how the callback delivered them before it emitted events; an
+    execution node's artifact zip may still carry one (``nodes/remote.py`` reads it).
     """
 
     def __init__(self, path: Path | None = None, records: Iterable[Mapping[str, Any]] = ()) -> None:
@@ -82,9 +89,10 @@ class TaskInfo:
         self.skips: dict[tuple[str, str], str] = {}
         self.records: list[Mapping[str, Any]] = []
         for record in records:
-            self._add(record)
+            self.add(record)
 
-    def _add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Keep one record (``kind`` ``task`` or ``skip``)."""
         self.records.append(record)
         key = _base_uuid(str(record.get("uuid", "")))
         if record.get("kind") == "task":
@@ -107,7 +115,7 @@ class TaskInfo:
         self._offset += end + 1
         for line in data[: end + 1].splitlines():
             with contextlib.suppress(ValueError):
-                self._add(json.loads(line))
+                self.add(json.loads(line))
 
     def task(self, task_uuid: str | None) -> Mapping[str, Any] | None:
         if not task_uuid:
@@ -134,8 +142,8 @@ def _base_uuid(value: str) -> str:
 class EventParser:
     """Turns ansible-runner event dicts into :class:`RunEvent` and per-host results.
 
-    Pure: no I/O except through ``taskinfo``. Fed in event order by the adapter,
-    or by unit tests with recorded events.
+    Fed in event order by a job, or by unit tests with recorded events;
+    ``tailops_taskinfo`` events go to ``taskinfo``.
     """
 
     def __init__(
@@ -150,7 +158,7 @@ class EventParser:
         self.taskinfo = taskinfo or TaskInfo()
         self.tasks: dict[str, list[TaskResult]] = {}
         # Skipped results whose not_simulated flag is re-decided at the end, when the
-        # taskinfo file is complete (the callback writes skip reasons just after the event).
+        # task info is complete (the callback emits a skip's reason just after the skip's event).
         self._recheck: list[tuple[str, int, dict[str, Any]]] = []
         self.stats: dict[str, dict[str, int]] | None = None
         self.warnings: list[str] = []
@@ -212,6 +220,11 @@ class EventParser:
         counter = int(raw.get("counter") or 0)
         created = _parse_time(raw.get("created"))
         common: dict[str, Any] = {"counter": counter, "created": created}
+        if event == TASKINFO_EVENT:
+            record = ed.get(TASKINFO_EVENT)
+            if isinstance(record, Mapping):
+                self.taskinfo.add(record)
+            return None
         if event == "verbose":
             # Blank lines are kept: they end an error paragraph (see error_text).
             self.output_tail = [*self.output_tail[-59:], redact_text(str(raw.get("stdout") or "").rstrip())]
@@ -282,7 +295,7 @@ class EventParser:
 
     # -- results ------------------------------------------------------------------
     def host_results(self) -> dict[str, HostResult]:
-        """Per-host results; call once the run is over (re-reads the complete taskinfo)."""
+        """Per-host results; call once the run is over (skips re-decided on the complete task info)."""
         self.taskinfo.refresh()
         for host, index, ed in self._recheck:
             task = self.tasks[host][index]

@@ -163,9 +163,9 @@ class _Job:
     def _run(self) -> RunResult:
         req = self.req
         dirs = make_run_dirs(req.artifacts_root, self.ident)
-        env = build_env(req, ansible_cfg=dirs.ansible_cfg, taskinfo_path=dirs.taskinfo)
+        env = build_env(req, ansible_cfg=dirs.ansible_cfg)
         write_runner_inputs(dirs.private, req.extravars)
-        self.parser = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint, taskinfo=TaskInfo(dirs.taskinfo))
+        self.parser = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint, taskinfo=TaskInfo())
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         try:

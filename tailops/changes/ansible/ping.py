@@ -71,8 +71,8 @@ def run_adhoc_ping(
             f"Inventory {inventory} does not exist.",
             hint="Set changes.inventory to an existing inventory file or directory.",
         )
-    dirs = make_run_dirs(artifacts_root, ident, taskinfo=False)
-    env = build_env(req, ansible_cfg=dirs.ansible_cfg, taskinfo_path=dirs.taskinfo)
+    dirs = make_run_dirs(artifacts_root, ident)
+    env = build_env(req, ansible_cfg=dirs.ansible_cfg)
     write_runner_inputs(dirs.private)
     results: dict[str, tuple[str, str | None]] = {}
     deadline = time.monotonic() + timeout.total_seconds()

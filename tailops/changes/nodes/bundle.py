@@ -83,7 +83,7 @@ class Bundle:
 
 def node_envvars(req: RunRequest) -> dict[str, str]:
     """The local ``ANSIBLE_*`` policy environment minus what names controller paths."""
-    env = build_env(req, ansible_cfg=Path("ansible.cfg"), taskinfo_path=Path("taskinfo.jsonl"))
+    env = build_env(req, ansible_cfg=Path("ansible.cfg"))
     kept = {k: v for k, v in env.items() if k not in _LOCAL_ONLY}
     return {k: v for k, v in kept.items() if k.startswith(("ANSIBLE_", "LC_")) or k == "LANG"}
 

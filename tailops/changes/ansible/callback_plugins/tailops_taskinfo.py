@@ -1,17 +1,24 @@
-"""Callback plugin: record what check mode needs to know about each task.
+"""Callback plugin: put what check mode needs to know about each task into the event stream.
 
 ansible-runner's events do not say whether a task has ``check_mode: false``,
 whether a command task has ``creates``/``removes``, or why a task was skipped.
-This aggregate callback (enabled only by tailops' runner adapter) appends one
-JSON line per task start and per skipped host result to the file named by
-``TAILOPS_TASKINFO_PATH``. It writes names, action names, booleans and skip
-messages only — never task arguments or results, so nothing secret.
+This aggregate callback (enabled only by tailops' Ansible adapter) emits one
+``tailops_taskinfo`` event per task start and per skipped host result, through
+ansible-runner's own event channel (the ``awx_display`` stdout callback's event
+context), so the record travels with the run's other events — locally and in an
+execution node's worker stream alike — right after the event it describes
+(``event_data.tailops_taskinfo``: ``kind`` ``task`` or ``skip``, the task uuid, …).
+It emits names, action names, booleans and skip messages only — never task
+arguments or results, so nothing secret.
+
+If ``awx_display`` is not loaded (not run by ansible-runner) it emits nothing and
+says so once as a warning: the run then flags fewer not-simulated tasks, visibly.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import sys
+import uuid
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase  # type: ignore[import-untyped]
@@ -19,12 +26,23 @@ from ansible.plugins.callback import CallbackBase  # type: ignore[import-untyped
 DOCUMENTATION = """
 name: tailops_taskinfo
 type: aggregate
-short_description: records per-task check-mode facts for tailops
+short_description: emits per-task check-mode facts for tailops as ansible-runner events
 description:
-  - Appends task uuid, action, explicit check_mode and creates/removes presence to TAILOPS_TASKINFO_PATH.
+  - Emits tailops_taskinfo events (task uuid, action, explicit check_mode, creates/removes presence, skip reasons).
 requirements:
-  - enabled in ANSIBLE_CALLBACKS_ENABLED
+  - enabled in ANSIBLE_CALLBACKS_ENABLED; ansible-runner's awx_display as the stdout callback
 """
+
+EVENT = "tailops_taskinfo"
+
+
+def _event_context() -> Any:
+    """The event context of ansible-runner's ``awx_display`` callback, as Ansible loaded it."""
+    for module in list(sys.modules.values()):
+        callback = getattr(module, "CallbackModule", None)
+        if getattr(callback, "CALLBACK_NAME", None) == "awx_display" and hasattr(module, "event_context"):
+            return module.event_context
+    return None
 
 
 class CallbackModule(CallbackBase):  # type: ignore[misc]
@@ -35,21 +53,30 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        path = os.environ.get("TAILOPS_TASKINFO_PATH")
-        if not path and os.environ.get("AWX_ISOLATED_DATA_DIR"):
-            # On an execution node: the job's artifact dir, which the worker streams back.
-            path = os.path.join(os.environ["AWX_ISOLATED_DATA_DIR"], "taskinfo.jsonl")
-        self._fh = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 (kept open for the run)
+        self._context: Any = None
+        self._warned = False
 
-    def _write(self, record: dict[str, Any]) -> None:
-        if self._fh is not None:
-            self._fh.write(json.dumps(record) + "\n")
-            self._fh.flush()
+    def _emit(self, record: dict[str, Any]) -> None:
+        if self._context is None:
+            self._context = _event_context()
+        context = self._context
+        if context is None:
+            if not self._warned:
+                self._warned = True
+                self._display.warning("tailops_taskinfo: ansible-runner's awx_display is not loaded; no task info")
+            return
+        with context.display_lock:
+            context.add_local(event=EVENT, uuid=str(uuid.uuid4()), tailops_taskinfo=record)
+            try:
+                context.dump_begin(sys.stdout)
+                context.dump_end(sys.stdout)
+            finally:
+                context.remove_local(event=None, uuid=None, tailops_taskinfo=None)
 
     def _task(self, task: Any) -> None:
         args = task.args if isinstance(task.args, dict) else {}
         check_mode = task.check_mode
-        self._write(
+        self._emit(
             {
                 "kind": "task",
                 "uuid": str(task._uuid),
@@ -68,7 +95,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def v2_runner_on_skipped(self, result: Any) -> None:
         res = result._result if isinstance(result._result, dict) else {}
         msg = "" if res.get("_ansible_no_log") else (res.get("msg") or res.get("skip_reason") or "")
-        self._write(
+        self._emit(
             {
                 "kind": "skip",
                 "uuid": str(result._task._uuid),

@@ -27,8 +27,7 @@ def test_a_run_dir_is_private_and_has_its_own_ansible_cfg(tmp_path: Path) -> Non
         assert _mode(d) == 0o700, d
     assert dirs.ansible_cfg.read_text() == ANSIBLE_CFG and _mode(dirs.ansible_cfg) == 0o600
     assert "internal_poll_interval = 0.01" in ANSIBLE_CFG
-    assert dirs.taskinfo.read_text() == "" and _mode(dirs.taskinfo) == 0o600
-    assert not make_run_dirs(root, "r2", taskinfo=False).taskinfo.exists()
+    assert sorted(p.name for p in dirs.private.iterdir()) == ["ansible.cfg", "artifacts"]
 
 
 def test_an_existing_ident_is_refused(tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ def test_build_env_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     env = build_env(
         _request(tmp_path, roles_path=tmp_path / "roles", extra_env={"ANSIBLE_HOST_KEY_CHECKING": "False"}),
         ansible_cfg=tmp_path / "ansible.cfg",
-        taskinfo_path=tmp_path / "t.jsonl",
     )
     assert "canary-secret" not in json.dumps(env) and "aws-secret" not in json.dumps(env)
     assert "ANSIBLE_STDOUT_CALLBACK" not in env
@@ -40,12 +39,12 @@ def test_build_env_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg")
     assert env["LANG"] == "C.UTF-8"
     allowed_plain = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK", "USER", "LOGNAME", "TZ"}
-    extra = {k for k in env if not k.startswith(("ANSIBLE_", "DOCKER_", "TAILOPS_TASKINFO"))} - allowed_plain
+    extra = {k for k in env if not k.startswith(("ANSIBLE_", "DOCKER_"))} - allowed_plain
     assert not extra
 
 
 def test_build_env_defaults_keep_host_key_checking(tmp_path: Path) -> None:
-    env = build_env(_request(tmp_path), ansible_cfg=tmp_path / "a.cfg", taskinfo_path=tmp_path / "t")
+    env = build_env(_request(tmp_path), ansible_cfg=tmp_path / "a.cfg")
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "ANSIBLE_ROLES_PATH" not in env
 
@@ -55,5 +54,4 @@ def test_extra_env_only_ansible_keys(tmp_path: Path) -> None:
         build_env(
             _request(tmp_path, extra_env={"LD_PRELOAD": "/x.so"}),
             ansible_cfg=tmp_path / "a.cfg",
-            taskinfo_path=tmp_path / "t",
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tailops.changes.ansible.events import EventParser, TaskInfo
+from tailops.changes.ansible.events import TASKINFO_EVENT, EventParser, TaskInfo
 from tailops.changes.models import RunMode, TaskStatus
 from tests.helpers import REPO_ROOT
 
@@ -179,3 +179,53 @@ def test_error_text_is_the_error_paragraph_without_file_lines() -> None:
     ]:
         parser.feed({"event": "verbose", "stdout": line})
     assert parser.error_text() == "[ERROR]: couldn't resolve module/action 'x'. Origin: /p/play.yml:6:7"
+
+
+def _in_stream(fixture: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fixture's events with its task-info records put back where the callback emits them:
+    a task's record right after its ``playbook_on_task_start``, a skip's right after the skip."""
+
+    def base(value: Any) -> str:
+        return str(value or "").split("_", 1)[0]
+
+    pending = list(fixture["taskinfo"])
+    out: list[dict[str, Any]] = []
+    for event in fixture["events"]:
+        out.append(event)
+        ed = event.get("event_data") or {}
+        for record in list(pending):
+            task_start = event["event"] == "playbook_on_task_start" and record["kind"] == "task"
+            skip = event["event"] == "runner_on_skipped" and record["kind"] == "skip"
+            if (task_start and base(ed.get("task_uuid") or event.get("uuid")) == record["uuid"]) or (
+                skip and base(ed.get("task_uuid")) == record["uuid"] and ed.get("host") == record["host"]
+            ):
+                out.append(
+                    {"event": TASKINFO_EVENT, "counter": event.get("counter"), "event_data": {TASKINFO_EVENT: record}}
+                )
+                pending.remove(record)
+    assert pending == [], f"records with no event to follow: {pending}"
+    return out
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_task_info_events_in_the_stream_give_the_same_results(name: str) -> None:
+    """What the callback emits in the stream joins exactly as the recorded task info does."""
+    fixture = load(name)
+    parser = parse({**fixture, "events": _in_stream(fixture)}, taskinfo=[])
+    hosts = {
+        n: h.model_dump(mode="json", exclude={"tasks": {"__all__": {"duration_s"}}})
+        for n, h in parser.host_results().items()
+    }
+    assert hosts == fixture["expected"]["hosts"]
+
+
+def test_a_skip_reason_arriving_after_the_skip_still_decides_it() -> None:
+    parser = EventParser(RunMode.CHECK)
+    task = {"kind": "task", "uuid": "t1", "action": "ansible.builtin.shell", "check_mode": None}
+    parser.feed({"event": TASKINFO_EVENT, "event_data": {TASKINFO_EVENT: task}})
+    skipped = _event("runner_on_skipped", host="h", task="T", task_uuid="t1", resolved_action="ansible.builtin.shell")
+    assert parser.feed(skipped) is not None
+    reason = {"kind": "skip", "uuid": "t1", "host": "h", "msg": "Conditional result was False"}
+    assert parser.feed({"event": TASKINFO_EVENT, "event_data": {TASKINFO_EVENT: reason}}) is None
+    # a skipped shell task is "not simulated" unless its reason says it was a condition
+    assert parser.host_results()["h"].tasks[0].not_simulated is False
