@@ -29,6 +29,7 @@ from tailops.errors import ConfigError
 __all__ = [
     "NOTIFICATION_EVENTS",
     "TOOL_GROUPS",
+    "Scope",
     "Settings",
     "default_config_path",
     "load_config",
@@ -39,7 +40,8 @@ SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
 TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-# The scopes of tailops.auth.scopes.SCOPES (tests/unit/test_config.py keeps the two equal).
+# Every scope there is (DESIGN.md "Security model"): the one list. tailops.auth.scopes
+# derives SCOPES from it and says what each means; tailops.auth.policy says who needs which.
 Scope = Literal[
     "readonly",
     "file:read",
@@ -50,7 +52,6 @@ Scope = Literal[
     "changes:approve",
     "admin",
 ]
-
 
 GroupName = Literal["system", "containers", "files", "network", "changes"]
 

@@ -388,7 +388,7 @@ def _fixed_playbook_scope(name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- tools
-@tool(group="changes", scope="readonly", list_field="playbooks", title="List playbooks")
+@tool(group="changes", list_field="playbooks", title="List playbooks")
 def list_playbooks(call: ToolCall) -> PlaybookList:
     """The vetted playbook catalog: name, version, risk, scope needed, approval policy, description and
     the JSON Schema of its params (what plan_change accepts)."""
@@ -413,7 +413,6 @@ def list_playbooks(call: ToolCall) -> PlaybookList:
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
     scope_for=_playbook_scope,
@@ -432,7 +431,7 @@ async def plan_change(
     return await plan_for_tool(call, playbook, params, limit)
 
 
-@tool(group="changes", scope="readonly", title="Get plan")
+@tool(group="changes", title="Get plan")
 def get_plan(call: ToolCall, plan_id: PlanIdArg) -> PlanView:
     """One plan: status, params, per host the tasks that would change with their diffs, approvals, runs,
     and the next step."""
@@ -440,7 +439,7 @@ def get_plan(call: ToolCall, plan_id: PlanIdArg) -> PlanView:
     return build_plan_view(call.rt, plan)
 
 
-@tool(group="changes", scope="readonly", list_field="plans", title="List plans")
+@tool(group="changes", list_field="plans", title="List plans")
 def list_plans(
     call: ToolCall,
     status: Annotated[
@@ -475,7 +474,7 @@ def list_plans(
     )
 
 
-@tool(group="changes", scope="changes:approve", read_only=False, idempotent=False, title="Approve plan")
+@tool(group="changes", read_only=False, idempotent=False, title="Approve plan")
 def approve_plan(
     call: ToolCall,
     plan_id: PlanIdArg,
@@ -491,7 +490,7 @@ def approve_plan(
     return build_plan_view(call.rt, plans.get_plan(call.rt.store, plan_id))
 
 
-@tool(group="changes", scope="changes:approve", read_only=False, idempotent=False, title="Deny plan")
+@tool(group="changes", read_only=False, idempotent=False, title="Deny plan")
 def deny_plan(
     call: ToolCall,
     plan_id: PlanIdArg,
@@ -506,11 +505,9 @@ def deny_plan(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     destructive=True,
     idempotent=False,
-    scope_note="+ the scope of the plan's playbook (checked by the change engine before any work)",
     title="Apply plan",
 )
 async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
@@ -547,7 +544,7 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
     return await rt.run_blocking(build_run_view, rt, run, plan=applied[0] if applied else None)
 
 
-@tool(group="changes", scope="readonly", title="Get run")
+@tool(group="changes", title="Get run")
 def get_run(
     call: ToolCall,
     run_id: RunIdArg,
@@ -560,10 +557,8 @@ def get_run(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
-    scope_note="+ the scope of the run's playbook (checked by the change engine before any work)",
     title="Cancel run",
 )
 async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
@@ -574,7 +569,7 @@ async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
 
 
-@tool(group="changes", scope="readonly", list_field="changes", projectable=False, title="Host history")
+@tool(group="changes", list_field="changes", projectable=False, title="Host history")
 def get_host_history(
     call: ToolCall,
     host: Annotated[str, Field(description="Inventory host name.", min_length=1, max_length=255)],
@@ -593,7 +588,7 @@ def _drift_check_scope(rt: Runtime, args: dict[str, Any]) -> str:
     return rt.engine.playbook_scope(rt.drift.check_named(str(args.get("check", ""))).playbook)
 
 
-@tool(group="changes", scope="readonly", list_field="results", projectable=False, title="Get drift")
+@tool(group="changes", list_field="results", projectable=False, title="Get drift")
 def get_drift(
     call: ToolCall,
     host: Annotated[str | None, Field(description="Only this inventory host.", max_length=255)] = None,
@@ -607,7 +602,6 @@ def get_drift(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
     scope_for=_drift_check_scope,
@@ -627,7 +621,6 @@ async def run_drift_check(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
     scope_for=_drift_check_scope,
@@ -650,7 +643,6 @@ async def plan_from_drift(
 # --------------------------------------------------------------------------- seed doors
 @tool(
     group="changes",
-    scope="system:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("package_update"),
     title="Check system updates",
@@ -667,7 +659,6 @@ async def check_system_updates(
 
 @tool(
     group="changes",
-    scope="system:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("package_update"),
     title="Update system packages",
@@ -688,7 +679,6 @@ async def update_system_packages(
 
 @tool(
     group="changes",
-    scope="system:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("package_install"),
     title="Install package",
@@ -708,7 +698,6 @@ async def install_package(
 
 @tool(
     group="changes",
-    scope="container:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("container_update"),
     title="Update Docker container",
@@ -724,7 +713,6 @@ async def update_docker_container(
 
 @tool(
     group="changes",
-    scope="container:write",
     read_only=False,
     scope_for=_fixed_playbook_scope("image_pull"),
     title="Pull Docker image",

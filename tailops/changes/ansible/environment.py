@@ -37,7 +37,7 @@ import sysconfig
 from pathlib import Path
 
 from tailops.changes.ansible import callback_plugins
-from tailops.changes.catalog import installed_collections_root
+from tailops.changes.catalog.pinning import installed_collections_root
 from tailops.changes.models import RunRequest
 from tailops.errors import RunnerError
 

@@ -59,7 +59,6 @@ _LOCAL_ONLY = frozenset(
         "ANSIBLE_COLLECTIONS_PATH",
         "ANSIBLE_CALLBACK_PLUGINS",
         "ANSIBLE_ROLES_PATH",
-        "TAILOPS_TASKINFO_PATH",
     }
 )
 _SETTINGS = {"pexpect_timeout": 0.2, "suppress_ansible_output": True}
