@@ -8,7 +8,7 @@ Ansible is the only parser that agrees with Ansible, so :func:`load_inventory` r
 ``ansible-inventory --list`` (a subprocess with the runner's environment policy:
 the same minimal environment, an empty ``ANSIBLE_CONFIG``, unparsable inventory
 fatal), and :func:`check_inventory` runs Ansible's read-only ``ping`` module
-through :func:`tailops.changes.runner.run_adhoc_ping`.
+through :func:`tailops.changes.ansible.ping.run_adhoc_ping`.
 
 This module must never show a variable's value other than the connection facts in
 :data:`SHOWN_VARS` (inventories hold passwords and tokens: ``ansible_password``,
@@ -31,9 +31,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from tailops.changes.ansible.environment import build_env
+from tailops.changes.ansible.ping import run_adhoc_ping
 from tailops.changes.models import RunMode, RunRequest
 from tailops.changes.planner import check_limit, inventory_path, inventory_snapshot
-from tailops.changes.runner import build_env, run_adhoc_ping
 from tailops.config import Settings
 from tailops.errors import ConfigError, InvalidInput, OperationTimeout
 from tailops.models import Model
@@ -111,7 +112,7 @@ def _ansible_env(private: Path) -> dict[str, str]:
     cfg = private / "ansible.cfg"
     cfg.write_text("# tailops: settings come from ANSIBLE_* variables\n[defaults]\n", encoding="utf-8")
     req = RunRequest(playbook=cfg, inventory=cfg, mode=RunMode.CHECK, artifacts_root=private)
-    return build_env(req, ansible_cfg=cfg, taskinfo_path=private / "taskinfo.jsonl")
+    return build_env(req, ansible_cfg=cfg)
 
 
 def _list_json(inventory: Path, limit: str | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ unified diffs and the tasks check mode could not simulate); progress is a stream
 of :class:`RunEvent`.
 
 This module must never import ``ansible_runner`` or start anything: it is pure
-data (``tailops.changes.runner`` is the only module that talks to Ansible).
+data (:mod:`tailops.changes.ansible` is the only room that talks to Ansible).
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ from typing import Any
 import anyio
 import docker
 
+from tailops.changes.ansible.environment import build_env
 from tailops.changes.models import RunMode, RunRequest
-from tailops.changes.runner import build_env
 from tests.bench.common import Row
 from tests.helpers import TEST_LABEL
 from tests.testbed.aptrepo import build_apt_repo
@@ -176,8 +176,8 @@ def _plain_run(inventory: Path, forks: int, workdir: Path, env: dict[str, str]) 
         roles_path=CATALOG.roles_dir,
         extra_env=env,
     )
-    full = build_env(req, ansible_cfg=cfg, taskinfo_path=workdir / "unused.jsonl")
-    for key in ("ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED", "TAILOPS_TASKINFO_PATH"):
+    full = build_env(req, ansible_cfg=cfg)
+    for key in ("ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CALLBACKS_ENABLED"):
         full.pop(key, None)
     full["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
     proc = subprocess.run(

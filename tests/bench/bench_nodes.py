@@ -37,12 +37,12 @@ from pathlib import Path
 import anyio
 import docker
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunMode, RunRequest
 from tailops.changes.nodes.distribute import run_sharded
 from tailops.changes.nodes.remote import run_on_node
 from tailops.changes.nodes.shards import inventory_groups, shard_map
 from tailops.changes.nodes.transport import verify_node
-from tailops.changes.runner import run_playbook
 from tests.bench.common import Row
 from tests.helpers import REPO_ROOT, TEST_LABEL
 from tests.testbed.nodes import make_node_bed

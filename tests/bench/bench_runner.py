@@ -2,7 +2,7 @@
 
 For each host count the same inventory (container hosts over the docker
 connection, offline apt repo) is planned alternately through
-:func:`tailops.changes.runner.run_playbook` and through plain
+:func:`tailops.changes.ansible.job.run_playbook` and through plain
 ``ansible-playbook --check --diff`` (the baseline) with the same Ansible
 settings (pipelining, interpreter, roles path); the median wall times give the
 ratio (target <= 1.10). Host bring-up time for 5 and 20 hosts is reported too.
@@ -26,8 +26,8 @@ from pathlib import Path
 import anyio
 import docker
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunMode, RunRequest
-from tailops.changes.runner import run_playbook
 from tests.bench.common import Row
 from tests.helpers import REPO_ROOT, TEST_LABEL
 from tests.testbed.aptrepo import build_apt_repo

@@ -26,8 +26,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
+from tailops.changes.ansible.ping import run_adhoc_ping
 from tailops.changes.planner import inventory_snapshot
-from tailops.changes.runner import run_adhoc_ping
 from tailops.cli.main import app
 from tailops.config import Settings
 from tailops.errors import RunnerError

@@ -18,12 +18,12 @@ from typing import Any
 import anyio
 import pytest
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunEvent, RunMode, RunRequest
 from tailops.changes.nodes.distribute import run_sharded
 from tailops.changes.nodes.remote import NODE_TASK, run_on_node
 from tailops.changes.nodes.shards import LOCAL, inventory_groups, shard_map
 from tailops.changes.nodes.transport import node_info, require_same_versions, ssh_argv
-from tailops.changes.runner import run_playbook
 from tailops.errors import ConfigError, RunnerError, StalePlan
 from tests.testbed.nodes import NodeBed, make_node_bed, wrapper_command
 
@@ -90,7 +90,7 @@ def test_check_and_apply_across_two_nodes_and_local(bed: NodeBed, tmp_path: Path
     for host, hr in result.hosts.items():
         greet = result.task(host, "Write greeting file")
         assert greet.changed and greet.diff and "+greeting = planned" in greet.diff, host
-        # check_mode: false arrives through the taskinfo the node streamed back
+        # check_mode: false arrives as a tailops_taskinfo event in the node's worker stream
         assert result.task(host, "Read hostname").not_simulated, host
         assert hr.status == "changed"
     shards = {s.node: s for s in planned.shards}
@@ -106,7 +106,7 @@ def test_check_and_apply_across_two_nodes_and_local(bed: NodeBed, tmp_path: Path
         assert rc != 0
     # The worker's environment never reaches the controller's artifacts.
     art = tmp_path / "runs" / "plan1.node-a" / "artifacts" / "plan1.node-a"
-    assert sorted(p.name for p in art.iterdir()) == ["job_events", "rc", "status", "stdout", "taskinfo.jsonl"]
+    assert sorted(p.name for p in art.iterdir()) == ["job_events", "rc", "status", "stdout"]
     assert not any("ANSIBLE_COLLECTIONS_PATH" in p.read_text() for p in art.rglob("*") if p.is_file())
 
     # Apply: the same bundles (only the check flags differ) to the same shard map.

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tailops.changes.envmask import ENV_MASK
+from tailops.changes.ansible.envmask import ENV_MASK
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunEvent, RunMode, RunRequest, RunResult, TaskStatus
-from tailops.changes.runner import run_playbook
 from tests.helpers import BASE_IMAGE, unique_name
 from tests.testbed.catalog_runs import CATALOG, run_pinned
 from tests.testbed.registry import REPOSITORY, LocalRegistry

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunMode, RunRequest, RunResult, TaskStatus
-from tailops.changes.runner import run_playbook
 from tests.helpers import REPO_ROOT, unique_name
 from tests.testbed.aptrepo import AptRepo
 from tests.testbed.catalog_runs import CATALOG, run_pinned

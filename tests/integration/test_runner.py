@@ -24,8 +24,8 @@ import anyio
 import psutil
 import pytest
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunEvent, RunMode, RunRequest, RunResult, TaskStatus
-from tailops.changes.runner import run_playbook
 from tailops.errors import RunnerError
 from tests.testbed.aptrepo import AptRepo
 from tests.testbed.hosts import HostFactory, HostSet, MakeHosts

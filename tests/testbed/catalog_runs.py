@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.catalog import Catalog
 from tailops.changes.models import RunMode, RunRequest, RunResult
-from tailops.changes.runner import run_playbook
 
 __all__ = ["CATALOG", "fixture_catalog", "run_pinned"]
 

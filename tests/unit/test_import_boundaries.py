@@ -2,7 +2,8 @@
 
 - the read path (monitor/, files, netdiag/) imports neither the change engine
   nor ansible_runner;
-- exactly one module (tailops/changes/runner.py) imports ansible_runner;
+- exactly one module (tailops/changes/ansible/invoke.py, in the Ansible adapter room)
+  imports ansible_runner;
 - monitor/ (the facts) imports nothing above it (server, runtime, tools, cli);
 - only monitor/containers/ (the Docker access package) imports the Docker SDK;
 - server/ is transport only: it imports neither monitor/ (facts) nor changes/ (the
@@ -102,13 +103,25 @@ def test_only_the_docker_access_package_imports_the_docker_sdk() -> None:
     assert all(path.startswith("monitor/containers/") for path in importers), importers
 
 
-def test_only_the_runner_adapter_imports_ansible_runner() -> None:
+def test_only_the_ansible_adapter_imports_ansible_runner() -> None:
+    """One call into the library (tailops/changes/ansible/invoke.py), where its exceptions are translated."""
     importers = sorted(
         str(f.relative_to(REPO_ROOT))
         for f in PKG.rglob("*.py")
         if any(m == "ansible_runner" or m.startswith("ansible_runner.") for m in imported_modules(f))
     )
-    assert importers in ([], ["tailops/changes/runner.py"])
+    assert importers == ["tailops/changes/ansible/invoke.py"]
+
+
+def test_only_the_ansible_room_and_its_plugins_import_ansible() -> None:
+    """Ansible itself is loaded only inside ansible-playbook (the callback plugins), never by the server."""
+    importers = sorted(
+        str(f.relative_to(PKG))
+        for f in PKG.rglob("*.py")
+        if any(m == "ansible" or m.startswith("ansible.") for m in imported_modules(f))
+    )
+    assert importers, "no module imports ansible: the check looks at the wrong names"
+    assert all(path.startswith("changes/ansible/callback_plugins/") for path in importers), importers
 
 
 def test_importing_the_read_path_loads_no_change_engine() -> None:

@@ -21,7 +21,7 @@ PKG = REPO_ROOT / "tailops"
 def _modules() -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in PKG.rglob("*.py"):
-        if "ansible_plugins" in path.parts:  # loaded by Ansible, not imported by tailops
+        if "callback_plugins" in path.parts:  # loaded by Ansible, not imported by tailops
             continue
         name = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
         out[name.removesuffix(".__init__")] = path
@@ -129,3 +129,24 @@ def test_the_graph_is_read_at_all() -> None:
     edges = _graph()
     assert "tailops.changes.engine" in edges["tailops.runtime"]
     assert "tailops.auth.scopes" in edges["tailops.tools.registry"]
+
+
+ANSIBLE_ROOM = "tailops.changes.ansible"
+# What the Ansible adapter may lean on: its vocabulary, the catalog's collections root, foundations.
+ANSIBLE_ROOM_MAY_IMPORT = {
+    "tailops.changes.models",
+    "tailops.changes.catalog.pinning",
+    "tailops.errors",
+    "tailops.redact",
+}
+
+
+def test_the_ansible_room_never_reaches_up() -> None:
+    """The adapter sits below plans, the engine, executors and nodes: they use it, never the reverse."""
+    edges = _graph()
+    room = {m for m in edges if m == ANSIBLE_ROOM or m.startswith(ANSIBLE_ROOM + ".")}
+    assert {f"{ANSIBLE_ROOM}.invoke", f"{ANSIBLE_ROOM}.job", f"{ANSIBLE_ROOM}.relay"} <= room
+    outside = {(m, t) for m in room for t in edges[m] if t not in room and t not in ANSIBLE_ROOM_MAY_IMPORT}
+    assert outside == set(), f"the Ansible room imports beyond its floor: {sorted(outside)}"
+    users = {m for m, ts in edges.items() if m not in room and ts & room}
+    assert "tailops.changes.executors.local" in users and "tailops.changes.nodes.remote" in users

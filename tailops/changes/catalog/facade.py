@@ -8,7 +8,7 @@ matches its pin (:mod:`~tailops.changes.catalog.pinning`) and checks a caller's
 parameters (:mod:`~tailops.changes.catalog.parameters`) before anything runs.
 
 What it must never do: import ``ansible_runner`` or ansible itself (only
-:mod:`tailops.changes.runner` runs anything), execute or template anything from the
+:mod:`tailops.changes.ansible` runs anything), execute or template anything from the
 catalog, or hand out an entry for a plan whose content drifted from its pin.
 """
 

@@ -104,7 +104,7 @@ def installed_collections_root() -> Path | None:
     """The ``ansible_collections`` folder the ``ansible`` distribution installed (None without it).
 
     The lock pins these collections' versions, so the runner must load exactly these
-    (:func:`tailops.changes.runner.build_env`), wherever ``ansible`` is installed.
+    (:func:`tailops.changes.ansible.environment.build_env`), wherever ``ansible`` is installed.
     """
     try:
         dist = importlib.metadata.distribution("ansible")

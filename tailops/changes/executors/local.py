@@ -1,7 +1,7 @@
 """The local executor: ansible-runner on this controller.
 
-A thin door to :mod:`tailops.changes.runner` (the only module that imports
-ansible_runner): checks and real runs go through :func:`run_playbook`, and a
+A thin door to the Ansible adapter (:mod:`tailops.changes.ansible`, the only room
+that imports ansible_runner): checks and real runs go through :func:`run_playbook`, and a
 crashed server's leftover ``ansible-playbook`` processes are found by their run's
 artifact dir (never by name) and stopped.
 """
@@ -28,7 +28,7 @@ class LocalExecutor:
         self.artifacts_root = artifacts_root.absolute()
 
     async def check(self, request: RunRequest) -> RunResult:
-        from tailops.changes.runner import run_playbook
+        from tailops.changes.ansible.job import run_playbook
 
         return await run_playbook(replace(request, mode=RunMode.CHECK))
 
@@ -39,11 +39,11 @@ class LocalExecutor:
         on_event: EventSink | None = None,
         cancel: anyio.Event | None = None,
     ) -> RunResult:
-        from tailops.changes.runner import run_playbook
+        from tailops.changes.ansible.job import run_playbook
 
         return await run_playbook(replace(request, mode=RunMode.APPLY), on_event=on_event, cancel=cancel)
 
     def recover(self, request_ident: str) -> int:
-        from tailops.changes.runner import kill_leftover_processes
+        from tailops.changes.ansible.processes import kill_leftover_processes
 
         return kill_leftover_processes(self.artifacts_root, request_ident)

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tailops.changes import ansible_plugins
+from tailops.changes.ansible import callback_plugins
+from tailops.changes.ansible.environment import build_env
 from tailops.changes.models import RunMode, RunRequest
-from tailops.changes.runner import build_env
 from tailops.errors import RunnerError
 
 __all__ = ["Bundle", "build_bundle", "node_envvars"]
@@ -59,7 +59,6 @@ _LOCAL_ONLY = frozenset(
         "ANSIBLE_COLLECTIONS_PATH",
         "ANSIBLE_CALLBACK_PLUGINS",
         "ANSIBLE_ROLES_PATH",
-        "TAILOPS_TASKINFO_PATH",
     }
 )
 _SETTINGS = {"pexpect_timeout": 0.2, "suppress_ansible_output": True}
@@ -83,7 +82,7 @@ class Bundle:
 
 def node_envvars(req: RunRequest) -> dict[str, str]:
     """The local ``ANSIBLE_*`` policy environment minus what names controller paths."""
-    env = build_env(req, ansible_cfg=Path("ansible.cfg"), taskinfo_path=Path("taskinfo.jsonl"))
+    env = build_env(req, ansible_cfg=Path("ansible.cfg"))
     kept = {k: v for k, v in env.items() if k not in _LOCAL_ONLY}
     return {k: v for k, v in kept.items() if k.startswith(("ANSIBLE_", "LC_")) or k == "LANG"}
 
@@ -122,7 +121,7 @@ def _entries(req: RunRequest) -> list[tuple[str, bytes, int]]:
 
     add_tree(req.playbook.parent, "project")
     out.append(("project/ansible.cfg", b"# tailops: settings come from ANSIBLE_* variables\n[defaults]\n", 0o600))
-    plugin = Path(ansible_plugins.__file__).parent / "tailops_taskinfo.py"
+    plugin = Path(callback_plugins.__file__).parent / "tailops_taskinfo.py"
     out.append(("project/callback_plugins/tailops_taskinfo.py", plugin.read_bytes(), 0o600))
     if req.roles_path is not None and req.roles_path.is_dir():
         add_tree(req.roles_path, "roles")

@@ -4,7 +4,7 @@ Why: the change engine wants one :class:`~tailops.changes.models.RunResult`
 per run, whatever ran where, plus the record of where each host ran and what
 was sent (a plan keeps both; apply re-sends the same bundles to the same shard
 map). Shards run concurrently; the local shard goes through
-:func:`tailops.changes.runner.run_playbook` exactly as before.
+:func:`tailops.changes.ansible.job.run_playbook` exactly as before.
 
 Progress: ``on_event(event, node)`` receives every shard's events in one
 stream, renumbered so ``counter`` keeps increasing across shards; the shards'
@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 
 import anyio
 
+from tailops.changes.ansible.job import run_playbook
 from tailops.changes.models import RunEvent, RunRequest, RunResult, RunStatus
 from tailops.changes.nodes.bundle import build_bundle
 from tailops.changes.nodes.remote import NodeRun, interrupted_hosts, run_on_node
 from tailops.changes.nodes.shards import LOCAL, ShardMap
 from tailops.changes.nodes.transport import verify_node
-from tailops.changes.runner import run_playbook
 from tailops.config import NodeSettings
 from tailops.errors import ConfigError, StalePlan, TailopsError
 

@@ -5,7 +5,7 @@ ansible-runner's own events; the controller must turn them into exactly what
 a local run gives — :class:`~tailops.changes.models.RunResult` per host and
 task with diffs, :class:`RunEvent` progress — so plans, runs and their
 planned-vs-actual comparison do not care where a host ran. The events go
-through the local :class:`~tailops.changes.runner.EventParser`.
+through the local :class:`~tailops.changes.ansible.events.EventParser`.
 
 The stream is read here (not with ansible-runner's ``process``) because the
 controller must decide what a node may make it do: it reads only JSON lines
@@ -38,7 +38,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import inspect
 import io
 import json
 import logging
@@ -56,13 +55,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
+from tailops.changes.ansible.events import EventParser, TaskInfo
+from tailops.changes.ansible.relay import EventRelay
 from tailops.changes.models import HostResult, RunEvent, RunRequest, RunResult, RunStatus, TaskResult, TaskStatus
 from tailops.changes.nodes.bundle import Bundle, build_bundle
 from tailops.changes.nodes.transport import protocol_error, request_cancel, ssh_argv, verify_node
-from tailops.changes.runner import EventParser, TaskInfo
 from tailops.config import NodeSettings
 from tailops.errors import RunnerError, StalePlan, TailopsError
 from tailops.redact import redact, redact_text
@@ -442,7 +441,7 @@ async def run_on_node(
     bundle that differs (playbook, roles, inventory, extravars, env policy,
     forks or hosts changed) raises :class:`~tailops.errors.StalePlan` before
     anything is sent. ``on_event``/``cancel``: as
-    :func:`tailops.changes.runner.run_playbook` (``cancel`` goes to the node as
+    :func:`tailops.changes.ansible.job.run_playbook` (``cancel`` goes to the node as
     ``cancel <ident>``). Unreachable target hosts and a dropped node are
     results, not exceptions; a node that cannot be reached at all or speaks
     no protocol raises :class:`~tailops.errors.RunnerError`.
@@ -462,58 +461,7 @@ async def run_on_node(
             f"plan {expect_bundle_sha256[:12]}): playbook, roles, inventory, parameters or hosts changed.",
             hint="Plan again.",
         )
-    send, receive = anyio.create_memory_object_stream[RunEvent](math.inf)
-    failure: list[BaseException] = []
-
-    def emit(event: RunEvent) -> None:
-        if on_event is None:
-            return
-        with contextlib.suppress(Exception):
-            anyio.from_thread.run_sync(send.send_nowait, event)
-
-    job = _RemoteJob(req, node, tuple(sorted(hosts)), bundle, emit)
-
-    async def pump() -> None:
-        async with receive:
-            async for event in receive:
-                if failure:
-                    continue
-                try:
-                    outcome = on_event(event) if on_event else None
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                except Exception as exc:
-                    failure.append(exc)
-                    job.stop.set()
-
-    outcome: list[NodeRun] = []
-    errors: list[Exception] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pump)
-        watcher = anyio.CancelScope()
-        if cancel is not None:
-            cancel_event = cancel
-
-            async def watch() -> None:
-                with watcher:
-                    await cancel_event.wait()
-                    job.stop.set()
-
-            tg.start_soon(watch)
-        try:
-            outcome.append(await anyio.to_thread.run_sync(job.run, abandon_on_cancel=True))
-        except anyio.get_cancelled_exc_class():
-            job.stop.set()
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(job.finished.wait, node.cancel_grace.total_seconds() + 30)
-            raise
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            watcher.cancel()
-            send.close()
-    if errors:
-        raise errors[0]
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    relay = EventRelay[NodeRun](on_event)
+    job = _RemoteJob(req, node, tuple(sorted(hosts)), bundle, relay.emit)
+    grace_s = node.cancel_grace.total_seconds() + 30
+    return await relay.run(job.run, stop=job.stop, finished=job.finished, cancel=cancel, finish_timeout_s=grace_s)

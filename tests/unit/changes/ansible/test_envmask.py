@@ -1,4 +1,4 @@
-"""Container env values are hidden in run events (tailops/changes/envmask.py), on event data.
+"""Container env values are hidden in run events (tailops/changes/ansible/envmask.py), on event data.
 
 The real run against the engine is in tests/integration/test_playbooks_containers.py;
 here each shape community.docker uses is fed in and the value must be gone, the names
@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tailops.changes.envmask import ENV_MASK, ENV_MASK_CHANGED, EnvMasker
+from tailops.changes.ansible.artifacts import scrub
+from tailops.changes.ansible.envmask import ENV_MASK, ENV_MASK_CHANGED, EnvMasker
+from tailops.changes.ansible.events import EventParser
 from tailops.changes.models import RunMode
-from tailops.changes.runner import EventParser, _scrub
 
 SECRET = "opensesame-7f3a9c"
 
@@ -79,7 +80,7 @@ def test_values_seen_once_are_hidden_in_every_later_string_of_the_run(tmp_path: 
     artifact = tmp_path / "artifacts" / "x"
     artifact.mkdir(parents=True)
     (artifact / "stdout").write_text(f"-    UPSTREAM_HINT={SECRET}\n+    MODE=dev\n")
-    _scrub(tmp_path, artifact, masker)
+    scrub(tmp_path, artifact, masker)
     assert (artifact / "stdout").read_text() == f"-    UPSTREAM_HINT={ENV_MASK}\n+    MODE={ENV_MASK}\n"
 
 

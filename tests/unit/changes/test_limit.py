@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tailops.changes.ansible.job import check_request, command_line
 from tailops.changes.models import RunMode, RunRequest
 from tailops.changes.planner import check_limit
-from tailops.changes.runner import _check_request, _cmdline
 from tailops.errors import InvalidInput, RunnerError
 
 OPTION_LIKE = ["-e@/etc/shadow", "--become", "-all", "--limit=x", "-", "--", "-vvvv"]
@@ -54,13 +54,13 @@ def _request(tmp_path: Path, limit: str | None, mode: RunMode = RunMode.CHECK) -
 
 
 def test_runner_passes_the_limit_as_one_word(tmp_path: Path) -> None:
-    assert shlex.split(_cmdline(_request(tmp_path, None))) == ["--check", "--diff"]
-    assert shlex.split(_cmdline(_request(tmp_path, None, RunMode.APPLY))) == ["--diff"]
-    words = shlex.split(_cmdline(_request(tmp_path, "targets:!db1,web[0:3]")))
+    assert shlex.split(command_line(_request(tmp_path, None))) == ["--check", "--diff"]
+    assert shlex.split(command_line(_request(tmp_path, None, RunMode.APPLY))) == ["--diff"]
+    words = shlex.split(command_line(_request(tmp_path, "targets:!db1,web[0:3]")))
     assert words == ["--check", "--diff", "--limit=targets:!db1,web[0:3]"]
 
 
 @pytest.mark.parametrize("limit", [*OPTION_LIKE, "@hosts.txt", "", "a b"])
 def test_runner_refuses_an_option_like_limit_even_if_a_caller_skips_check_limit(tmp_path: Path, limit: str) -> None:
     with pytest.raises(RunnerError, match="not a host pattern"):
-        _check_request(_request(tmp_path, limit))
+        check_request(_request(tmp_path, limit))

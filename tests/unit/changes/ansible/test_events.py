@@ -1,4 +1,4 @@
-"""Runner event parsing on recorded data (no Ansible run): events in -> models out.
+"""Event parsing on recorded data (no Ansible run): ansible-runner events in -> models out.
 
 The fixtures in tests/fixtures/runner_events/ are real event streams recorded
 by ``record.py`` against container hosts (names normalized). The golden part of
@@ -9,20 +9,16 @@ The real runs are in tests/integration/test_runner.py.
 from __future__ import annotations
 
 import json
-import os
-import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tailops.changes.models import RunMode, RunRequest, TaskStatus
-from tailops.changes.runner import DEFAULT_INTERPRETER, EventParser, TaskInfo, build_env, diff_text
-from tailops.errors import RunnerError
-from tailops.redact import REDACTED
+from tailops.changes.ansible.events import TASKINFO_EVENT, EventParser, TaskInfo
+from tailops.changes.models import RunMode, TaskStatus
+from tests.helpers import REPO_ROOT
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "runner_events"
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "runner_events"
 SCENARIOS = sorted(p.stem for p in FIXTURES.glob("*.json"))
 
 
@@ -171,22 +167,6 @@ def test_taskinfo_reads_incrementally_and_ignores_partial_lines(tmp_path: Path) 
     assert info.task("b_1") == {"kind": "task", "uuid": "b", "check_mode": True}
 
 
-def test_diff_text_shapes() -> None:
-    assert diff_text({}) is None
-    assert diff_text({"diff": {"before": "same\n", "after": "same\n"}}) is None
-    text = diff_text({"diff": {"before": {"state": "absent"}, "after": {"state": "file"}, "before_header": "/x"}})
-    assert text is not None and '-    "state": "absent"' in text and '+    "state": "file"' in text
-    assert text.startswith("--- /x\n+++ after\n")
-    assert diff_text({"diff": [{"prepared": "pkg (1 => 2)"}]}) == "pkg (1 => 2)\n"
-    assert "Binary files differ" in (diff_text({"diff": {"dst_binary": 1}}) or "")
-    no_eol = diff_text({"diff": {"before": "a", "after": "b"}}) or ""
-    assert "\\ No newline at end of file" in no_eol
-    secret = diff_text({"diff": {"before": "", "after": "password = hunter2\n"}}) or ""
-    assert "hunter2" not in secret and REDACTED in secret
-    huge = diff_text({"diff": {"before": "", "after": "x\n" * 150_000}}) or ""
-    assert huge.endswith("more characters]\n") and len(huge) < 210_000
-
-
 def test_error_text_is_the_error_paragraph_without_file_lines() -> None:
     parser = EventParser(RunMode.CHECK)
     for line in [
@@ -201,52 +181,51 @@ def test_error_text_is_the_error_paragraph_without_file_lines() -> None:
     assert parser.error_text() == "[ERROR]: couldn't resolve module/action 'x'. Origin: /p/play.yml:6:7"
 
 
-def _request(tmp_path: Path, **kw: Any) -> RunRequest:
-    return RunRequest(
-        playbook=tmp_path / "p.yml", inventory=tmp_path / "i.ini", mode=RunMode.CHECK, artifacts_root=tmp_path, **kw
-    )
+def _in_stream(fixture: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fixture's events with its task-info records put back where the callback emits them:
+    a task's record right after its ``playbook_on_task_start``, a skip's right after the skip."""
+
+    def base(value: Any) -> str:
+        return str(value or "").split("_", 1)[0]
+
+    pending = list(fixture["taskinfo"])
+    out: list[dict[str, Any]] = []
+    for event in fixture["events"]:
+        out.append(event)
+        ed = event.get("event_data") or {}
+        for record in list(pending):
+            task_start = event["event"] == "playbook_on_task_start" and record["kind"] == "task"
+            skip = event["event"] == "runner_on_skipped" and record["kind"] == "skip"
+            if (task_start and base(ed.get("task_uuid") or event.get("uuid")) == record["uuid"]) or (
+                skip and base(ed.get("task_uuid")) == record["uuid"] and ed.get("host") == record["host"]
+            ):
+                out.append(
+                    {"event": TASKINFO_EVENT, "counter": event.get("counter"), "event_data": {TASKINFO_EVENT: record}}
+                )
+                pending.remove(record)
+    assert pending == [], f"records with no event to follow: {pending}"
+    return out
 
 
-def test_build_env_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TAILOPS_CANARY_TOKEN", "canary-secret")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
-    monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "json")  # ambient Ansible settings are ignored too
-    env = build_env(
-        _request(tmp_path, roles_path=tmp_path / "roles", extra_env={"ANSIBLE_HOST_KEY_CHECKING": "False"}),
-        ansible_cfg=tmp_path / "ansible.cfg",
-        taskinfo_path=tmp_path / "t.jsonl",
-    )
-    assert "canary-secret" not in json.dumps(env) and "aws-secret" not in json.dumps(env)
-    assert "ANSIBLE_STDOUT_CALLBACK" not in env
-    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.prefix) / "bin")
-    assert env["ANSIBLE_PYTHON_INTERPRETER"] == DEFAULT_INTERPRETER == "/usr/bin/python3"
-    assert env["ANSIBLE_PIPELINING"] == "True" and env["ANSIBLE_NOCOLOR"] == "1"
-    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "False"  # the test-only override
-    assert env["ANSIBLE_ROLES_PATH"] == str(tmp_path / "roles")
-    assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg")
-    assert env["LANG"] == "C.UTF-8"
-    allowed_plain = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK", "USER", "LOGNAME", "TZ"}
-    extra = {k for k in env if not k.startswith(("ANSIBLE_", "DOCKER_", "TAILOPS_TASKINFO"))} - allowed_plain
-    assert not extra
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_task_info_events_in_the_stream_give_the_same_results(name: str) -> None:
+    """What the callback emits in the stream joins exactly as the recorded task info does."""
+    fixture = load(name)
+    parser = parse({**fixture, "events": _in_stream(fixture)}, taskinfo=[])
+    hosts = {
+        n: h.model_dump(mode="json", exclude={"tasks": {"__all__": {"duration_s"}}})
+        for n, h in parser.host_results().items()
+    }
+    assert hosts == fixture["expected"]["hosts"]
 
 
-def test_build_env_defaults_keep_host_key_checking(tmp_path: Path) -> None:
-    env = build_env(_request(tmp_path), ansible_cfg=tmp_path / "a.cfg", taskinfo_path=tmp_path / "t")
-    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
-    assert "ANSIBLE_ROLES_PATH" not in env
-
-
-def test_extra_env_only_ansible_keys(tmp_path: Path) -> None:
-    with pytest.raises(RunnerError, match="ANSIBLE_"):
-        build_env(
-            _request(tmp_path, extra_env={"LD_PRELOAD": "/x.so"}),
-            ansible_cfg=tmp_path / "a.cfg",
-            taskinfo_path=tmp_path / "t",
-        )
-
-
-def test_request_defaults() -> None:
-    req = RunRequest(playbook=Path("/p.yml"), inventory=Path("/i"), mode=RunMode.APPLY, artifacts_root=Path("/a"))
-    assert req.timeout == timedelta(minutes=30) and req.forks == 20 and req.limit is None
-    assert dict(req.extravars) == {} and req.not_simulated_hint == frozenset()
-    assert [s.value for s in TaskStatus] == ["ok", "changed", "skipped", "failed", "unreachable"]
+def test_a_skip_reason_arriving_after_the_skip_still_decides_it() -> None:
+    parser = EventParser(RunMode.CHECK)
+    task = {"kind": "task", "uuid": "t1", "action": "ansible.builtin.shell", "check_mode": None}
+    parser.feed({"event": TASKINFO_EVENT, "event_data": {TASKINFO_EVENT: task}})
+    skipped = _event("runner_on_skipped", host="h", task="T", task_uuid="t1", resolved_action="ansible.builtin.shell")
+    assert parser.feed(skipped) is not None
+    reason = {"kind": "skip", "uuid": "t1", "host": "h", "msg": "Conditional result was False"}
+    assert parser.feed({"event": TASKINFO_EVENT, "event_data": {TASKINFO_EVENT: reason}}) is None
+    # a skipped shell task is "not simulated" unless its reason says it was a condition
+    assert parser.host_results()["h"].tasks[0].not_simulated is False
