@@ -167,7 +167,7 @@ class ShardedExecutor:
 
         from tailops.changes.nodes.distribute import shard_ident
         from tailops.changes.nodes.transport import request_cancel
-        from tailops.changes.runner import kill_leftover_processes
+        from tailops.changes.ansible.processes import kill_leftover_processes
 
         def ask(node: NodeSettings) -> int:
             try:
