@@ -17,24 +17,19 @@ unchanged tree reuses the image (the build takes minutes; a cache hit, milliseco
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from tests.deploy.installs import build_wheel, clean_env, copy_source, pyenv_python, source_key
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, testbed_cache
 
 __all__ = ["BASE_TAG", "IMAGE_REPO", "build_image", "ensure_trixie_base", "wheelhouse"]
 
 BASE_TAG = "tailops-base:trixie"
 IMAGE_REPO = "tailops-deploy"
 CONTAINER_DIR = REPO_ROOT / "deploy" / "container"
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tailops-testbed"
 
 
 def ensure_trixie_base() -> str:
@@ -48,7 +43,7 @@ def ensure_trixie_base() -> str:
 def wheelhouse() -> Path:
     """cp313 wheels of every dependency (no tailops wheel), cached by the pyproject key."""
     key = hashlib.sha256((REPO_ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
-    dest = _cache_root() / f"wheelhouse-{key}"
+    dest = testbed_cache() / f"wheelhouse-{key}"
     if (dest / ".complete").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, testbed_cache
 
 __all__ = [
     "SOURCE_PARTS",
@@ -206,8 +206,15 @@ def dependency_view_wheel(view: Path, dest_dir: Path) -> Path:
 
 
 def pipx_env(root: Path) -> dict[str, str]:
-    """pipx's home, bin and man dirs under ``root``; no index; shared libs not upgraded (offline)."""
+    """pipx's home, bin and man dirs under ``root``; no index; shared libs not upgraded (offline).
+
+    pipx's shared libraries (its own venv holding pip, made with ensurepip: ~10 s of CPU)
+    live in the machine's test-bed cache, as they would in a user's PIPX_HOME after the
+    first install; pipx locks and repairs them itself.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     return clean_env(
+        PIPX_SHARED_LIBS=str(testbed_cache() / f"pipx-shared-{version}"),
         PIPX_HOME=str(root / "home"),
         PIPX_BIN_DIR=str(root / "bin"),
         PIPX_MAN_DIR=str(root / "man"),
