@@ -58,8 +58,8 @@ def wait_health(port: int, what: str, logs: Any, timeout: float = 300) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def tailops_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_image(tmp_path_factory.mktemp("image"))
+def tailops_image(docker_client: Any, tailops_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_image(tmp_path_factory.mktemp("image"), tailops_wheel)
 
 
 def exec_in(container: Any, cmd: str, user: str | None = None) -> tuple[int, str]:
