@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from tests.helpers import testbed_cache
 
 __all__ = ["PACKAGES", "SECURITY_PACKAGES", "AptRepo", "build_apt_repo", "default_repo_dir"]
 
@@ -112,7 +111,8 @@ def _recipe_key() -> str:
 
 def default_repo_dir() -> Path:
     """Machine-wide cache location (outside the repo, survives test sessions)."""
-    return testbed_cache() / "aptrepo"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "tailops-testbed" / "aptrepo"
 
 
 def _build_deb(pkg: _Pkg, work: Path, out_dir: Path) -> None:
