@@ -122,13 +122,14 @@ def serve_process(
     exe: Path | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    timeout: float = 30,
+    timeout: float = 90,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``tailops serve --config cfg --port port`` as a real process, its output appended to ``log``.
 
     ``exe`` is the ``tailops`` to run (default: the test venv's; the deploy tests pass an
     installed one), ``cwd`` its working directory, ``env`` its environment (default: this
-    process'). Ready once ``/health`` answers 200 (within ``timeout`` seconds). The server
+    process'). Ready once ``/health`` answers 200 (within ``timeout`` seconds: generous, a
+    start takes 20-40 s on a loaded 2-core machine, and only a failing test waits it out). The server
     sees only its config file: ``TAILOPS_*`` and ``FORWARDED_ALLOW_IPS`` are dropped from its
     environment. Stopped with SIGTERM (then SIGKILL) at the end unless the test already ended it.
     """

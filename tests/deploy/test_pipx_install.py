@@ -64,7 +64,7 @@ def test_pipx_install_of_the_wheel_gives_a_working_tailops(tailops_wheel: Path, 
     keygen = cli("token", "keygen", "--config", str(cfg))
     assert keygen.returncode == 0, keygen.stderr
     log = tmp_path / "serve.log"
-    with serve_process(cfg, port, log, exe=app, cwd=outside, env=env, timeout=60):
+    with serve_process(cfg, port, log, exe=app, cwd=outside, env=env):
         health = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
         unauthenticated = httpx2.post(f"http://127.0.0.1:{port}/mcp", json={}, timeout=5)
     assert health["checks"]["store"]["status"] == "ok"

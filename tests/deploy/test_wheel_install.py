@@ -103,7 +103,7 @@ def test_the_installed_tailops_serves_and_plans_outside_the_repo(
 
     log = tmp_path / "serve.log"
     env = clean_env(bin_dir=wheel_venv / "bin")
-    with serve_process(cfg, port, log, exe=wheel_venv / "bin" / "tailops", cwd=outside, env=env, timeout=60):
+    with serve_process(cfg, port, log, exe=wheel_venv / "bin" / "tailops", cwd=outside, env=env):
         started = log.read_text()
         assert "catalog verified against its lock" in started
         assert "tailops/_catalog/playbooks" in started
