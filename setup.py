@@ -5,7 +5,7 @@ install``, the container image) has no git checkout next to it, yet plans need t
 exact playbooks and roles the lock pins. ``build_py`` copies ``playbooks/``
 (manifests, playbooks, ``catalog.lock.json``) and ``roles/`` (tasks, defaults,
 meta, ``library/``, ``filter_plugins/``, ...) into ``tailops/_catalog/`` of the
-build; :func:`tailops.changes.catalog.default_catalog_dirs` prefers that copy.
+build; :func:`tailops.changes.catalog.scanning.default_catalog_dirs` prefers that copy.
 
 What it must never do: ship test scaffolding (``molecule/`` scenarios, the
 ``roles/_molecule`` helpers, caches), or write into the source tree: an editable
@@ -22,7 +22,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-# Same exclusions as the catalog hash (tailops/changes/catalog.py _SKIP_DIRS), so the
+# Same exclusions as the catalog hash (tailops/changes/catalog/pinning.py _SKIP_DIRS), so the
 # shipped copy hashes exactly like the checkout the lock was made from.
 SKIP_DIRS = {"molecule", "__pycache__", ".ansible", ".cache", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".retry")

@@ -29,6 +29,7 @@ from tailops.errors import ConfigError
 __all__ = [
     "NOTIFICATION_EVENTS",
     "TOOL_GROUPS",
+    "Scope",
     "Settings",
     "default_config_path",
     "load_config",
@@ -39,7 +40,8 @@ SYSTEM_CONFIG_PATH = Path("/etc/tailops/config.yaml")
 TOOL_GROUPS: tuple[str, ...] = ("system", "containers", "files", "network", "changes")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-# The scopes of tailops.auth.scopes.SCOPES (tests/unit/test_config.py keeps the two equal).
+# Every scope there is (DESIGN.md "Security model"): the one list. tailops.auth.scopes
+# derives SCOPES from it and says what each means; tailops.auth.policy says who needs which.
 Scope = Literal[
     "readonly",
     "file:read",
@@ -50,7 +52,6 @@ Scope = Literal[
     "changes:approve",
     "admin",
 ]
-
 
 GroupName = Literal["system", "containers", "files", "network", "changes"]
 
@@ -319,6 +320,60 @@ class RequiredApprovals(_Section):
     critical: int = Field(2, ge=1, le=5, description="Distinct people who must approve a critical plan.")
 
 
+def _approval_value(value: Any) -> Any:
+    """A group rule's value: 1-5 distinct people or ``auto`` (one clear message for anything else)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"give a number of approvals (1-5) or auto, not {str(value)[:40]!r}")
+    if not 1 <= value <= 5:
+        raise ValueError(
+            f"a number of approvals is 1-5, not {value} (no human approval at all is `auto`, for low risk only)"
+        )
+    return value
+
+
+# A group rule's value for one risk: a number of distinct people, or "auto" (low risk only).
+GroupApprovalValue = Annotated[int | Literal["auto"] | None, BeforeValidator(_approval_value)]
+_GROUP_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
+class GroupApprovalRule(_Section):
+    """Approvals a plan needs when it targets a host of one inventory group (``changes.group_approvals``)."""
+
+    group: str = Field(
+        pattern=_GROUP_NAME,
+        description="Inventory group (children included, as ansible-inventory resolves it); it must exist in "
+        "the inventory, or planning is refused (a misspelt group would silently weaken the policy).",
+    )
+    low: GroupApprovalValue = Field(
+        None,
+        description="Distinct people (1-5) who must approve a low-risk plan touching a host of this group, or "
+        "`auto`: approved by policy when EVERY host of the plan is in a group whose rule says auto and no rule "
+        "asks for a count. Unset: this group adds nothing for the risk.",
+    )
+    high: GroupApprovalValue = Field(
+        None, description="Distinct people (1-5) for a high-risk plan touching this group (never auto)."
+    )
+    critical: GroupApprovalValue = Field(
+        None, description="Distinct people (1-5) for a critical plan touching this group (never auto)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GroupApprovalRule:
+        for risk in ("high", "critical"):
+            if getattr(self, risk) == "auto":
+                raise ValueError(
+                    f"group {self.group}: {risk}: auto is refused; only low-risk plans may be approved by policy "
+                    f"(a {risk}-risk plan is always approved by people). Give a number of approvals (1-5)"
+                )
+        if self.low is None and self.high is None and self.critical is None:
+            raise ValueError(f"group {self.group}: the rule sets no risk (give low, high and/or critical)")
+        return self
+
+
 class ChangesSettings(_Section):
     playbooks_dir: Path | None = Field(
         None,
@@ -340,6 +395,11 @@ class ChangesSettings(_Section):
         default_factory=RequiredApprovals,
         description="How many distinct people (never the requester) must approve a plan, per risk.",
     )
+    group_approvals: list[GroupApprovalRule] = Field(
+        default_factory=list,
+        description="Approval rules per inventory group; the strictest rule over all hosts a plan targets "
+        "(and the risk rule) wins. E.g. `[{group: prod, low: 2, high: 2, critical: 2}, {group: dev, low: auto}]`.",
+    )
     forks: int = Field(
         20,
         ge=1,
@@ -349,6 +409,15 @@ class ChangesSettings(_Section):
     )
     run_timeout: Duration = Field(timedelta(minutes=30), description="Hard limit for one ansible run.")
     keep_artifacts: int = Field(50, ge=0, description="Number of runner artifact dirs kept (oldest pruned).")
+
+    @field_validator("group_approvals")
+    @classmethod
+    def _one_rule_per_group(cls, rules: list[GroupApprovalRule]) -> list[GroupApprovalRule]:
+        names = [r.group for r in rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"one rule per group; repeated: {', '.join(dupes)} (merge them into one rule)")
+        return rules
 
 
 class NodeSettings(_Section):

@@ -8,13 +8,14 @@ import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from tailops.auth import policy
 from tailops.auth.scopes import SCOPE_MEANINGS, SCOPES
 from tailops.config import config_reference_markdown
 
 if TYPE_CHECKING:
     from tailops.tools.registry import ToolSpec
 
-__all__ = ["generated_sections", "render_scope_table", "tools_table_markdown"]
+__all__ = ["generated_sections", "render_scope_table", "render_surface_table", "tools_table_markdown"]
 
 
 def tools_table_markdown() -> str:
@@ -42,8 +43,33 @@ def generated_sections() -> dict[str, str]:
     return {"config-reference": config_reference_markdown(), "tools-table": tools_table_markdown()}
 
 
+_SURFACE_TITLES: dict[policy.Surface, str] = {
+    "resource": "MCP resource",
+    "protocol": "MCP method",
+    "http": "HTTP route",
+    "review": "review page",
+}
+
+
+def render_surface_table() -> str:
+    """Markdown table: every resource, MCP method, HTTP route and review-page action of the
+    policy table (:mod:`tailops.auth.policy`) and what it needs."""
+    lines = ["| surface | action | needs |", "|---|---|---|"]
+    for surface, title in _SURFACE_TITLES.items():
+        for action, rule in policy.table(surface).items():
+            if rule.open:
+                needs = "nothing: served without a token"
+            elif rule.scope is None:
+                needs = "a valid token"
+            else:
+                needs = f"`{rule.scope}`"
+            if rule.plus:
+                needs += f"; {rule.plus}"
+            lines.append(f"| {title} | `{action}` | {needs} |")
+    return "\n".join(lines) + "\n"
+
+
 def render_scope_table(specs: Iterable[ToolSpec]) -> str:
-    """Markdown table: each scope, what it allows, and the tools that need it (docs/security.md)."""
     by_scope: dict[str, list[str]] = {s: [] for s in SCOPES}
     for spec in specs:
         # A tool whose arguments add a scope (plan_change: the playbook's) says so.

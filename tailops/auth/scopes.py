@@ -1,7 +1,8 @@
-"""Scopes: what each one means, and the one check.
+"""Scopes: the names, what each one means, and the one check.
 
-Each tool declares exactly one scope in its ``@tool`` declaration (the registry is
-the one table); each playbook declares the scope needed to plan and apply it.
+Which scope each surface action needs (every tool, resource, HTTP route and review-page
+action) is the policy table, :mod:`tailops.auth.policy`; each playbook declares the
+scope needed to plan and apply it in its manifest.
 ``admin`` implies all. There is no default: an undeclared or unknown scope is a
 refusal.
 
@@ -12,29 +13,23 @@ carry, and imports nothing above it (tools, runtime, server): it is what they us
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
+from tailops.config import Scope
 from tailops.errors import PermissionDenied
 
 if TYPE_CHECKING:
     from tailops.principal import Principal
 
-__all__ = ["SCOPES", "SCOPE_MEANINGS", "require_scope"]
+__all__ = ["SCOPES", "SCOPE_MEANINGS", "Scope", "require_scope"]
 
-# DESIGN.md "Security model": every tool and playbook declares one of these.
-SCOPES: tuple[str, ...] = (
-    "readonly",
-    "file:read",
-    "network:diag",
-    "container:write",
-    "container:admin",
-    "system:admin",
-    "changes:approve",
-    "admin",
-)
+# DESIGN.md "Security model": every surface action and playbook needs one of these.
+# The type (tailops.config.Scope, where the settings validate against it: config sits
+# below auth/) is the one list; SCOPES is the same names, in this order, as a tuple.
+SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 # What holding each scope lets a caller do (docs and `tailops token scopes`).
-SCOPE_MEANINGS: dict[str, str] = {
+SCOPE_MEANINGS: dict[Scope, str] = {
     "readonly": "read host, process, network and container status",
     "file:read": "read/tail/search files under the allowed roots",
     "network:diag": "run network probes (ping, DNS, TCP/HTTP tests, traceroute)",

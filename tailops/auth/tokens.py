@@ -173,34 +173,32 @@ def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool =
         raise ConfigError(f"cannot write the key pair: {exc.strerror} ({exc.filename}).") from exc
 
 
-def check_private_key_permissions(path: Path) -> None:
-    """Refuse a private key that group or others can read or write."""
+def _refuse_loose_mode(
+    path: Path, what: str, forbidden: int, problem: str, *, chmod: str, refusing: str = "refusing"
+) -> None:
+    """Refuse ``path`` (``what``: a key file, the previous-keys directory) when group/others
+    have any of the ``forbidden`` mode bits; a missing path is not refused here (loading it is)."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise ConfigError(f"cannot check the private key {path}: {exc.strerror}.") from exc
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"cannot check {what}: {exc.strerror}.") from exc
+    if st.st_mode & forbidden:
         raise ConfigError(
-            f"private key {path} is accessible by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing.",
-            hint=f"Run: chmod 600 {path}",
+            f"{what} is {problem} by group/others (mode {stat.S_IMODE(st.st_mode):04o}); {refusing}.",
+            hint=f"Run: chmod {chmod} {path}",
         )
+
+
+def check_private_key_permissions(path: Path) -> None:
+    """Refuse a private key that group or others can read or write."""
+    _refuse_loose_mode(path, f"the private key {path}", stat.S_IRWXG | stat.S_IRWXO, "accessible", chmod="600")
 
 
 def check_public_key_permissions(path: Path) -> None:
     """Refuse a public key others could replace (a swapped key lets them mint tokens)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ConfigError(f"cannot check the public key {path}: {exc.strerror}.") from exc
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"public key {path} is writable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing.",
-            hint=f"Run: chmod 644 {path}",
-        )
+    _refuse_loose_mode(path, f"the public key {path}", stat.S_IWGRP | stat.S_IWOTH, "writable", chmod="644")
 
 
 def check_key_files(config: Settings) -> None:
@@ -210,37 +208,44 @@ def check_key_files(config: Settings) -> None:
     check_previous_keys_dir(config.previous_keys_dir)
 
 
-def _load_private_key(path: Path) -> Ed25519PrivateKey:
-    check_private_key_permissions(path)
+def _load_key[K: (Ed25519PrivateKey, Ed25519PublicKey)](path: Path, kind: type[K], *, missing: str) -> K:
+    """The Ed25519 key of ``kind`` in the PEM file at ``path``, once its mode is checked.
+
+    One loader for both halves of the pair, so a private and a public key are refused for
+    the same reasons (loose mode, missing, unreadable, not PEM, not Ed25519) in the same words.
+    """
+    private = kind is Ed25519PrivateKey
+    what = "private key" if private else "public key"
+    (check_private_key_permissions if private else check_public_key_permissions)(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        data = path.read_bytes()
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if private
+            else serialization.load_pem_public_key(data)
+        )
     except FileNotFoundError:
-        raise ConfigError(f"no private key at {path}.", hint="Create one: tailops token keygen") from None
+        raise ConfigError(missing, hint="Create a key pair with: tailops token keygen") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read the private key {path}: {exc.strerror}.") from exc
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}.") from exc
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a PEM private key.") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} is not an Ed25519 key; tailops tokens are EdDSA only.")
+        raise ConfigError(f"{path} is not a PEM {what}.") from exc
+    if not isinstance(key, kind):
+        raise ConfigError(f"{path} is not an Ed25519 {what}; tailops tokens are EdDSA only.")
     return key
+
+
+# The key classes are abstract; mypy refuses an abstract class for ``type[K]`` (python/mypy#4717).
+
+
+def _load_private_key(path: Path) -> Ed25519PrivateKey:
+    return _load_key(path, Ed25519PrivateKey, missing=f"no private key at {path}.")  # type: ignore[type-abstract]
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    check_public_key_permissions(path)
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no token public key at {path}; the HTTP server cannot verify tokens.",
-            hint="Create a key pair with: tailops token keygen",
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the public key {path}: {exc.strerror}.") from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a PEM public key.") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{path} is not an Ed25519 public key; tailops tokens are EdDSA only.")
-    return key
+    """The token public key at ``path`` (ConfigError when missing, loose, unreadable or not Ed25519)."""
+    missing = f"no token public key at {path}; the HTTP server cannot verify tokens."
+    return _load_key(path, Ed25519PublicKey, missing=missing)  # type: ignore[type-abstract]
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -254,17 +259,9 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def check_previous_keys_dir(directory: Path) -> None:
     """Refuse a previous-keys directory others can write to (they could add a key)."""
-    try:
-        st = directory.stat()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ConfigError(f"cannot check {directory}: {exc.strerror}.") from exc
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"{directory} is writable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); refusing its keys.",
-            hint=f"Run: chmod 700 {directory}",
-        )
+    _refuse_loose_mode(
+        directory, str(directory), stat.S_IWGRP | stat.S_IWOTH, "writable", chmod="700", refusing="refusing its keys"
+    )
 
 
 def previous_public_keys(directory: Path) -> dict[str, Ed25519PublicKey]:

@@ -15,10 +15,14 @@ The rules live here, in one place, and raise — they never return False:
 * policy per risk (``changes.approval``): ``low: auto`` approves a low-risk
   plan at plan time, recorded as an approval *by policy*; high and critical
   are always manual;
-* team policy (``changes.required_approvals``): a plan of risk R needs that
-  many approvals from *distinct* people (compared by identity, as for the
-  requester); it stays ``pending`` ("1 of 2 approvals") until the last one, and
-  apply uses them all at once.
+* team policy (``changes.required_approvals`` per risk, ``changes.group_approvals``
+  per inventory group, the strictest over the plan's hosts wins — decided by
+  :mod:`tailops.changes.approval_policy` at plan time and never lowered after): a plan
+  needs that many approvals from *distinct* people (compared by identity, as for the
+  requester); it stays ``pending`` ("1 of 2 approvals") until the last one, and apply
+  uses them all at once. A group rule's ``auto`` approves the plan by policy only when
+  every host is in an auto group; if the config is tightened after such a plan, its
+  approval by policy is voided and people approve it.
 
 MCP elicitation is deliberately not an approval path: the elicitation answer
 comes from the requester's own client, so it would be self-approval.
@@ -32,15 +36,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from tailops.auth.revocations import is_revoked
-from tailops.changes import plans
+from tailops.changes import approval_policy, plans
+from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.plans import Approval, Plan
 from tailops.config import ChangesSettings
-from tailops.errors import ApprovalError, InvalidInput, PermissionDenied
+from tailops.errors import ApprovalError, ConfigError, InvalidInput, PermissionDenied, TailopsError
 from tailops.principal import Principal
 from tailops.redact import redact_text
 from tailops.store import Store
@@ -52,13 +58,16 @@ __all__ = [
     "approve_by_policy",
     "check_not_requester",
     "clean_text",
+    "counting",
     "deny",
     "policy_for",
     "refuse_revoked_approval",
     "refuse_revoked_requester",
     "refuse_unapprovable",
     "required_approvals",
+    "requirement",
     "revoked_token",
+    "standing",
 ]
 
 log = logging.getLogger("tailops.changes.approvals")
@@ -113,9 +122,57 @@ def check_not_requester(plan: Plan, approver: Principal) -> None:
         )
 
 
-def required_approvals(settings: ChangesSettings, plan: Plan) -> int:
-    """How many distinct people must approve ``plan`` (``changes.required_approvals`` by risk)."""
-    return int(getattr(settings.required_approvals, plan.risk, 1))
+def _configured_inventory(settings: ChangesSettings) -> Callable[[], Path]:
+    def read() -> Path:
+        if settings.inventory is None:
+            raise ConfigError(
+                "changes.group_approvals needs changes.inventory (the groups are read from it).",
+                hint="Point changes.inventory at the Ansible inventory the rules' groups are in.",
+            )
+        return settings.inventory.absolute()
+
+    return read
+
+
+def requirement(
+    settings: ChangesSettings, plan: Plan, inventory: Callable[[], Path] | None = None
+) -> ApprovalRequirement:
+    """What ``plan`` needs now: its recorded requirement, or the current config's if stricter
+    (:func:`tailops.changes.approval_policy.effective`). ``inventory`` names the inventory file,
+    read only when the plan recorded no host groups and a group rule is configured now."""
+    return approval_policy.effective(
+        settings, plan.approval_policy, plan.risk, plan.host_names, inventory or _configured_inventory(settings)
+    )
+
+
+def required_approvals(settings: ChangesSettings, plan: Plan, inventory: Callable[[], Path] | None = None) -> int:
+    """How many live approvals applying ``plan`` needs: the distinct people of its requirement, or the
+    one approval recorded by the policy for an ``auto`` plan."""
+    return requirement(settings, plan, inventory).approvals_needed
+
+
+def standing(
+    store: Store, settings: ChangesSettings, plan: Plan, inventory: Callable[[], Path] | None = None
+) -> tuple[ApprovalRequirement, int]:
+    """For the views (get_plan, the review page, ``plans show``): the requirement and how many live
+    approvals count toward it now (for an applied plan: how many its run used). If the inventory
+    cannot be read for it, the plan's recorded requirement is shown (apply still decides with the
+    current config, and refuses if it cannot)."""
+    try:
+        needed = requirement(settings, plan, inventory)
+    except TailopsError as exc:
+        log.warning("approval requirement shown as recorded", extra={"plan_id": plan.id, "error": exc.message})
+        needed = plan.approval_policy or approval_policy.decide(settings, plan.risk, {})
+    if plan.status == "applied":  # the approvals its run used (single use: no longer live)
+        used = [a for a in plans.approvals_for(store, plan.id) if a.decision == "approved" and a.used_at]
+        return needed, len(used)
+    return needed, len(counting(needed, plans.live_approvals(store, plan.id)))
+
+
+def counting(requirement: ApprovalRequirement, approvals: list[Approval]) -> list[Approval]:
+    """The approvals that count toward ``requirement``: an approval by policy only while the
+    requirement is still ``auto`` (a config tightened since planning wants people)."""
+    return [a for a in approvals if requirement.auto or not a.by_policy]
 
 
 def refuse_unapprovable(store: Store, plan: Plan, *, now: float, action: str = "approved", required: int = 1) -> None:
@@ -200,6 +257,7 @@ def approve(
     comment: str | None = None,
     *,
     now: float | None = None,
+    inventory: Callable[[], Path] | None = None,
 ) -> Approval:
     """Approve ``plan_id`` as ``approver`` (every rule in the module docstring); the approval."""
     now = time.time() if now is None else now
@@ -218,7 +276,17 @@ def approve(
             # An approval given with a now-revoked token no longer counts: end it so a valid one can replace it.
             plans.void_approval(store, current.id, now)
             log.warning("approval voided: its token was revoked", extra={"plan_id": plan.id, "approval_id": current.id})
-    required = required_approvals(settings, plan)
+    needed = requirement(settings, plan, inventory)
+    if not needed.auto:
+        for current in plans.live_approvals(store, plan.id, now=now):
+            if current.by_policy:
+                # Approved by an auto rule the config no longer has: people approve it now.
+                plans.void_approval(store, current.id, now)
+                log.warning(
+                    "approval by policy voided: the config now requires people",
+                    extra={"plan_id": plan.id, "approval_id": current.id},
+                )
+    required = needed.approvals_needed
     refuse_unapprovable(store, plan, now=now, required=required)
     expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
     approval = Approval(
@@ -283,28 +351,38 @@ def deny(
 def approve_by_policy(
     store: Store, settings: ChangesSettings, plan: Plan, *, now: float | None = None
 ) -> Approval | None:
-    """At plan time: approve a pending plan whose risk policy is ``auto``; None if manual.
+    """At plan time: approve a pending plan whose requirement (recorded with it) is ``auto``; None if not.
 
-    Recorded like any approval, with ``by_policy`` set and the policy as approver,
-    so the audit trail says the plan was never seen by a person.
+    Recorded like any approval, with ``by_policy`` set and the rule as approver (the
+    risk policy ``changes.approval.low`` or the auto group(s) of ``changes.group_approvals``),
+    so the audit trail says the plan was never seen by a person and which rule let it through.
     """
-    if plan.status != "pending" or policy_for(settings, plan.risk) != "auto":
+    needed = plan.approval_policy or approval_policy.decide(settings, plan.risk, {})
+    if plan.status != "pending" or not needed.auto or plan.risk != "low":
         return None
     now = time.time() if now is None else now
     expires = min(now + settings.approval_ttl.total_seconds(), plan.expires_at.timestamp())
-    key = f"changes.approval.{plan.risk}"
+    keys = [_policy_key(hit.rule, plan.risk) for hit in needed.decided_by]
+    subject = "policy:" + "+".join(keys)
     approval = Approval(
         id=plans.new_id(),
         plan_id=plan.id,
         decision="approved",
         by_policy=True,
-        approver_subject=f"{POLICY_SUBJECT}.{plan.risk}=auto",
-        approver={"subject": f"{POLICY_SUBJECT}.{plan.risk}=auto", "transport": "policy"},
-        approver_ids=[f"policy:{key}"],
-        comment=f"approved by policy: {key} is 'auto' (no person reviewed this plan)",
+        approver_subject=subject,
+        approver={"subject": subject, "transport": "policy"},
+        approver_ids=[f"policy:{key}" for key in keys],
+        comment=f"approved by policy: {needed.summary()} (no person reviewed this plan)",
         created_at=datetime.fromtimestamp(now, UTC),
         expires_at=datetime.fromtimestamp(expires, UTC),
     )
     plans.insert_approval(store, approval, plan_from=("pending",), now=now)
-    log.warning("plan approved by policy", extra={"plan_id": plan.id, "policy": f"{key}=auto"})
+    log.warning("plan approved by policy", extra={"plan_id": plan.id, "policy": subject})
     return approval
+
+
+def _policy_key(rule: str, risk: str) -> str:
+    """The config key of an auto rule: ``changes.approval.low=auto`` or ``changes.group_approvals[dev].low=auto``."""
+    if rule.startswith("group "):
+        return f"changes.group_approvals[{rule.removeprefix('group ')}].{risk}=auto"
+    return f"{rule}=auto"

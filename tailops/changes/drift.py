@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,7 +35,7 @@ from tailops.changes import plans
 from tailops.changes.models import RunMode
 from tailops.changes.planner import check_limit, inventory_path, refuse_secret_params
 from tailops.config import DriftCheck
-from tailops.errors import NotFound, TailopsError
+from tailops.errors import InvalidInput, NotFound, TailopsError
 from tailops.models import ListResult, Model
 
 if TYPE_CHECKING:
@@ -40,11 +43,20 @@ if TYPE_CHECKING:
     from tailops.metrics import Metrics
     from tailops.store import Store
 
-__all__ = ["DriftChecker", "DriftReport", "DriftResult", "DriftScheduler", "latest_drift", "side_effects_of"]
+__all__ = [
+    "DriftChecker",
+    "DriftReport",
+    "DriftResult",
+    "DriftScheduler",
+    "group_hosts",
+    "latest_drift",
+    "side_effects_of",
+]
 
 log = logging.getLogger("tailops.changes.drift")
 
 _STATES = ("in_line", "drifted", "unreachable", "failed")
+_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _TICK_S = 15.0
 
 
@@ -97,12 +109,40 @@ def _row_result(row: Any, now: float) -> DriftResult:
     )
 
 
-def latest_drift(store: Store, *, host: str | None = None, check: str | None = None, limit: int = 500) -> DriftReport:
-    """The latest result per (check, host), optionally for one host or check (drifted first)."""
-    where, params = [], []
+def group_hosts(inventory: Path, group: str) -> list[str]:
+    """The hosts of inventory group ``group`` (children included, as ansible-inventory resolves it);
+    InvalidInput for a malformed name, NotFound (naming the groups there are) for a missing one."""
+    from tailops.changes.nodes.shards import inventory_groups
+
+    if not _GROUP_RE.fullmatch(group):
+        raise InvalidInput(
+            f"{group[:80]!r} is not an inventory group name (letters, digits and '_', not starting with a digit)."
+        )
+    groups = inventory_groups(inventory)
+    if group not in groups:
+        known = ", ".join(sorted(groups)[:30]) or "none"
+        raise NotFound(f"the inventory has no group {group!r} (groups: {known}).", hint="`tailops inventory show`.")
+    return sorted(groups[group])
+
+
+def latest_drift(
+    store: Store,
+    *,
+    host: str | None = None,
+    check: str | None = None,
+    hosts: Sequence[str] | None = None,
+    limit: int = 500,
+) -> DriftReport:
+    """The latest result per (check, host), optionally for one host, one check or only ``hosts``
+    (an inventory group's, :func:`group_hosts`), drifted first."""
+    where: list[str] = []
+    params: list[Any] = []
     if host:
         where.append("r.host = ?")
         params.append(host)
+    if hosts is not None:
+        where.append("r.host IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(hosts)))
     if check:
         where.append("r.check_name = ?")
         params.append(check)
@@ -123,7 +163,7 @@ def latest_drift(store: Store, *, host: str | None = None, check: str | None = N
         total=len(results),
         truncated=len(results) > len(shown),
         truncation=(
-            f"{len(results) - len(shown)} result(s) not shown; filter by host or check"
+            f"{len(results) - len(shown)} result(s) not shown; filter by host, group or check"
             if len(results) > len(shown)
             else None
         ),

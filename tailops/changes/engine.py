@@ -44,17 +44,27 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from tailops import notify
 from tailops.auth.scopes import require_scope
-from tailops.changes import approvals, plans
+from tailops.changes import approval_policy, approvals, plans
+from tailops.changes.approval_policy import ApprovalRequirement
 from tailops.changes.catalog import Catalog, CatalogEntry
 from tailops.changes.compare import compare_predictions, outcome_of
-from tailops.changes.executors import EventSink, Executor, LocalExecutor
+from tailops.changes.executors import (
+    EventSink,
+    Executor,
+    Placement,
+    check_at,
+    default_executor,
+    place,
+    placement_changes,
+    run_at,
+)
 from tailops.changes.models import RunEvent, RunMode, RunRequest, RunResult
 from tailops.changes.planner import (
     blocked_reason,
@@ -195,7 +205,8 @@ class ChangeEngine:
         self.settings = settings
         self.store = store
         self.audit = audit
-        self.executor: Executor = executor or LocalExecutor(settings.artifacts_dir)
+        # Where playbooks run: the given executor, else what the config asks for (execution nodes or this machine).
+        self.executor: Executor = executor or default_executor(settings)
         self.instance_id = instance_id
         # The server's bounded worker pool; a CLI process gets a small one of its own.
         self._run_blocking = run_blocking
@@ -300,13 +311,48 @@ class ChangeEngine:
         request = self.request(
             catalog, entry, valid, clean_limit, inventory, mode=RunMode.CHECK, ident=f"check-{plans.new_id()[:16]}"
         )
-        result = await self.executor.check(request)
+        # Where each host runs (execution nodes) is part of the plan: None when every host runs here.
+        placement = await place(self.executor, request)
+        # The inventory's groups (for changes.group_approvals) are read while the check runs.
+        groups: list[dict[str, set[str]] | None] = []
+        failed: list[TailopsError] = []
+
+        async def read_groups() -> None:
+            try:
+                groups.append(await self.blocking(approval_policy.read_groups, self.settings.changes, inventory))
+            except TailopsError as exc:
+                failed.append(exc)
+
+        checked: list[RunResult] = []
+        async with anyio.create_task_group() as tg:  # nothing may raise inside: a group would wrap it
+            tg.start_soon(read_groups)
+            try:
+                checked.append(await check_at(self.executor, request, placement))
+            except TailopsError as exc:
+                failed.insert(0, exc)
+        if failed:
+            raise failed[0]
+        result = checked[0]
         hosts = plans.prediction_from(result.hosts)
         reason = blocked_reason(result)
         if not hosts and reason is None:
             reason = "the check run matched no host (check the inventory and the limit)"
+        # Decided now, on the hosts of the check run and the inventory this plan pins; never lowered later.
+        needed = approval_policy.requirement_from(
+            self.settings.changes, entry.manifest.risk, [h.host for h in hosts], groups[0]
+        )
         plan = await self.blocking(
-            self._store_plan, principal, entry, valid, clean_limit, inventory_sha, hosts, reason, result
+            self._store_plan,
+            principal,
+            entry,
+            valid,
+            clean_limit,
+            inventory_sha,
+            hosts,
+            reason,
+            result,
+            placement,
+            needed,
         )
         reused = plan.created_at.timestamp() < started
         if not reused:
@@ -345,6 +391,8 @@ class ChangeEngine:
         hosts: list[HostPrediction],
         reason: str | None,
         result: RunResult,
+        placement: Placement | None,
+        needed: ApprovalRequirement,
     ) -> Plan:
         now = time.time()
         previous: str | None = None
@@ -358,6 +406,8 @@ class ChangeEngine:
                 inventory_sha256=inventory_sha,
                 hosts=hosts,
                 previous_id=previous,
+                placement=placement,
+                approval=needed.canonical(),
             )
             existing = plans.find_plan(self.store, plan_id, now=now)
             if existing is None:
@@ -390,6 +440,8 @@ class ChangeEngine:
             created_at=datetime.fromtimestamp(now, UTC),
             expires_at=datetime.fromtimestamp(now + self.settings.changes.plan_ttl.total_seconds(), UTC),
             updated_at=datetime.fromtimestamp(now, UTC),
+            placement=placement,
+            approval_policy=needed,
         )
         try:
             plans.insert_plan(self.store, plan)
@@ -399,13 +451,26 @@ class ChangeEngine:
             if again is not None and again.status in ("pending", "approved", "blocked"):
                 return again
             raise
-        approvals.approve_by_policy(self.store, self.settings.changes, plan, now=now)
+        by_policy = approvals.approve_by_policy(self.store, self.settings.changes, plan, now=now)
+        if by_policy is not None:
+            self.record(
+                "plan:approved",
+                None,
+                plan_id=plan.id,
+                approval_id=by_policy.id,
+                by_policy=True,
+                human_approved=False,
+                rule=needed.summary(),
+                approver=by_policy.approver_subject,
+            )
         return plans.get_plan(self.store, plan_id)
 
     # -- decide --------------------------------------------------------------------------------------
     def approve(self, principal: Principal, plan_id: str, comment: str | None = None) -> Approval:
         """Approve someone else's plan (blocking; every rule of :mod:`tailops.changes.approvals`)."""
-        approval = approvals.approve(self.store, self.settings.changes, plan_id, principal, comment)
+        approval = approvals.approve(
+            self.store, self.settings.changes, plan_id, principal, comment, inventory=self.inventory_file
+        )
         self.record("plan:approved", principal, plan_id=plan_id, approval_id=approval.id)
 
         def approved() -> Event | None:
@@ -450,8 +515,10 @@ class ChangeEngine:
         exists and the caller holds its playbook's scope; it is unexpired; it is approved
         by a live approval (unused, unexpired, not given with a since-revoked token, for a
         requester whose token is not revoked); the catalog entry has the planned version
-        and SHA-256; the inventory snapshot is unchanged; and a FRESH check run predicts
-        exactly the planned changes (otherwise the plan is marked ``stale``). Then one
+        and SHA-256; the inventory snapshot is unchanged; the executor would place the
+        hosts where the plan placed them, with the same job per node (execution nodes);
+        and a FRESH check run predicts exactly the planned changes (otherwise the plan is
+        marked ``stale``). Then one
         transaction consumes the approval and writes the run row (``running``) before the
         executor starts, so a crash leaves an ``interrupted`` run, never a silent gap.
 
@@ -472,19 +539,15 @@ class ChangeEngine:
             mode=RunMode.CHECK,
             ident=f"recheck-{plans.new_id()[:16]}",
         )
-        fresh = await self.executor.check(recheck)
+        # Apply runs where the plan ran, with the jobs the plan sent (execution nodes).
+        placement = await place(self.executor, recheck)
+        moved = placement_changes(plan.placement, placement, plan.host_names)
+        if moved:
+            await self._stale(plan, "where the hosts run changed since planning", moved)
+        fresh = await check_at(self.executor, recheck, placement)
         differences = compare_predictions(plan.hosts, plans.prediction_from(fresh.hosts))
         if differences:
-            shown = "; ".join(differences[:10]) + (
-                f"; and {len(differences) - 10} more" if len(differences) > 10 else ""
-            )
-            await self.blocking(
-                plans.set_plan_status, self.store, plan.id, "stale", shown[:2000], expect=("approved", "pending")
-            )
-            raise StalePlan(
-                f"plan {plan.id} is stale: the hosts changed since planning, nothing was applied. {shown}",
-                hint="Plan the change again and have the new plan approved.",
-            )
+            await self._stale(plan, "the hosts changed since planning", differences)
 
         run_id = plans.new_id()
         ident = f"apply-{run_id[:16]}"
@@ -502,7 +565,18 @@ class ChangeEngine:
             except Exception:  # as for progress: a client that cannot take it must not stop the run
                 log.debug("run-start delivery failed", exc_info=True)
         request = self.request(catalog, entry, plan.params, plan.limit, inventory, mode=RunMode.APPLY, ident=ident)
-        return await self._execute(plan, run, request, on_event=on_event, cancel=cancel)
+        return await self._execute(plan, run, request, placement, on_event=on_event, cancel=cancel)
+
+    async def _stale(self, plan: Plan, what: str, differences: list[str]) -> NoReturn:
+        """Mark ``plan`` stale and refuse (nothing was applied)."""
+        shown = "; ".join(differences[:10]) + (f"; and {len(differences) - 10} more" if len(differences) > 10 else "")
+        await self.blocking(
+            plans.set_plan_status, self.store, plan.id, "stale", shown[:2000], expect=("approved", "pending")
+        )
+        raise StalePlan(
+            f"plan {plan.id} is stale: {what}, nothing was applied. {shown}",
+            hint="Plan the change again and have the new plan approved.",
+        )
 
     def _start_run(self, principal: Principal, plan: Plan, used: list[Approval], run_id: str, ident: str) -> Run:
         import psutil
@@ -539,8 +613,13 @@ class ChangeEngine:
             )
         if plan.stored_status != "approved" or approval is None:
             partial = plan.status_reason if plan.stored_status == "pending" and plan.status_reason else None
+            needs = ""
+            if plan.stored_status == "pending":
+                needs = (
+                    f" (it needs {approvals.requirement(self.settings.changes, plan, self.inventory_file).summary()})"
+                )
             why = {
-                "pending": f"it has {partial}" if partial else "it has not been approved",
+                "pending": f"it has {partial or 'not been approved'}{needs}",
                 "denied": f"it was denied ({plan.status_reason or 'no reason given'})",
                 "blocked": f"it is blocked ({plan.status_reason})",
                 "stale": f"it is stale ({plan.status_reason})",
@@ -558,26 +637,31 @@ class ChangeEngine:
             )
         # Revoking a token voids what it authorised that has not happened yet.
         approvals.refuse_revoked_requester(self.store, plan)
-        required = approvals.required_approvals(self.settings.changes, plan)
-        live = plans.live_approvals(self.store, plan.id, now=now)
+        needed = approvals.requirement(self.settings.changes, plan, self.inventory_file)
+        required = needed.approvals_needed
+        unexpired = plans.live_approvals(self.store, plan.id, now=now)
+        live = approvals.counting(needed, unexpired)  # by policy only while the requirement is still auto
         valid = [a for a in live if not approvals.revoked_token(self.store, a.approver)]
         if len(valid) < required:
             for revoked in (a for a in live if a not in valid):
                 approvals.refuse_revoked_approval(self.store, plan, revoked)
-            if not live:
+            if not unexpired:
                 assert approval.expires_at is not None
                 raise ApprovalError(
                     f"the approval of plan {plan.id} by {approval.approver_subject} expired at "
                     f"{_fmt(approval.expires_at.timestamp())}.",
                     hint="Ask for a new approval (changes.approval_ttl).",
                 )
-            names = ", ".join(a.approver_subject for a in valid)
+            names = ", ".join(a.approver_subject for a in valid) or "none yet"
             raise ApprovalError(
-                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); a {plan.risk}-risk plan "
-                f"needs {required} distinct people.",
+                f"plan {plan.id} has {len(valid)} of {required} approvals ({names}); it needs {needed.summary()}.",
                 hint="Another person with changes:approve approves it too.",
             )
         return plan, valid[:required]
+
+    def inventory_file(self) -> Path:
+        """The inventory file plans are made with (changes.inventory or the generated localhost one)."""
+        return inventory_path(self.settings)
 
     def _check_catalog_and_inventory(self, plan: Plan) -> tuple[Catalog, CatalogEntry, Path]:
         """The catalog pin and the inventory snapshot are what was planned (blocking: re-hashes both)."""
@@ -611,6 +695,7 @@ class ChangeEngine:
         plan: Plan,
         run: Run,
         request: RunRequest,
+        placement: Placement | None,
         *,
         on_event: EventSink | None,
         cancel: anyio.Event | None,
@@ -651,7 +736,7 @@ class ChangeEngine:
                 tg.start_soon(writer.loop, stop)
                 tg.start_soon(watch_cancel)
                 try:
-                    result = await self.executor.run(request, on_event=handle, cancel=stop)
+                    result = await run_at(self.executor, request, placement, on_event=handle, cancel=stop)
                 except TailopsError as exc:
                     failure = exc
                 finally:

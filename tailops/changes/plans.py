@@ -22,12 +22,14 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import psutil
 from pydantic import Field
 
+from tailops.changes.approval_policy import ApprovalRequirement
+from tailops.changes.executors.placement import Placement
 from tailops.changes.models import HostResult, RunEvent
 from tailops.errors import ApprovalError, ChangeError, InvalidInput, NotFound, PermissionDenied
 from tailops.models import Model
@@ -98,14 +100,6 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _req_dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 # --------------------------------------------------------------------------- models
 class TaskPrediction(Model):
     """What one task would do (check run) on one host."""
@@ -153,6 +147,12 @@ class Plan(Model):
     created_at: datetime
     expires_at: datetime
     updated_at: datetime
+    placement: Placement | None = Field(
+        None, description="Execution nodes: which node runs which hosts and the bundle sent (None: all here)."
+    )
+    approval_policy: ApprovalRequirement | None = Field(
+        None, description="Approvals it needs, decided at plan time (None: stored before this was recorded)."
+    )
 
     @property
     def host_names(self) -> list[str]:
@@ -273,6 +273,8 @@ def plan_id_for(
     inventory_sha256: str,
     hosts: Sequence[HostPrediction],
     previous_id: str | None = None,
+    placement: Placement | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> str:
     """SHA-256 of the canonical JSON of everything a plan stands for.
 
@@ -280,6 +282,13 @@ def plan_id_for(
     content is planned again after that plan was closed (applied, denied, stale,
     expired), the new plan names the closed one, so its id differs while staying
     a pure function of content and history.
+
+    ``placement`` (execution nodes: shard map digest, hosts and bundle hash per
+    node) is covered when there is one; a plan without one has exactly the
+    content (and id) it had before placements existed.
+    ``approval`` (:meth:`ApprovalRequirement.canonical`: the approvals required and the rules
+    that set them) is part of the content when given: what was decided at plan time is what
+    the id vouches for (a plan without it keeps the id it always had).
     """
     content = {
         "format": PLAN_FORMAT,
@@ -292,7 +301,41 @@ def plan_id_for(
         "prediction": normalized_prediction(hosts),
         "previous": previous_id,
     }
+    if placement is not None:
+        content["placement"] = placement.canonical()
+    if approval is not None:
+        content["approval"] = dict(approval)
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- rows
+# A row maps onto its model by column name (``renames`` for the few that differ); the
+# JSON-encoded columns are decoded, and NULL in one of them leaves the model's default.
+# Timestamps are stored as Unix seconds, which pydantic reads as UTC datetimes. A column
+# the model does not know (e.g. ``requester_subject``, an index key) is not part of it.
+_PLAN_JSON = frozenset({"params", "prediction", "requester", "requester_ids", "placement", "approval_policy"})
+_APPROVAL_JSON = frozenset({"approver", "approver_ids"})
+_RUN_JSON = frozenset({"requester", "outcome", "mismatches"})
+
+
+def from_row[M: Model](
+    model: type[M], row: Any, json_columns: frozenset[str], renames: Mapping[str, str] | None = None, **derived: Any
+) -> M:
+    """``model`` validated from a ``sqlite3.Row`` (plus ``derived`` fields computed by the caller)."""
+    fields = model.model_fields
+    data: dict[str, Any] = {}
+    for column in row.keys():  # noqa: SIM118 (sqlite3.Row: `in` tests values, keys() the names)
+        name = renames.get(column, column) if renames else column
+        if name not in fields:
+            continue
+        value = row[column]
+        if column in json_columns:
+            if not value:
+                continue
+            value = json.loads(value)
+        data[name] = value
+    data.update(derived)
+    return model.model_validate(data)
 
 
 # --------------------------------------------------------------------------- plans
@@ -304,28 +347,8 @@ _PLAN_STATUS_SQL = (
 def _plan(row: Any, now: float) -> Plan:
     stored = row["status"]
     status = "expired" if stored in _EXPIRING and row["expires_at"] <= now else stored
-    return Plan(
-        id=row["id"],
-        previous_id=row["previous_id"],
-        playbook=row["playbook"],
-        version=row["version"],
-        playbook_sha256=row["playbook_sha256"],
-        params=json.loads(row["params"]),
-        limit=row["limit_pattern"],
-        inventory_sha256=row["inventory_sha256"],
-        risk=row["risk"],
-        scope=row["scope"],
-        status=status,
-        stored_status=stored,
-        status_reason=row["status_reason"],
-        hosts=[HostPrediction.model_validate(h) for h in json.loads(row["prediction"])],
-        requester=json.loads(row["requester"]),
-        requester_ids=json.loads(row["requester_ids"]),
-        check_ident=row["check_ident"],
-        check_duration_s=row["check_duration_s"],
-        created_at=_req_dt(row["created_at"]),
-        expires_at=_req_dt(row["expires_at"]),
-        updated_at=_req_dt(row["updated_at"]),
+    return from_row(
+        Plan, row, _PLAN_JSON, {"limit_pattern": "limit", "prediction": "hosts"}, status=status, stored_status=stored
     )
 
 
@@ -335,8 +358,8 @@ def insert_plan(store: Store, plan: Plan) -> None:
         conn.execute(
             "INSERT INTO plans (id, previous_id, playbook, version, playbook_sha256, params, limit_pattern,"
             " inventory_sha256, risk, scope, status, status_reason, prediction, requester_subject, requester,"
-            " requester_ids, check_ident, check_duration_s, created_at, expires_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " requester_ids, check_ident, check_duration_s, created_at, expires_at, updated_at, approval_policy,"
+            " placement) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 plan.id,
                 plan.previous_id,
@@ -359,6 +382,8 @@ def insert_plan(store: Store, plan: Plan) -> None:
                 plan.created_at.timestamp(),
                 plan.expires_at.timestamp(),
                 plan.updated_at.timestamp(),
+                canonical_json(plan.approval_policy.model_dump(mode="json")) if plan.approval_policy else None,
+                canonical_json(plan.placement.model_dump(mode="json")) if plan.placement else None,
             ),
         )
         conn.executemany(
@@ -447,20 +472,7 @@ def set_plan_status(
 
 # --------------------------------------------------------------------------- approvals
 def _approval(row: Any) -> Approval:
-    return Approval(
-        id=row["id"],
-        plan_id=row["plan_id"],
-        decision=row["decision"],
-        by_policy=bool(row["by_policy"]),
-        approver_subject=row["approver_subject"],
-        approver=json.loads(row["approver"]),
-        approver_ids=json.loads(row["approver_ids"]),
-        comment=row["comment"],
-        created_at=_req_dt(row["created_at"]),
-        expires_at=_dt(row["expires_at"]),
-        used_at=_dt(row["used_at"]),
-        used_by_run=row["used_by_run"],
-    )
+    return from_row(Approval, row, _APPROVAL_JSON)
 
 
 def insert_approval(
@@ -577,29 +589,7 @@ def void_approval(store: Store, approval_id: str, now: float) -> bool:
 
 # --------------------------------------------------------------------------- runs
 def _run(row: Any) -> Run:
-    outcome = json.loads(row["outcome"]) if row["outcome"] else []
-    return Run(
-        id=row["id"],
-        plan_id=row["plan_id"],
-        approval_id=row["approval_id"],
-        status=row["status"],
-        status_reason=row["status_reason"],
-        requester_subject=row["requester_subject"],
-        requester=json.loads(row["requester"]),
-        instance_id=row["instance_id"],
-        pid=row["pid"],
-        pid_started=row["pid_started"],
-        runner_ident=row["runner_ident"],
-        runner_status=row["runner_status"],
-        rc=row["rc"],
-        outcome=[HostOutcome.model_validate(h) for h in outcome],
-        mismatches=json.loads(row["mismatches"]) if row["mismatches"] else [],
-        cancel_requested_at=_dt(row["cancel_requested_at"]),
-        cancel_requested_by=row["cancel_requested_by"],
-        started_at=_req_dt(row["started_at"]),
-        finished_at=_dt(row["finished_at"]),
-        event_count=row["event_count"],
-    )
+    return from_row(Run, row, _RUN_JSON)
 
 
 def consume_and_start_run(
@@ -773,21 +763,7 @@ def run_events(
     rows = store.query(f"SELECT * FROM run_events WHERE {where} ORDER BY seq {order} LIMIT ?", [*params, limit])  # noqa: S608
     if latest:
         rows = list(reversed(rows))
-    return [
-        StoredEvent(
-            seq=r["seq"],
-            kind=r["kind"],
-            host=r["host"],
-            task=r["task"],
-            status=r["status"],
-            changed=bool(r["changed"]),
-            not_simulated=bool(r["not_simulated"]),
-            msg=r["msg"],
-            diff=r["diff"],
-            created_at=_req_dt(r["created_at"]),
-        )
-        for r in rows
-    ]
+    return [from_row(StoredEvent, r, frozenset()) for r in rows]
 
 
 def request_cancel(store: Store, run_id: str, by: str) -> Run:

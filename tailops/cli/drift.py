@@ -41,16 +41,21 @@ def _print(report: drift.DriftReport) -> None:
 def list_command(
     host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
     check: Annotated[str | None, typer.Option("--check", help="Only this drift check.")] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Only hosts of this inventory group (children included).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """The latest result per check and host: in line, drifted (with what would change) or unreachable."""
+    from tailops.changes.planner import inventory_path
     from tailops.store import Store
 
     settings = load(config)
+    members = drift.group_hosts(inventory_path(settings), group) if group is not None else None
     store = Store(settings.db_path)
     try:
-        report = drift.latest_drift(store, host=host, check=check)
+        report = drift.latest_drift(store, host=host, check=check, hosts=members)
     finally:
         store.close()
     if as_json:

@@ -14,7 +14,7 @@ import typer
 
 from tailops import __version__
 from tailops.cli.common import ConfigOption, cli_errors, load
-from tailops.config import default_config_path
+from tailops.config import Settings, default_config_path
 
 __all__ = ["build_app", "main"]  # and `app` (module __getattr__)
 
@@ -95,7 +95,16 @@ def serve(
         config,
         server={"transport": transport, "host": host, "port": port, "data_dir": data_dir, "read_only": read_only},
     )
-    run_serve(settings, config_path=config or default_config_path())
+    run_serve(settings, config_path=config or default_config_path(), preflight=_check_catalog)
+
+
+def _check_catalog(settings: Settings) -> None:
+    """Before serving: the catalog against its lock (reported, not fatal: drifted playbooks
+    stay refused per plan, see :mod:`tailops.changes.startup_check`)."""
+    if "changes" in settings.tools.groups and not settings.server.read_only:
+        from tailops.changes.startup_check import check_catalog_at_start
+
+        check_catalog_at_start(settings)
 
 
 @cli_errors

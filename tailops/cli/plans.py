@@ -34,8 +34,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from tailops.auth import local_user
-from tailops.changes import plans
+from tailops.changes import approvals, plans
 from tailops.changes.models import RunEvent
+from tailops.changes.planner import inventory_path
 from tailops.changes.plans import Plan, Run
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
 from tailops.config import Settings
@@ -110,7 +111,7 @@ def list_command(
         console_err(f"{total - len(found)} older plan(s) not shown (--limit).")
 
 
-def _print_plan(console: Console, plan: Plan, store: Store) -> None:
+def _print_plan(console: Console, plan: Plan, store: Store, settings: Settings) -> None:
     console.print(f"plan        {plan.id}")
     console.print(f"playbook    {plan.playbook} {plan.version} (sha256 {plan.playbook_sha256[:16]})")
     console.print(f"status      {plan.status}" + (f" — {plan.status_reason}" if plan.status_reason else ""))
@@ -122,6 +123,8 @@ def _print_plan(console: Console, plan: Plan, store: Store) -> None:
     console.print(f"params      {plans.canonical_json(plan.params)}")
     console.print(f"limit       {plan.limit or '(all hosts)'}")
     console.print(f"inventory   sha256 {plan.inventory_sha256[:16]}")
+    needed, given = approvals.standing(store, settings.changes, plan, lambda: inventory_path(settings))
+    console.print(f"approvals   {given} of {needed.approvals_needed} — {needed.summary()}")
     for decision in plans.approvals_for(store, plan.id):
         used = f", used by run {decision.used_by_run}" if decision.used_by_run else ""
         until = f", valid until {_when(decision.expires_at)}" if decision.expires_at else ""
@@ -159,7 +162,7 @@ def show(plan: PlanArg, config: ConfigOption = None) -> None:
     store = Store(settings.db_path)
     try:
         found = plans.get_plan(store, plans.resolve_plan_id(store, plan))
-        _print_plan(_console(), found, store)
+        _print_plan(_console(), found, store, settings)
     finally:
         store.close()
 

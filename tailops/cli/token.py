@@ -41,7 +41,7 @@ from tailops.auth.tokens import (
     rotate_keypair,
 )
 from tailops.cli.common import ConfigOption, audit_cli, audit_cli_failure, cli_errors, console_err, load
-from tailops.docs import render_scope_table
+from tailops.docs import render_scope_table, render_surface_table
 from tailops.durations import format_duration, parse_duration
 from tailops.errors import AuditError, AuthError, ConfigError, InvalidInput, TailopsError
 from tailops.store import Store
@@ -344,13 +344,17 @@ def inspect(
 def scopes(
     markdown: Annotated[bool, typer.Option("--markdown", help="The Markdown table docs/security.md embeds.")] = False,
 ) -> None:
-    """Which scope each tool needs (from the tool registry)."""
+    """Which scope each tool, resource, route and review-page action needs (the policy table)."""
     from tailops.tools.registry import declared_specs  # imports every tool module: only here
 
-    table = render_scope_table(declared_specs())
+    tools, surfaces = render_scope_table(declared_specs()), render_surface_table()
     if markdown:
-        typer.echo(table, nl=False)
+        typer.echo(tools + "\n" + surfaces, nl=False)
         return
-    for line in table.splitlines()[2:]:
+    for line in tools.splitlines()[2:]:
         cells = [c.strip().replace("`", "") for c in line.strip("|").split("|")]
         typer.echo(f"{cells[0]:<16} {cells[1]}\n{'':<16} tools: {cells[2]}")
+    typer.echo("")
+    for line in surfaces.splitlines()[2:]:
+        cells = [c.strip().replace("`", "") for c in line.strip("|").split("|")]
+        typer.echo(f"{cells[0]:<14} {cells[1]:<40} {cells[2]}")

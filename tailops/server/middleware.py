@@ -15,7 +15,10 @@ Outermost first:
 - :class:`PrincipalRateLimit`: ``auth.rate_limit_per_minute`` per principal
   (the token's ``sub``; the client address for unauthenticated routes) → 429 +
   ``Retry-After``.
-- :class:`MetricsScope`: ``/metrics`` needs the ``admin`` scope → 403.
+- :class:`MetricsScope`: ``/metrics`` needs the scope of its row in the policy table
+  (:data:`tailops.auth.policy.HTTP`: ``admin``) → 403.
+
+Which routes are served without a token is that table too (its ``open`` rows).
 
 With ``auth.unsafe_no_auth`` there is no verifier: :class:`BearerAuth` and
 :class:`MetricsScope` let everything through and the rate limit keys on the
@@ -47,6 +50,7 @@ from starlette.middleware import Middleware
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tailops.auth import policy
 from tailops.auth.tokens import TokenVerifier, failure_reason
 from tailops.config import Settings
 from tailops.errors import AuditError, AuthError, RateLimited
@@ -80,7 +84,9 @@ __all__ = [
 # Where BearerAuth leaves the verified AccessToken in the ASGI scope.
 log = logging.getLogger("tailops.server")
 
-_OPEN_PATHS = frozenset({"/health"})
+# The open rows of the policy table (the RFC 9728 metadata path depends on the MCP URL: below).
+_METADATA_ACTION = "/.well-known/oauth-protected-resource"
+_OPEN_PATHS = frozenset(path for path, rule in policy.HTTP.items() if rule.open and path != _METADATA_ACTION)
 
 
 def resource_metadata_path(config: Settings) -> str:
@@ -89,8 +95,10 @@ def resource_metadata_path(config: Settings) -> str:
 
 
 def open_paths(config: Settings) -> frozenset[str]:
-    """Exact paths served without a token: /health and the RFC 9728 resource metadata."""
-    return _OPEN_PATHS | {resource_metadata_path(config)}
+    """Exact paths served without a token (the policy table's open routes): /health and the
+    RFC 9728 resource metadata."""
+    metadata = {resource_metadata_path(config)} if policy.rule("http", _METADATA_ACTION).open else set()
+    return _OPEN_PATHS | metadata
 
 
 def _route_class(path: str) -> str:
@@ -446,7 +454,7 @@ class PrincipalRateLimit:
 
 
 class MetricsScope:
-    """``/metrics`` needs a token with the ``admin`` scope."""
+    """``/metrics`` needs a token with the scope of its policy row (``admin``)."""
 
     def __init__(self, app: ASGIApp, rt: Runtime, enforce: bool) -> None:
         self.app = app
@@ -458,14 +466,15 @@ class MetricsScope:
             await self.app(scope, receive, send)
             return
         access = scope.get(ACCESS_TOKEN_KEY)
-        if access is None or "admin" not in access.scopes:
+        if access is None or not policy.token_allows(access.scopes, "http", "/metrics"):
+            needed = policy.rule("http", "/metrics").scope
             await _refuse(
                 scope,
                 send,
                 403,
                 "insufficient_scope",
-                "/metrics needs the admin scope.",
-                [("www-authenticate", 'Bearer realm="tailops", error="insufficient_scope", scope="admin"')],
+                f"/metrics needs the {needed} scope.",
+                [("www-authenticate", f'Bearer realm="tailops", error="insufficient_scope", scope="{needed}"')],
             )
             return
         await self.app(scope, receive, send)

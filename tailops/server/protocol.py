@@ -1,4 +1,4 @@
-"""MCP protocol features the SDK leaves to the server, and tailops' own resources.
+"""MCP protocol features the SDK leaves to the server; transport only.
 
 Why it exists: :func:`tailops.server.mcp_server.build_mcp` binds the tools; this
 module adds, in one call (:func:`install`), what a client needs around them:
@@ -11,8 +11,11 @@ module adds, in one call (:func:`install`), what a client needs around them:
   prompt name or URI template, argument name). The product completes playbook
   and container names; a test's ``extra`` hook adds its own through
   :func:`features` without touching the product's.
-- Resources: ``tailops://playbooks/{name}`` (the catalog manifest and the
-  playbook text) and ``tailops://containers/{name}`` (a short state summary).
+- Resources: every resource declared beside the tools
+  (:mod:`tailops.tools.resources`: ``tailops://playbooks/{name}``,
+  ``tailops://containers/{name}``), bound through their boundary
+  (:func:`~tailops.tools.resources.registry.bind_read`), with their completers and
+  watchers. This module knows no catalog and no Docker engine.
 - ``resources/subscribe`` / ``unsubscribe``: a client that subscribed to a
   container resource gets ``notifications/resources/updated`` when the Docker
   engine reports a state change of that container (start, stop, die, health…),
@@ -23,30 +26,27 @@ module adds, in one call (:func:`install`), what a client needs around them:
   stream, through the SDK's own listen handler. Opening a stream needs the
   ``readonly`` scope and reads each requested resource once, exactly like
   subscribing; the container event thread watches a URI while any stream or
-  subscription wants it.
+  subscription wants it (each resource's watcher is told what is watched).
 
-What it must never do: hand out anything a tool with the ``readonly`` scope
-could not (every resource read and completion is authorized like a tool call
-and reads are audited), show environment values or files outside the catalog,
-block the event loop (Docker and file reads run in the bounded worker pool;
-the Docker event stream has its own thread), or import test code (test
-fixtures reach these registries through ``build_mcp(extra=...)``).
+What it must never do: hand out anything the policy table
+(:mod:`tailops.auth.policy`) does not allow (every resource read, completion and
+listen stream is authorized like a tool call, and reads are audited), show
+environment values or files outside the catalog, block the event loop, import
+``monitor/`` or ``changes/`` (the import-boundary test says so: what reads facts or
+the catalog lives beside the tools), or import test code (test fixtures reach these
+registries through ``build_mcp(extra=...)``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import anyio.from_thread
-import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
@@ -67,19 +67,7 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from tailops.auth.scopes import require_scope
-from tailops.changes.catalog import Catalog
-from tailops.errors import (
-    CatalogError,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    TailopsError,
-    Unavailable,
-    jsonrpc_code,
-)
-from tailops.monitor.containers import EventSink, check_name, inspect_container
+from tailops.errors import InvalidInput, RateLimited, TailopsError, Unavailable, jsonrpc_code
 from tailops.tools.client_log import (
     DEFAULT_CLIENT_LOG_LEVEL,
     LOG_LEVELS,
@@ -89,19 +77,17 @@ from tailops.tools.client_log import (
 from tailops.tools.client_log import (
     connection_key as _connection_key,
 )
+from tailops.tools.resources.registry import Watcher, authorize, bind_completer, bind_read, declared_resources
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
-    from tailops.principal import Principal
     from tailops.runtime import Runtime
 
 __all__ = [
-    "CONTAINER_TEMPLATE",
     "DEFAULT_CLIENT_LOG_LEVEL",
     "LOG_LEVELS",
     "MAX_COMPLETIONS",
-    "PLAYBOOK_TEMPLATE",
     "ClientLogLevels",
     "CompletionQuery",
     "Completions",
@@ -114,13 +100,7 @@ __all__ = [
 
 log = logging.getLogger("tailops.server.protocol")
 
-PLAYBOOK_TEMPLATE: Final = "tailops://playbooks/{name}"
-CONTAINER_TEMPLATE: Final = "tailops://containers/{name}"
-_PLAYBOOK_PREFIX: Final = PLAYBOOK_TEMPLATE.removesuffix("{name}")
-_CONTAINER_PREFIX: Final = CONTAINER_TEMPLATE.removesuffix("{name}")
-
 MAX_COMPLETIONS: Final = 100  # the most values one completion result may carry (spec)
-MAX_PLAYBOOK_BYTES: Final = 256 * 1024  # playbook text shown in a resource
 
 
 # =============================================================== completion
@@ -287,89 +267,6 @@ class Listens:
             return set(self._streams)
 
 
-# Engine events that can change what tailops://containers/{name} shows.
-_STATE_ACTIONS: Final = frozenset(
-    {
-        "create",
-        "start",
-        "restart",
-        "stop",
-        "die",
-        "kill",
-        "oom",
-        "pause",
-        "unpause",
-        "destroy",
-        "rename",
-        "update",
-        "health_status",
-    }
-)
-
-
-class _ContainerWatcher:
-    """Docker container events → ``notify(uri)`` for the watched container URIs.
-
-    It reads no stream of its own: while at least one container resource is
-    watched it is a sink of the engine's one event feed
-    (:class:`~tailops.monitor.containers.events.ContainerEvents`, shared with
-    the inspect cache), hands each matching event to the event loop (``notify``
-    runs there), and leaves the feed when the last subscription goes or the loop
-    it reports to is gone.
-    """
-
-    def __init__(self, rt: Runtime, notify: Callable[[str], Coroutine[Any, Any, None]]) -> None:
-        self._rt = rt
-        self._notify = notify
-        self._lock = threading.Lock()
-        self._watched: frozenset[str] = frozenset()
-        self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._sink = EventSink(on_event=self._on_event)
-
-    def watch(self, uris: Iterable[str]) -> None:
-        """Watch exactly the container URIs in ``uris``; call on the event loop."""
-        watched = frozenset(u for u in uris if u.startswith(_CONTAINER_PREFIX))
-        feed = self._rt.docker.events
-        with self._lock:
-            self._watched = watched
-            if watched:
-                self._token = anyio.lowlevel.current_token()
-        if watched:
-            feed.subscribe(self._sink)  # also restarts a stream that ended (engine restart)
-        else:
-            feed.unsubscribe(self._sink)
-
-    def _matches(self, event: Mapping[str, Any]) -> list[str]:
-        action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0].strip()
-        if action not in _STATE_ACTIONS:
-            return []
-        actor = event.get("Actor") or {}
-        names = {str((actor.get("Attributes") or {}).get("name") or "")}
-        cid = str(actor.get("ID") or event.get("id") or "")
-        out = []
-        for uri in self._watched:
-            wanted = uri.removeprefix(_CONTAINER_PREFIX)
-            if wanted in names or (len(wanted) >= 12 and cid.startswith(wanted)):
-                out.append(uri)
-        return out
-
-    def _on_event(self, event: Mapping[str, Any]) -> None:
-        """On the feed's thread: tell the event loop about each watched container the event touches."""
-        with self._lock:
-            uris = self._matches(event)
-            token = self._token
-        if token is None:
-            return
-        for uri in uris:
-            try:
-                anyio.from_thread.run(self._notify, uri, token=token)
-            except RuntimeError:
-                # The event loop we report to has shut down: nobody is left to tell.
-                log.debug("container watcher stopped: event loop gone")
-                self._rt.docker.events.unsubscribe(self._sink)
-                return
-
-
 # =================================================================== glue
 
 
@@ -381,16 +278,22 @@ class ProtocolFeatures:
     completions: Completions
     subscriptions: Subscriptions
     listens: Listens = field(default_factory=Listens)
-    _watcher: _ContainerWatcher | None = None
+    _watchers: list[Watcher] = field(default_factory=list)
 
     def watched(self) -> set[str]:
         """Every resource URI a client currently wants updates for (either protocol era)."""
         return self.subscriptions.uris() | self.listens.uris()
 
     def close(self) -> None:
-        """Leave the engine event feed (server shutdown); subscriptions get no more updates."""
-        if self._watcher is not None:
-            self._watcher.watch(())
+        """Stop every watcher (server shutdown): subscriptions get no more updates."""
+        for watcher in self._watchers:
+            watcher.watch(())
+
+    def rewatch(self) -> None:
+        """Tell every watcher what is watched now (after a subscription or stream came or went)."""
+        watched = self.watched()
+        for watcher in self._watchers:
+            watcher.watch(watched)
 
 
 _INSTALLED: weakref.WeakKeyDictionary[MCPServer[Any], ProtocolFeatures] = weakref.WeakKeyDictionary()
@@ -409,140 +312,26 @@ def _mcp_error(exc: TailopsError, **data: Any) -> MCPError:
     return MCPError(code=jsonrpc_code(exc), message=f"{exc.code}: {exc.public_message()}", data=data or None)
 
 
-async def _authorize(rt: Runtime, ctx: Context, what: str) -> Principal:
-    """The caller of ``ctx``, if it may read (``readonly``); a refusal is audited."""
-    principal = rt.principals.resolve(ctx)
-    try:
-        require_scope(principal, "readonly", what)
-        rt.rate_limiter.check_call(principal)
-    except (PermissionDenied, RateLimited) as exc:
-        entry = {
-            "kind": "protocol",
-            "what": what,
-            "principal": principal.audit_view(),
-            "decision": "denied",
-            "reason": exc.message,
-        }
-        await rt.run_blocking(rt.audit.record, entry, sync=True)
-        raise
-    return principal
+def _add_resources(server: MCPServer[Any], rt: Runtime, feats: ProtocolFeatures) -> None:
+    """Bind every resource declared beside the tools, with its completer."""
+    for spec in declared_resources():
+        server.resource(
+            spec.template,
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            mime_type=spec.mime_type,
+        )(bind_read(spec, rt))
+        complete = bind_completer(spec, rt)
+        if complete is not None:
+            feats.completions.add("ref/resource", spec.template, "name", _completer(complete))
 
 
-async def _read_json(rt: Runtime, ctx: Context, uri: str, read: Callable[[], Mapping[str, Any]]) -> str:
-    """One authorized, audited resource read; tailops errors become SDK resource errors."""
-    started = time.perf_counter()
-    try:
-        principal = await _authorize(rt, ctx, f"resource {uri}")
-    except TailopsError as exc:
-        raise ResourceError(f"{exc.code}: {exc.public_message()}") from exc
-    # Pessimistic until the read returned: a crash or a cancellation is not an "ok".
-    outcome: str = "error"
-    error: str | None = "the read did not finish"
-    try:
-        data = await rt.run_blocking(read)
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-        outcome, error = "ok", None
-        return text
-    except NotFound as exc:
-        outcome, error = "error", exc.public_message()
-        raise ResourceNotFoundError(f"{exc.code}: {exc.public_message()}") from exc
-    except TailopsError as exc:
-        outcome, error = "error", exc.public_message()
-        raise ResourceError(f"{exc.code}: {exc.public_message()}") from exc
-    finally:
-        entry = {
-            "kind": "resource",
-            "uri": uri,
-            "principal": principal.audit_view(),
-            "decision": "allowed",
-            "outcome": outcome,
-            "error": error,
-            "ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-        try:
-            rt.audit.record(entry)
-        except TailopsError:
-            log.exception("audit write failed", extra={"uri": uri})
+def _completer(complete: Callable[[Context], Awaitable[list[str]]]) -> Completer:
+    async def completer(query: CompletionQuery) -> list[str]:
+        return await complete(query.ctx)
 
-
-# -------------------------------------------------------------- resources
-
-
-def _playbook(rt: Runtime, name: str) -> dict[str, Any]:
-    entry = Catalog.from_settings(rt.config).get(name)
-    try:
-        raw = entry.playbook.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"playbook {name}: playbook.yml cannot be read ({exc.strerror or exc}).") from exc
-    text = raw[:MAX_PLAYBOOK_BYTES].decode("utf-8", errors="replace")
-    return {
-        "name": entry.name,
-        "version": entry.version,
-        "pinned_sha256": entry.pinned_sha256,
-        "manifest": entry.manifest.model_dump(mode="json"),
-        "playbook_file": entry.playbook.name,
-        "playbook": text,
-        "playbook_truncated": len(raw) > MAX_PLAYBOOK_BYTES,
-    }
-
-
-def _container(rt: Runtime, name: str) -> dict[str, Any]:
-    details = inspect_container(rt.docker, name)
-    st = details.state
-    return {
-        "name": details.name,
-        "id": details.id[:12],
-        "image": details.image,
-        "state": st.status,
-        "running": st.running,
-        "health": st.health.status if st.health else None,
-        "exit_code": None if st.running else st.exit_code,
-        "oom_killed": st.oom_killed,
-        "error": st.error,
-        "restart_count": details.restart_count,
-        "restart_policy": details.restart_policy.name,
-        "created": details.created,
-        "started_at": st.started_at,
-        "finished_at": None if st.running else st.finished_at,
-        "ports": details.ports,
-    }
-
-
-def _add_resources(server: MCPServer[Any], rt: Runtime) -> None:
-    @server.resource(
-        PLAYBOOK_TEMPLATE,
-        name="playbook",
-        title="Catalog playbook",
-        description="A vetted catalog playbook: its manifest (parameters, risk, scope, target) "
-        "and the playbook text, as JSON.",
-        mime_type="application/json",
-    )
-    async def read_playbook(name: str, ctx: Context) -> str:
-        return await _read_json(rt, ctx, _PLAYBOOK_PREFIX + name, lambda: _playbook(rt, name))
-
-    @server.resource(
-        CONTAINER_TEMPLATE,
-        name="container",
-        title="Container state",
-        description="A container's state in short: image, state, health, exit code, restarts, ports. "
-        "Subscribe to be told when it changes.",
-        mime_type="application/json",
-    )
-    async def read_container(name: str, ctx: Context) -> str:
-        return await _read_json(rt, ctx, _CONTAINER_PREFIX + name, lambda: _container(rt, check_name(name)))
-
-
-def _add_product_completers(completions: Completions, rt: Runtime) -> None:
-    async def playbook_names(query: CompletionQuery) -> list[str]:
-        await _authorize(rt, query.ctx, "completion of playbook names")
-        return await rt.run_blocking(lambda: Catalog.from_settings(rt.config).names())
-
-    async def container_names(query: CompletionQuery) -> list[str]:
-        await _authorize(rt, query.ctx, "completion of container names")
-        return await rt.run_blocking(rt.docker.container_names)
-
-    completions.add("ref/resource", PLAYBOOK_TEMPLATE, "name", playbook_names)
-    completions.add("ref/resource", CONTAINER_TEMPLATE, "name", container_names)
+    return completer
 
 
 # ------------------------------------------------------------------ handlers
@@ -556,8 +345,7 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
     feats = ProtocolFeatures(log_levels=ClientLogLevels(), completions=Completions(), subscriptions=Subscriptions())
     _INSTALLED[server] = feats
     rt.client_log_levels = feats.log_levels
-    _add_resources(server, rt)
-    _add_product_completers(feats.completions, rt)
+    _add_resources(server, rt, feats)
 
     async def notify_updated(uri: str) -> None:
         for session in feats.subscriptions.sessions_for(uri):
@@ -567,7 +355,7 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
                 log.debug("resource update not delivered", exc_info=True, extra={"uri": uri})
         await bus.publish(ResourceUpdated(uri=uri))
 
-    watcher = feats._watcher = _ContainerWatcher(rt, notify_updated)
+    feats._watchers = [spec.watcher(rt, notify_updated) for spec in declared_resources() if spec.watcher]
 
     async def set_level(ctx: ServerRequestContext[Any], params: SetLevelRequestParams) -> EmptyResult:
         try:
@@ -600,12 +388,12 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
             feats.subscriptions.add(ctx.session, uri)
         except TailopsError as exc:
             raise _mcp_error(exc, uri=uri) from exc
-        watcher.watch(feats.watched())
+        feats.rewatch()
         return EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams) -> EmptyResult:
         feats.subscriptions.remove(ctx.session, str(params.uri))
-        watcher.watch(feats.watched())
+        feats.rewatch()
         return EmptyResult()
 
     streams = ListenHandler(bus, max_subscriptions=feats.listens.max_streams)
@@ -616,7 +404,7 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
         context = Context(request_context=ctx, mcp_server=server)
         uris = sorted({str(u) for u in params.notifications.resource_subscriptions or ()})
         try:
-            principal = await _authorize(rt, context, "subscriptions/listen")
+            principal = await authorize(rt, context, "protocol", "subscriptions/listen", "subscriptions/listen")
         except TailopsError as exc:
             raise _mcp_error(exc) from exc
         caller = principal.subject
@@ -631,12 +419,12 @@ def install(server: MCPServer[Any], rt: Runtime, bus: SubscriptionBus) -> Protoc
             feats.listens.add(caller, uris)
         except TailopsError as exc:
             raise _mcp_error(exc) from exc
-        watcher.watch(feats.watched())
+        feats.rewatch()
         try:
             return await streams(ctx, params)
         finally:  # the stream ended: closed, dropped (cancelled) or failed
             feats.listens.remove(caller, uris)
-            watcher.watch(feats.watched())
+            feats.rewatch()
 
     # MCPServer has no public hook for these methods; the low-level server's
     # add_request_handler is the SDK's own registration path (it also derives

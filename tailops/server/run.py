@@ -5,6 +5,10 @@ token audience / resource metadata name the real port. uvicorn handles
 SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish within
 ``server.shutdown_timeout``, then runs our lifespan exit (samplers, store).
 stdio: the SDK's stdio loop; SIGTERM cancels it the same way as end of input.
+
+Transport only: what must be checked before serving (the catalog against its lock) is
+handed in by the caller as ``preflight``; this module imports neither ``changes/`` nor
+``monitor/``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -87,13 +92,17 @@ def bind_proxy_socket(path: Path) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, *, config_path: Path | None = None) -> None:
+def serve(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    preflight: Callable[[Settings], object] | None = None,
+) -> None:
+    """Serve until a signal. ``preflight(settings)`` runs once logging is set up, before
+    anything is served (``tailops serve`` passes the catalog start-up check)."""
     configure_logging(settings.server.log_level, settings.server.log_format)
-    if "changes" in settings.tools.groups and not settings.server.read_only:
-        # Drift is reported, not fatal: drifted playbooks stay refused per plan (startup_check).
-        from tailops.changes.startup_check import check_catalog_at_start
-
-        check_catalog_at_start(settings)
+    if preflight is not None:
+        preflight(settings)
     if settings.server.transport == "stdio":
         _serve_stdio(settings, config_path)
     else:

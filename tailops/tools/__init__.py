@@ -1,7 +1,9 @@
 """MCP tools, one module per group. Each module declares its tools with
-:func:`tailops.tools.registry.tool`; :func:`load_all` imports every module so
-the declarations run. Tool modules are thin: argument checks and a call into
-``monitor/``, ``files``, ``netdiag/`` or ``changes/``."""
+:func:`tailops.tools.registry.tool` (the scope each needs is its row in
+:mod:`tailops.auth.policy`); :func:`load_all` imports every module so the
+declarations run. Tool modules are thin: argument checks and a call into
+``monitor/``, ``files``, ``netdiag/`` or ``changes/``. The MCP resources live
+beside them, in :mod:`tailops.tools.resources`."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ from pydantic import Field
 
 from tailops.changes import approvals, drift, history, plans
 from tailops.changes.drift import DriftReport
+from tailops.changes.executors.placement import Placement
 from tailops.changes.history import HostHistory
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan, Run
@@ -118,7 +119,16 @@ class PlanView(Model):
     hosts: list[HostView]
     hosts_omitted: int = Field(0, description="Hosts left out to stay under the output cap.")
     approvals: list[ApprovalView] = Field(default_factory=list)
-    approvals_required: int = Field(1, description="Distinct people who must approve (changes.required_approvals).")
+    approvals_required: int = Field(
+        1,
+        description="Approvals that must count before apply: distinct people (changes.required_approvals, "
+        "changes.group_approvals; the strictest over the plan's hosts), or 1 recorded by the policy for an auto plan.",
+    )
+    approval_rule: str | None = Field(
+        None,
+        description="Which rule set the requirement, e.g. '2 approvals: group prod (web-1, web-2)' or "
+        "'auto: group dev (dev-1); approved by policy, no person approves'.",
+    )
     check_mode_side_effects: dict[str, str] = Field(
         default_factory=dict,
         description="Tasks of this playbook that ran for real during the dry run, and what they may change "
@@ -126,6 +136,11 @@ class PlanView(Model):
     )
     approvals_given: int = Field(0, description="Approvals that count now (unused, unexpired).")
     runs: list[str] = Field(default_factory=list, description="Ids of runs of this plan.")
+    placement: Placement | None = Field(
+        None,
+        description="Execution nodes: which node runs which hosts and the job bundle sent to each "
+        "(absent: every host runs on this machine). Apply uses the same, or the plan is stale.",
+    )
     next_step: str = Field(description="What to do next.")
 
 
@@ -179,7 +194,11 @@ class PlaybookInfo(Model):
     version: str | None = None
     risk: str | None = None
     scope: str | None = None
-    approval: str | None = Field(None, description="manual, or auto (changes.approval policy for its risk).")
+    approval: str | None = Field(
+        None,
+        description="manual, or auto (changes.approval policy for its risk); changes.group_approvals may ask "
+        "more for some hosts' groups (get_plan names the rule that applies to a plan).",
+    )
     target: str | None = None
     description: str | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of params.")
@@ -214,18 +233,21 @@ def _approval_view(a: plans.Approval) -> ApprovalView:
     )
 
 
-def _next_step(plan: Plan, live: plans.Approval | None, given: int = 0, required: int = 1) -> str:
+def _next_step(
+    plan: Plan, live: plans.Approval | None, given: int = 0, required: int = 1, rule: str | None = None
+) -> str:
     short = plan.id[:12]
-    if plan.status == "pending" and given:
+    needs = f" It needs {rule}." if rule else ""
+    if plan.status in ("pending", "approved") and given and given < required:
         return (
             f"{given} of {required} approvals: another person (not {plan.requester.get('subject')} and not who "
             f"approved already) with scope changes:approve approves it: approve_plan(plan_id) or "
-            f"`tailops plans approve {short}`; then apply_plan(plan_id)."
+            f"`tailops plans approve {short}`; then apply_plan(plan_id).{needs}"
         )
-    if plan.status == "pending":
+    if plan.status == "pending" or (plan.status == "approved" and given < required):
         return (
             f"Review it, then a person other than {plan.requester.get('subject')} with scope changes:approve "
-            f"approves it: approve_plan(plan_id) or `tailops plans approve {short}`; then apply_plan(plan_id)."
+            f"approves it: approve_plan(plan_id) or `tailops plans approve {short}`; then apply_plan(plan_id).{needs}"
         )
     if plan.status == "approved":
         until = live.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if live and live.expires_at else "?"
@@ -254,8 +276,8 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
     """The tool view of a plan, kept under the server's output cap (blocking: store reads)."""
     decisions = plans.approvals_for(rt.store, plan.id)
     live = plans.live_approval(rt.store, plan.id)
-    given = len(plans.live_approvals(rt.store, plan.id))
-    required = approvals.required_approvals(rt.config.changes, plan)
+    needed, given = approvals.standing(rt.store, rt.config.changes, plan, rt.engine.inventory_file)
+    required = needed.approvals_needed
     runs, _ = plans.list_runs(rt.store, plan_id=plan.id, limit=20)
     budget = rt.config.server.max_output_bytes * 3 // 4
     for diff_cap in (_DIFF_CAP, 800, 0):
@@ -319,9 +341,11 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         approvals=[_approval_view(a) for a in decisions],
         runs=[r.id for r in runs],
         approvals_required=required,
+        approval_rule=needed.summary(),
         approvals_given=given,
         check_mode_side_effects=_side_effects(rt, plan.playbook),
-        next_step=_next_step(plan, live, given, required),
+        placement=plan.placement,
+        next_step=_next_step(plan, live, given, required, needed.summary()),
     )
 
 
@@ -388,7 +412,7 @@ def _fixed_playbook_scope(name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- tools
-@tool(group="changes", scope="readonly", list_field="playbooks", title="List playbooks")
+@tool(group="changes", list_field="playbooks", title="List playbooks")
 def list_playbooks(call: ToolCall) -> PlaybookList:
     """The vetted playbook catalog: name, version, risk, scope needed, approval policy, description and
     the JSON Schema of its params (what plan_change accepts)."""
@@ -413,7 +437,6 @@ def list_playbooks(call: ToolCall) -> PlaybookList:
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
     scope_for=_playbook_scope,
@@ -432,7 +455,7 @@ async def plan_change(
     return await plan_for_tool(call, playbook, params, limit)
 
 
-@tool(group="changes", scope="readonly", title="Get plan")
+@tool(group="changes", title="Get plan")
 def get_plan(call: ToolCall, plan_id: PlanIdArg) -> PlanView:
     """One plan: status, params, per host the tasks that would change with their diffs, approvals, runs,
     and the next step."""
@@ -440,7 +463,7 @@ def get_plan(call: ToolCall, plan_id: PlanIdArg) -> PlanView:
     return build_plan_view(call.rt, plan)
 
 
-@tool(group="changes", scope="readonly", list_field="plans", title="List plans")
+@tool(group="changes", list_field="plans", title="List plans")
 def list_plans(
     call: ToolCall,
     status: Annotated[
@@ -475,7 +498,7 @@ def list_plans(
     )
 
 
-@tool(group="changes", scope="changes:approve", read_only=False, idempotent=False, title="Approve plan")
+@tool(group="changes", read_only=False, idempotent=False, title="Approve plan")
 def approve_plan(
     call: ToolCall,
     plan_id: PlanIdArg,
@@ -491,7 +514,7 @@ def approve_plan(
     return build_plan_view(call.rt, plans.get_plan(call.rt.store, plan_id))
 
 
-@tool(group="changes", scope="changes:approve", read_only=False, idempotent=False, title="Deny plan")
+@tool(group="changes", read_only=False, idempotent=False, title="Deny plan")
 def deny_plan(
     call: ToolCall,
     plan_id: PlanIdArg,
@@ -506,11 +529,9 @@ def deny_plan(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     destructive=True,
     idempotent=False,
-    scope_note="+ the scope of the plan's playbook (checked by the change engine before any work)",
     title="Apply plan",
 )
 async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
@@ -547,7 +568,7 @@ async def apply_plan(call: ToolCall, plan_id: PlanIdArg) -> RunView:
     return await rt.run_blocking(build_run_view, rt, run, plan=applied[0] if applied else None)
 
 
-@tool(group="changes", scope="readonly", title="Get run")
+@tool(group="changes", title="Get run")
 def get_run(
     call: ToolCall,
     run_id: RunIdArg,
@@ -560,10 +581,8 @@ def get_run(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
-    scope_note="+ the scope of the run's playbook (checked by the change engine before any work)",
     title="Cancel run",
 )
 async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
@@ -574,7 +593,7 @@ async def cancel_run(call: ToolCall, run_id: RunIdArg) -> RunView:
     return await rt.run_blocking(build_run_view, rt, run, events_limit=0)
 
 
-@tool(group="changes", scope="readonly", list_field="changes", projectable=False, title="Host history")
+@tool(group="changes", list_field="changes", projectable=False, title="Host history")
 def get_host_history(
     call: ToolCall,
     host: Annotated[str, Field(description="Inventory host name.", min_length=1, max_length=255)],
@@ -593,21 +612,24 @@ def _drift_check_scope(rt: Runtime, args: dict[str, Any]) -> str:
     return rt.engine.playbook_scope(rt.drift.check_named(str(args.get("check", ""))).playbook)
 
 
-@tool(group="changes", scope="readonly", list_field="results", projectable=False, title="Get drift")
+@tool(group="changes", list_field="results", projectable=False, title="Get drift")
 def get_drift(
     call: ToolCall,
     host: Annotated[str | None, Field(description="Only this inventory host.", max_length=255)] = None,
     check: Annotated[str | None, Field(description="Only this drift check (drift.checks).", max_length=64)] = None,
+    group: Annotated[
+        str | None, Field(description="Only hosts of this inventory group (children included).", max_length=128)
+    ] = None,
 ) -> DriftReport:
     """Hosts that left the state a catalog playbook describes (latest scheduled check): per check and host
     in line, drifted (with the diff) or unreachable, and the result's age."""
-    report = drift.latest_drift(call.rt.store, host=host, check=check)
+    members = drift.group_hosts(call.rt.engine.inventory_file(), group) if group is not None else None
+    report = drift.latest_drift(call.rt.store, host=host, check=check, hosts=members)
     return report.model_copy(update={"side_effects": drift.side_effects_of(call.rt.engine)})
 
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
     scope_for=_drift_check_scope,
@@ -627,7 +649,6 @@ async def run_drift_check(
 
 @tool(
     group="changes",
-    scope="readonly",
     read_only=False,
     idempotent=True,
     scope_for=_drift_check_scope,
@@ -650,7 +671,6 @@ async def plan_from_drift(
 # --------------------------------------------------------------------------- seed doors
 @tool(
     group="changes",
-    scope="system:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("package_update"),
     title="Check system updates",
@@ -667,7 +687,6 @@ async def check_system_updates(
 
 @tool(
     group="changes",
-    scope="system:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("package_update"),
     title="Update system packages",
@@ -688,7 +707,6 @@ async def update_system_packages(
 
 @tool(
     group="changes",
-    scope="system:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("package_install"),
     title="Install package",
@@ -708,7 +726,6 @@ async def install_package(
 
 @tool(
     group="changes",
-    scope="container:admin",
     read_only=False,
     scope_for=_fixed_playbook_scope("container_update"),
     title="Update Docker container",
@@ -724,7 +741,6 @@ async def update_docker_container(
 
 @tool(
     group="changes",
-    scope="container:write",
     read_only=False,
     scope_for=_fixed_playbook_scope("image_pull"),
     title="Pull Docker image",

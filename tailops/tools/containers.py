@@ -61,7 +61,7 @@ GrepArg = Annotated[
 ]
 
 
-@tool(group="containers", scope="readonly", list_field="containers", title="List containers")
+@tool(group="containers", list_field="containers", title="List containers")
 def get_container_list(
     call: ToolCall,
     all: Annotated[bool, Field(description="Include stopped containers (default: running only).")] = False,
@@ -79,21 +79,21 @@ def get_container_list(
     return mc.list_containers(call.rt.docker, all=all, filters=filters, limit=limit)
 
 
-@tool(group="containers", scope="readonly", title="Inspect container")
+@tool(group="containers", title="Inspect container")
 def inspect_container(call: ToolCall, name: NameArg) -> mc.ContainerDetails:
     """One container's config, state (incl. OOM kill, health probes), mounts, networks, restart policy,
     resources and environment variable names (values redacted; reveal_container_env shows them)."""
     return mc.inspect_container(call.rt.docker, name, reveal_env=False)
 
 
-@tool(group="containers", scope="container:admin", title="Reveal container environment")
+@tool(group="containers", title="Reveal container environment")
 def reveal_container_env(call: ToolCall, name: NameArg) -> mc.ContainerDetails:
     """inspect_container with environment values shown (they often hold secrets); needs scope
     container:admin."""
     return mc.inspect_container(call.rt.docker, name, reveal_env=True)
 
 
-@tool(group="containers", scope="readonly", list_field="containers", title="Container stats")
+@tool(group="containers", list_field="containers", title="Container stats")
 def get_container_stats(
     call: ToolCall,
     name: Annotated[
@@ -108,7 +108,7 @@ def get_container_stats(
     return mc.container_stats(call.rt.docker, name=name, limit=limit)
 
 
-@tool(group="containers", scope="readonly", list_field="images", title="List images")
+@tool(group="containers", list_field="images", title="List images")
 def list_docker_images(
     call: ToolCall,
     dangling: Annotated[
@@ -124,7 +124,7 @@ def list_docker_images(
     return mc.list_images(call.rt.docker, dangling=dangling, reference=reference, limit=limit)
 
 
-@tool(group="containers", scope="readonly", list_field="networks", title="Docker networks")
+@tool(group="containers", list_field="networks", title="Docker networks")
 def get_docker_networks(
     call: ToolCall,
     limit: Annotated[int, Field(ge=1, le=500, description="Most networks returned.")] = 100,
@@ -133,7 +133,7 @@ def get_docker_networks(
     return mc.list_networks(call.rt.docker, limit=limit)
 
 
-@tool(group="containers", scope="readonly", list_field="lines", title="Container logs")
+@tool(group="containers", list_field="lines", title="Container logs")
 def get_container_logs(
     call: ToolCall,
     *,
@@ -155,7 +155,7 @@ def get_container_logs(
     )
 
 
-@tool(group="containers", scope="readonly", list_field="findings", title="Analyze container logs")
+@tool(group="containers", list_field="findings", title="Analyze container logs")
 def analyze_container_logs(
     call: ToolCall,
     name: NameArg,
@@ -196,7 +196,6 @@ def _manage_scope(rt: Runtime, args: dict[str, Any]) -> str:
 
 @tool(
     group="containers",
-    scope="container:write",
     read_only=False,
     destructive=False,
     idempotent=False,

@@ -49,7 +49,7 @@ def _max_bytes(call: ToolCall) -> int:
     return call.rt.config.files.max_read_bytes
 
 
-@tool(group="files", scope="file:read", list_field="entries", title="List directory")
+@tool(group="files", list_field="entries", title="List directory")
 def list_directory(
     call: ToolCall,
     *,
@@ -62,7 +62,7 @@ def list_directory(
     return list_dir(_policy(call), path, offset=offset, limit=limit, show_hidden=show_hidden)
 
 
-@tool(group="files", scope="file:read", name="read_file", title="Read file")
+@tool(group="files", name="read_file", title="Read file")
 def read_text_file(
     call: ToolCall,
     *,
@@ -87,7 +87,7 @@ def read_text_file(
     )
 
 
-@tool(group="files", scope="file:read", name="tail_file", title="Tail file")
+@tool(group="files", name="tail_file", title="Tail file")
 def tail_file_lines(
     call: ToolCall,
     *,
@@ -98,7 +98,7 @@ def tail_file_lines(
     return tail_file(_policy(call), path, lines=lines, max_bytes=_max_bytes(call), output_budget=_budget(call))
 
 
-@tool(group="files", scope="file:read", list_field="matches", title="Search files")
+@tool(group="files", list_field="matches", title="Search files")
 def search_files(
     call: ToolCall,
     *,
@@ -139,7 +139,7 @@ class FileOperationResult(Model):
     search: SearchResult | None = None
 
 
-@tool(group="files", scope="file:read", title="File operations")
+@tool(group="files", title="File operations")
 def file_operations(
     call: ToolCall,
     *,

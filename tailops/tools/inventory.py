@@ -34,7 +34,6 @@ _ONE_AT_A_TIME: weakref.WeakKeyDictionary[Runtime, anyio.Lock] = weakref.WeakKey
 
 @tool(
     group="changes",
-    scope="readonly",
     open_world=True,
     list_field="results",
     projectable=False,

@@ -32,7 +32,7 @@ def _timeout(call: ToolCall, value: float | None) -> float:
     return value if value is not None else call.rt.config.network.timeout.total_seconds()
 
 
-@tool(group="network", scope="network:diag", open_world=True, title="Ping host")
+@tool(group="network", open_world=True, title="Ping host")
 async def ping_host(
     call: ToolCall,
     *,
@@ -47,7 +47,7 @@ async def ping_host(
     return await ping(for_runtime(call.rt), host, count=count, interval=interval, timeout_s=timeout)
 
 
-@tool(group="network", scope="network:diag", open_world=True, title="Traceroute")
+@tool(group="network", open_world=True, title="Traceroute")
 async def traceroute(
     call: ToolCall,
     *,
@@ -62,7 +62,7 @@ async def traceroute(
     return await run_traceroute(for_runtime(call.rt), host, max_hops=max_hops, count=probes_per_hop, timeout_s=timeout)
 
 
-@tool(group="network", scope="network:diag", open_world=True, list_field="ports", title="Test TCP ports")
+@tool(group="network", open_world=True, list_field="ports", title="Test TCP ports")
 async def test_port_connectivity(
     call: ToolCall,
     *,
@@ -81,7 +81,7 @@ async def test_port_connectivity(
     return await check_ports(for_runtime(call.rt), host, wanted, timeout_s=_timeout(call, timeout))
 
 
-@tool(group="network", scope="network:diag", open_world=True, name="dns_lookup", title="DNS lookup")
+@tool(group="network", open_world=True, name="dns_lookup", title="DNS lookup")
 async def dns_lookup_tool(
     call: ToolCall,
     *,
@@ -108,7 +108,7 @@ async def dns_lookup_tool(
     )
 
 
-@tool(group="network", scope="network:diag", open_world=True, title="Check TLS certificate")
+@tool(group="network", open_world=True, title="Check TLS certificate")
 async def check_ssl_certificate(
     call: ToolCall,
     *,
@@ -125,7 +125,7 @@ async def check_ssl_certificate(
     )
 
 
-@tool(group="network", scope="network:diag", open_world=True, title="HTTP request test")
+@tool(group="network", open_world=True, title="HTTP request test")
 async def http_request_test(
     call: ToolCall,
     *,

@@ -19,7 +19,7 @@ from tailops.monitor.network import (
 from tailops.tools.registry import ToolCall, tool
 
 
-@tool(group="network", scope="readonly", list_field="interfaces", title="Network interfaces")
+@tool(group="network", list_field="interfaces", title="Network interfaces")
 def get_network_status(
     call: ToolCall,
     include_down: Annotated[bool, Field(description="Also list interfaces that are down.")] = True,
@@ -28,13 +28,13 @@ def get_network_status(
     return network_status(include_down=include_down)
 
 
-@tool(group="network", scope="readonly", list_field="interfaces", title="Network I/O")
+@tool(group="network", list_field="interfaces", title="Network I/O")
 def get_network_io_counters(call: ToolCall) -> NetworkIo:
     """Bytes/packets/errors in and out, total and per interface, with rates since the previous call."""
     return call.rt.net_io.sample()
 
 
-@tool(group="network", scope="readonly", list_field="connections", title="Active connections")
+@tool(group="network", list_field="connections", title="Active connections")
 def get_active_connections(
     call: ToolCall,
     kind: Annotated[ConnKind, Field(description="Socket kind: inet, inet4, inet6, tcp, udp, unix, all…")] = "inet",

@@ -23,7 +23,7 @@ class NodeList(ListResult):
     nodes: list[NodeHealth]
 
 
-@tool(group="changes", scope="readonly", list_field="nodes", projectable=False, title="List execution nodes")
+@tool(group="changes", list_field="nodes", projectable=False, title="List execution nodes")
 async def list_nodes(
     call: ToolCall,
     check: Annotated[

@@ -1,16 +1,17 @@
 """Tool declarations and the one boundary every MCP tool call passes through.
 
-A tool module declares plain functions with :func:`tool`: its group, the scope
-it needs, whether it is read-only, and (for list-shaped results) which field
+A tool module declares plain functions with :func:`tool`: its group, whether
+it is read-only, and (for list-shaped results) which field
 holds the list. The first parameter of every tool function is a
 :class:`ToolCall` (runtime, principal, progress, client logging); the rest is
-the MCP input schema.
+the MCP input schema. The scope a tool needs is its row in the policy table
+(:data:`tailops.auth.policy.TOOLS`); a tool without a row cannot be declared.
 
 :func:`bind` turns a spec into the function registered with the SDK. That
 wrapper is the single place where, for every call:
 
-1. the principal is resolved and the declared scope checked *before* the body
-   runs (deny by default: a spec without a scope cannot be declared), then the
+1. the principal is resolved and the tool's scope checked *before* the body
+   runs (deny by default: a tool without a policy row cannot be declared), then the
    scope its arguments need (``scope_for``, e.g. a playbook's), if declared;
 2. blocking bodies run in the bounded worker pool, never on the event loop;
 3. list results get field projection, the byte cap with a ``truncated`` marker,
@@ -39,6 +40,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from tailops.auth import policy
 from tailops.auth.scopes import require_scope
 from tailops.errors import InvalidInput, PermissionDenied, RateLimited, TailopsError, is_refusal
 from tailops.formats import Format, cap_items, encode_json, project_items, render
@@ -61,7 +63,7 @@ _SPECS: list[ToolSpec] = []
 class ToolSpec:
     name: str
     group: ToolGroup
-    scope: str
+    scope: str  # from the policy table (tailops.auth.policy.TOOLS) for every declared tool
     fn: Callable[..., Any]
     description: str
     read_only: bool = True
@@ -74,8 +76,8 @@ class ToolSpec:
     # A second scope that depends on the arguments (e.g. a playbook's manifest scope),
     # checked after the static ``scope`` (the minimum) and before the body.
     scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None
-    # For the docs: the scope the body's own engine call enforces on top (e.g. apply_plan's
-    # plan scope, checked by the change engine before any work), when there is no scope_for.
+    # For the docs: what is enforced on top (the policy row's ``plus``, e.g. apply_plan's
+    # plan scope, checked by the change engine before any work).
     scope_note: str | None = None
 
     @functools.cached_property
@@ -106,7 +108,6 @@ class ToolSpec:
 def tool(
     *,
     group: ToolGroup,
-    scope: str,
     read_only: bool = True,
     destructive: bool = False,
     idempotent: bool = True,
@@ -116,28 +117,28 @@ def tool(
     name: str | None = None,
     title: str | None = None,
     scope_for: Callable[[Runtime, dict[str, Any]], str] | None = None,
-    scope_note: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a tool. The docstring's first paragraph is its MCP description.
+    """Declare a tool. The docstring's first paragraph is its MCP description; its scope
+    is its row in :data:`tailops.auth.policy.TOOLS` (no row: ``ValueError``).
 
     ``scope_for(rt, arguments)`` names a further scope the call needs when that
     depends on the arguments (blocking is fine: it runs in the worker pool); a
     refusal is audited as denied before the body runs, like the static check.
     """
-    from tailops.auth.scopes import SCOPES
-
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = inspect.cleandoc(fn.__doc__ or "")
         description = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
         if not description:
             raise ValueError(f"tool {fn.__name__} needs a docstring: it is the description agents read")
+        tool_name = name or fn.__name__
+        row = policy.TOOLS.get(tool_name)
+        if row is None or row.scope is None:
+            raise ValueError(f"tool {tool_name} has no scope in the policy table: add it to tailops/auth/policy.py")
         spec = ToolSpec(
-            name=name or fn.__name__,
+            name=tool_name,
             group=group,
-            scope=scope,
+            scope=row.scope,
             fn=fn,
             description=description,
             read_only=read_only,
@@ -148,7 +149,7 @@ def tool(
             projectable=projectable,
             title=title,
             scope_for=scope_for,
-            scope_note=scope_note,
+            scope_note=row.plus,
         )
         if any(s.name == spec.name for s in _SPECS):
             raise ValueError(f"tool {spec.name} declared twice")

@@ -12,7 +12,7 @@ from tailops.monitor.system import SystemStatus, system_status
 from tailops.tools.registry import ToolCall, tool
 
 
-@tool(group="system", scope="readonly", title="System status")
+@tool(group="system", title="System status")
 def get_system_status(
     call: ToolCall,
     per_cpu: Annotated[bool, Field(description="Include busy % per logical CPU.")] = False,
@@ -21,7 +21,7 @@ def get_system_status(
     return system_status(call.rt.sampler, per_cpu=per_cpu)
 
 
-@tool(group="system", scope="readonly", list_field="processes", title="Top processes")
+@tool(group="system", list_field="processes", title="Top processes")
 def get_top_processes(
     call: ToolCall,
     limit: Annotated[int, Field(ge=1, le=500, description="How many processes (1-500).")] = 10,
@@ -31,7 +31,7 @@ def get_top_processes(
     return top_processes(limit, sort_by)
 
 
-@tool(group="system", scope="readonly", title="Health check")
+@tool(group="system", title="Health check")
 def health_check(call: ToolCall) -> HealthReport:
     """Server health: version, uptime, and whether the store and Docker engine answer."""
     return health_report(call.rt)

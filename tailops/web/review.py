@@ -7,7 +7,10 @@ with the plan's facts (playbook version and hash, parameters, who asked, what
 check mode could not simulate) makes the review the easy path. The page is a
 thin door: every rule — scope ``changes:approve``, never the requester,
 single-use approvals that expire — lives in :mod:`tailops.changes.approvals`,
-exactly as for the ``approve_plan`` tool and ``tailops plans approve``.
+exactly as for the ``approve_plan`` tool and ``tailops plans approve``. Which scope each
+page and form needs is its row in the policy table (:data:`tailops.auth.policy.REVIEW`);
+every route is named after that row (``review:plan``, ``review:approve`` …), and the
+forms are audited under the same name.
 
 Routes (all under ``/review``, served by the HTTP transport only):
 
@@ -58,6 +61,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from tailops import __version__
+from tailops.auth import policy
 from tailops.auth.tokens import TokenVerifier
 from tailops.changes import approvals, drift, history, plans
 from tailops.changes.plans import Plan
@@ -160,6 +164,17 @@ class _Page:
         self.principal: Principal = rt.principals.for_http(self.peer, request.headers, access)
         self.session_token: str | None = request.cookies.get(COOKIE) if access is not None else None
         self.secure = cookie_secure(request.url.scheme, rt.config.server.public_url)
+
+    def allows(self, action: str) -> bool:
+        """The caller holds the scope the policy table asks for ``action`` (a ``review:`` row)."""
+        return policy.allows(self.principal, "review", action)
+
+    def refuse_view(self, action: str, reading: str) -> HTMLResponse | None:
+        """A 403 page when the caller may not see ``action``'s page, else None."""
+        if self.allows(action):
+            return None
+        scope = policy.rule("review", action).scope
+        return self.render("message.html", status=403, error=f"Reading {reading} needs the {scope} scope.")
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = (
@@ -312,8 +327,8 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def plan_list(request: Request) -> Response:
         page = _Page(rt, verifier, request)
-        if not page.principal.has_scope("readonly"):
-            return page.render("message.html", status=403, error="Reading plans needs the readonly scope.")
+        if refused := page.refuse_view("review:plans", "plans"):
+            return refused
 
         def load() -> tuple[list[Plan], list[Plan], int]:
             open_plans = [p for status in ("pending", "approved") for p in plans.list_plans(rt.store, status=status)[0]]
@@ -325,16 +340,18 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def plan_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         page = _Page(rt, verifier, request)
-        if not page.principal.has_scope("readonly"):
-            return page.render("message.html", status=403, error="Reading plans needs the readonly scope.")
+        if refused := page.refuse_view("review:plan", "plans"):
+            return refused
         plan_id = request.path_params["plan_id"]
 
         def load() -> dict[str, Any]:
             plan = plans.get_plan(rt.store, plan_id)
             runs = plans.list_runs(rt.store, plan_id=plan.id, limit=20)[0]
             context = _plan_context(plan, plans.approvals_for(rt.store, plan.id), runs)
-            context["approvals_given"] = len(plans.live_approvals(rt.store, plan.id))
-            context["approvals_required"] = approvals.required_approvals(rt.config.changes, plan)
+            needed, given = approvals.standing(rt.store, rt.config.changes, plan, rt.engine.inventory_file)
+            context["approvals_given"] = given
+            context["approvals_required"] = needed.approvals_needed
+            context["approval_rule"] = needed.summary()
             return context
 
         try:
@@ -343,7 +360,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
             return page.render("message.html", status=http_status(exc), error=exc.public_message())
         plan: Plan = context["plan"]
         mine = bool(page.principal.same_person_as(plan.requester_ids))
-        may_approve = page.principal.has_scope(approvals.APPROVE_SCOPE) and not mine
+        may_approve = page.allows("review:approve") and not mine
         return page.render(
             "plan.html",
             status=status,
@@ -419,8 +436,8 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def run_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         page = _Page(rt, verifier, request)
-        if not page.principal.has_scope("readonly"):
-            return page.render("message.html", status=403, error="Reading runs needs the readonly scope.")
+        if refused := page.refuse_view("review:run", "runs"):
+            return refused
         run_id = request.path_params["run_id"]
 
         def load() -> dict[str, Any]:
@@ -448,8 +465,8 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def host_detail(request: Request) -> Response:
         page = _Page(rt, verifier, request)
-        if not page.principal.has_scope("readonly"):
-            return page.render("message.html", status=403, error="Reading host history needs the readonly scope.")
+        if refused := page.refuse_view("review:host", "host history"):
+            return refused
         host = request.path_params["host"]
         try:
             found = await rt.run_blocking(history.host_history, rt.store, host, limit=100)
@@ -459,8 +476,8 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def drift_view(request: Request) -> Response:
         page = _Page(rt, verifier, request)
-        if not page.principal.has_scope("readonly"):
-            return page.render("message.html", status=403, error="Reading drift needs the readonly scope.")
+        if refused := page.refuse_view("review:drift", "drift"):
+            return refused
         report = await rt.run_blocking(drift.latest_drift, rt.store)
         return page.render("drift.html", report=report)
 
@@ -489,23 +506,25 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
     async def to_index(request: Request) -> Response:
         return RedirectResponse(f"{PREFIX}/", status_code=303, headers=_SECURITY_HEADERS)
 
+    # Each route is named after its row in the policy table (tests/unit/auth/test_policy.py
+    # fails on a route without one). approve and deny share a route: both rows apply there.
     return [
-        Route(PREFIX, to_index, methods=["GET"]),
+        Route(PREFIX, to_index, methods=["GET"], name="review:index"),
         Mount(
             PREFIX,
             routes=[
-                Route("/", plan_list, methods=["GET"]),
-                Route("/login", login_form, methods=["GET"]),
-                Route("/login", login, methods=["POST"]),
-                Route("/logout", logout, methods=["POST"]),
-                Route("/static/review.css", stylesheet, methods=["GET"]),
-                Route("/plans/{plan_id:str}", plan_detail, methods=["GET"]),
-                Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"]),
-                Route("/runs/{run_id:str}", run_detail, methods=["GET"]),
-                Route("/hosts/{host:str}", host_detail, methods=["GET"]),
-                Route("/drift", drift_view, methods=["GET"]),
-                Route("/runs/{run_id:str}/cancel", cancel, methods=["POST"]),
-                Route("/{rest:path}", not_found),
+                Route("/", plan_list, methods=["GET"], name="review:plans"),
+                Route("/login", login_form, methods=["GET"], name="review:login-form"),
+                Route("/login", login, methods=["POST"], name="review:login"),
+                Route("/logout", logout, methods=["POST"], name="review:logout"),
+                Route("/static/review.css", stylesheet, methods=["GET"], name="review:stylesheet"),
+                Route("/plans/{plan_id:str}", plan_detail, methods=["GET"], name="review:plan"),
+                Route("/plans/{plan_id:str}/{decision:str}", decide, methods=["POST"], name="review:decide"),
+                Route("/runs/{run_id:str}", run_detail, methods=["GET"], name="review:run"),
+                Route("/hosts/{host:str}", host_detail, methods=["GET"], name="review:host"),
+                Route("/drift", drift_view, methods=["GET"], name="review:drift"),
+                Route("/runs/{run_id:str}/cancel", cancel, methods=["POST"], name="review:cancel"),
+                Route("/{rest:path}", not_found, name="review:not-found"),
             ],
         ),
     ]

@@ -36,13 +36,9 @@ from mcp.types import (
 )
 
 from tailops.config import Settings
-from tailops.server.protocol import (
-    CONTAINER_TEMPLATE,
-    LOG_LEVELS,
-    PLAYBOOK_TEMPLATE,
-    features,
-    send_client_log,
-)
+from tailops.server.protocol import LOG_LEVELS, features, send_client_log
+from tailops.tools.resources.containers import CONTAINER_TEMPLATE
+from tailops.tools.resources.playbooks import PLAYBOOK_TEMPLATE
 from tests.contract.conformance_fixtures import (
     FIXTURE_PROMPTS,
     FIXTURE_RESOURCES,

@@ -66,7 +66,8 @@ def test_the_installed_tailops_serves_and_plans_outside_the_repo(
         [
             str(wheel_venv / "bin" / "python"),
             "-c",
-            "import tailops, tailops.changes.catalog as c; print(tailops.__file__); print(c.default_catalog_dirs()[0])",
+            "import tailops, tailops.changes.catalog.scanning as c; "
+            "print(tailops.__file__); print(c.default_catalog_dirs()[0])",
         ],
         cwd=outside,
         capture_output=True,

@@ -14,16 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from tailops.auth.tokens import revoke_token
 from tailops.changes import plans
+from tailops.changes.executors.placement import PlacedShard, Placement
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, Plan
 from tailops.config import load_config
 from tailops.principal import Principal
-from tests.servers import RunningServer, http_server
+from tests.servers import RunningServer, http_server, mcp_http_client
 from tests.testbed.seed import seed_plan, seed_run
 
 ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-alice-plan")
@@ -118,6 +120,37 @@ def test_plan_page_shows_the_plan_and_escapes_everything(server: RunningServer) 
     assert '<span class="del">-old &lt;script&gt;' in html and '<span class="add">+new &lt;script&gt;' in html
     assert plan.id in html and "Write the marker file" in html and "not simulated" in html
     assert 'id="approve-form"' in html and 'id="deny-form"' in html
+
+
+def test_plan_page_and_get_plan_show_where_each_host_runs(server: RunningServer) -> None:
+    placement = Placement(
+        shard_digest="d" * 64,
+        shards=[PlacedShard(node="dc2", hosts=["web1"], bundle_sha256="e" * 64)],
+    )
+    plan = plan_for(server, placement=placement)
+    here = plan_for(server, message="here")
+    with client(server) as c:
+        sign_in(c, server, server.mint("bob", "readonly changes:approve"))
+        html = c.get(f"/review/plans/{plan.id}").text
+        plain = c.get(f"/review/plans/{here.id}").text
+    assert 'id="placement"' in html and "node <strong>dc2</strong>: web1" in html
+    assert f'<code title="{"e" * 64}">{"e" * 12}</code>' in html
+    assert 'id="placement"' not in plain
+
+    async def view() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with mcp_http_client(server.url, server.mint("bob", "readonly")) as mcp:
+            placed = await mcp.call_tool("get_plan", {"plan_id": plan.id})
+            local = await mcp.call_tool("get_plan", {"plan_id": here.id})
+        assert not placed.is_error and not local.is_error
+        assert placed.structured_content is not None and local.structured_content is not None
+        return placed.structured_content, local.structured_content
+
+    placed, local = anyio.run(view)
+    assert placed["placement"] == {
+        "shard_digest": "d" * 64,
+        "shards": [{"node": "dc2", "hosts": ["web1"], "bundle_sha256": "e" * 64}],
+    }
+    assert local.get("placement") is None
 
 
 def test_approve_needs_origin_and_csrf_then_works_once(server: RunningServer) -> None:

@@ -1,5 +1,6 @@
 """docs/security.md tells the truth: the scopes table matches the registry, the
-commands it shows exist, and every auth/audit config key is mentioned."""
+surfaces table matches the policy table, the commands it shows exist, and every
+auth/audit config key is mentioned."""
 
 from __future__ import annotations
 
@@ -10,25 +11,33 @@ from typer.testing import CliRunner
 
 from tailops.cli.main import app
 from tailops.config import AuditSettings, AuthSettings
-from tailops.docs import render_scope_table
+from tailops.docs import render_scope_table, render_surface_table
 from tailops.tools.registry import declared_specs
 from tests.helpers import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "security.md"
 BLOCK = re.compile(r"(<!-- scopes-table:start -->\n)(.*?)(<!-- scopes-table:end -->)", re.DOTALL)
+SURFACES = re.compile(r"(<!-- surfaces-table:start -->\n)(.*?)(<!-- surfaces-table:end -->)", re.DOTALL)
+
+
+def _check_block(block: re.Pattern[str], name: str, current: str) -> None:
+    text = DOC.read_text()
+    match = block.search(text)
+    assert match, f"docs/security.md lacks the {name} markers"
+    if os.environ.get("UPDATE_DOCS") == "1" and match.group(2) != current:
+        DOC.write_text(block.sub(lambda m: m.group(1) + current + m.group(3), text))
+        return
+    assert match.group(2) == current, (
+        f"docs/security.md {name} is stale: run `UPDATE_DOCS=1 pytest tests/security/test_auth_docs.py`"
+    )
 
 
 def test_scopes_table_matches_the_registry() -> None:
-    text = DOC.read_text()
-    match = BLOCK.search(text)
-    assert match, "docs/security.md lacks the scopes-table markers"
-    current = render_scope_table(declared_specs())
-    if os.environ.get("UPDATE_DOCS") == "1" and match.group(2) != current:
-        DOC.write_text(BLOCK.sub(lambda m: m.group(1) + current + m.group(3), text))
-        return
-    assert match.group(2) == current, (
-        "docs/security.md scopes table is stale: run `UPDATE_DOCS=1 pytest tests/security/test_auth_docs.py`"
-    )
+    _check_block(BLOCK, "scopes-table", render_scope_table(declared_specs()))
+
+
+def test_surfaces_table_matches_the_policy_table() -> None:
+    _check_block(SURFACES, "surfaces-table", render_surface_table())
 
 
 def test_every_tool_is_in_the_table_under_its_scope() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from tailops.changes import approvals, plans
+from tailops.changes.executors.placement import Placement
 from tailops.changes.models import RunEvent
 from tailops.changes.plans import HostOutcome, HostPrediction, Plan, Run, RunState, TaskPrediction
 from tailops.config import ChangesSettings
@@ -35,6 +36,7 @@ def seed_plan(
     status: str = "pending",
     diff: str = MARKER_DIFF,
     task_msg: str | None = None,
+    placement: Placement | None = None,
 ) -> Plan:
     hosts = [
         HostPrediction(
@@ -56,6 +58,7 @@ def seed_plan(
         limit=None,
         inventory_sha256="b" * 64,
         hosts=hosts,
+        placement=placement,
     )
     plan = Plan(
         id=plan_id,
@@ -75,6 +78,7 @@ def seed_plan(
         created_at=datetime.fromtimestamp(now, UTC),
         expires_at=datetime.fromtimestamp(now + 3600, UTC),
         updated_at=datetime.fromtimestamp(now, UTC),
+        placement=placement,
     )
     store = Store(db_path)
     try:

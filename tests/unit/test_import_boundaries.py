@@ -4,7 +4,12 @@
   nor ansible_runner;
 - exactly one module (tailops/changes/runner.py) imports ansible_runner;
 - monitor/ (the facts) imports nothing above it (server, runtime, tools, cli);
-- only monitor/containers/ (the Docker access package) imports the Docker SDK.
+- only monitor/containers/ (the Docker access package) imports the Docker SDK;
+- server/ is transport only: it imports neither monitor/ (facts) nor changes/ (the
+  change engine); resources that read them are declared beside the tools;
+- runtime.py (one server's parts) reaches the change engine only through its services
+  (changes/engine.py, changes/drift.py), never the runner, catalog or plan records,
+  and imports no surface (server, tools, web, cli) that is built on it.
 """
 
 from __future__ import annotations
@@ -61,6 +66,30 @@ def test_monitor_imports_nothing_above_it() -> None:
     for f in files:
         for mod in imported_modules(f):
             assert not mod.startswith(above), f"{f.relative_to(REPO_ROOT)} imports {mod}"
+
+
+def test_the_server_is_transport_only() -> None:
+    files = sorted((PKG / "server").rglob("*.py"))
+    assert len(files) > 4, "server modules not found"
+    for f in files:
+        for mod in imported_modules(f):
+            assert not mod.startswith(("tailops.monitor", "tailops.changes")), (
+                f"{f.relative_to(REPO_ROOT)} imports {mod}: server/ is transport only "
+                "(declare what reads facts or the catalog beside the tools, e.g. tailops/tools/resources/)"
+            )
+
+
+# The change engine's services: what the runtime builds and hands to the surfaces.
+RUNTIME_MAY_IMPORT_FROM_CHANGES = {"tailops.changes.engine", "tailops.changes.drift"}
+
+
+def test_the_runtime_reaches_the_change_engine_only_through_its_services() -> None:
+    imported = imported_modules(PKG / "runtime.py")
+    from_changes = {m for m in imported if m.startswith("tailops.changes")}
+    assert from_changes, "runtime.py imports nothing from changes/: the check looks at the wrong names"
+    assert from_changes <= RUNTIME_MAY_IMPORT_FROM_CHANGES, sorted(from_changes - RUNTIME_MAY_IMPORT_FROM_CHANGES)
+    surfaces = ("tailops.server", "tailops.tools", "tailops.web", "tailops.cli")
+    assert not [m for m in imported if m.startswith(surfaces)], "runtime.py imports a surface built on it"
 
 
 def test_only_the_docker_access_package_imports_the_docker_sdk() -> None:

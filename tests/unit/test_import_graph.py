@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tailops.auth.scopes import SCOPES
-from tailops.config import Scope
 from tests.helpers import REPO_ROOT
 
 PKG = REPO_ROOT / "tailops"
@@ -131,9 +129,3 @@ def test_the_graph_is_read_at_all() -> None:
     edges = _graph()
     assert "tailops.changes.engine" in edges["tailops.runtime"]
     assert "tailops.auth.scopes" in edges["tailops.tools.registry"]
-
-
-def test_the_config_scope_type_names_exactly_the_scopes() -> None:
-    from typing import get_args
-
-    assert tuple(get_args(Scope)) == SCOPES

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -41,6 +42,7 @@ MIGRATIONS = load_migrations()
 LATEST = MIGRATIONS[-1].version
 APPLIED_PLAN = "8ecea31248aa796e7644951e0f8aaff13bed11c02fa4d586b0ac800eecc88774"
 PENDING_PLAN = "c13b068bdbec8e04ae4c1f8476e5f562f98d87039cb6ff170a0d663bc3ecc6ad"
+PLACED_PLAN = "f349956311568122d5a2dccaa5b20f4091fe78cffed00ff642f2e9ac38759a5b"
 RUN = "76afc0ab58b345b4bb96c636cb38948e"
 BOB = Principal("bob", frozenset({"changes:approve"}), "http", token_id="jti-bob")
 
@@ -141,6 +143,43 @@ def check_v6(store: Store, settings: Settings) -> None:
     assert report.drifted == 1 and "+desired" in (report.results[0].diff or "")
 
 
+def check_v7(store: Store, settings: Settings) -> None:
+    # The placement reads back whole, and the plan id still covers it (recomputed from the row).
+    plan = plans.get_plan(store, PLACED_PLAN)
+    assert plan.placement is not None
+    assert plan.placement.hosts_by_node() == {"dc2": ["db1"], "local": ["web3"]}
+    assert plan.placement.bundles() == {"dc2": "c" * 64}
+    fields: dict[str, Any] = dict(
+        playbook=plan.playbook,
+        version=plan.version,
+        playbook_sha256=plan.playbook_sha256,
+        params=plan.params,
+        limit=plan.limit,
+        inventory_sha256=plan.inventory_sha256,
+        hosts=plan.hosts,
+    )
+    assert plans.plan_id_for(**fields, placement=plan.placement) == PLACED_PLAN
+    assert plans.plan_id_for(**fields) != PLACED_PLAN
+    # Plans from before placements have none.
+    if store.query_one("SELECT 1 FROM plans WHERE id = ?", (APPLIED_PLAN,)):
+        assert plans.get_plan(store, APPLIED_PLAN).placement is None
+
+
+PROD_PLAN = "e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7"
+
+
+def check_v8(store: Store, settings: Settings) -> None:
+    # Plans stored before 0008 have no recorded requirement: the current config decides for them.
+    assert plans.get_plan(store, APPLIED_PLAN).approval_policy is None
+    plan = plans.get_plan(store, PROD_PLAN)
+    assert plan.approval_policy is not None
+    assert plan.approval_policy.summary() == "2 approvals: group prod (web1)"
+    # The config that decided it is gone (defaults: low needs 1): the recorded 2 still holds.
+    approvals.approve(store, ChangesSettings(), PROD_PLAN, BOB, "one of two")
+    after = plans.get_plan(store, PROD_PLAN)
+    assert after.status == "pending" and after.status_reason == "1 of 2 approvals"
+
+
 CHECKS: dict[int, Callable[[Store, Settings], None]] = {
     1: check_v1,
     2: check_v2,
@@ -148,6 +187,8 @@ CHECKS: dict[int, Callable[[Store, Settings], None]] = {
     4: check_v4,
     5: check_v5,
     6: check_v6,
+    7: check_v7,
+    8: check_v8,
 }
 
 
@@ -177,7 +218,8 @@ def test_a_store_from_every_earlier_schema_upgrades_and_keeps_working(
             CHECKS.get(n, _missing_check(n))(store, settings)
         # New writes work on the upgraded store.
         seed_plan(settings.db_path, Principal("erin", frozenset({"system:admin"}), "http"), message="new")
-        seeded_plans = (2 if version >= 3 else 0) + (1 if version >= 5 else 0)
+        seeded_plans = (2 if version >= 3 else 0) + (1 if version >= 5 else 0) + (1 if version >= 7 else 0)
+        seeded_plans += 1 if version >= 8 else 0
         assert plans.list_plans(store)[1] == seeded_plans + 1
         tokens.mint_token(
             private_key_path=settings.private_key_path,

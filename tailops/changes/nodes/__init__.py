@@ -1,6 +1,7 @@
 """Execution nodes: run shards of a run on other machines over ansible-runner's worker stream.
 
-Public API (what the change engine calls): :func:`~.shards.shard_map` /
+Public API (what the engine's
+:class:`~tailops.changes.executors.sharded.ShardedExecutor` calls): :func:`~.shards.shard_map` /
 :func:`~.shards.inventory_groups` (which host runs where),
 :func:`~.distribute.run_sharded` (run every shard, local and remote, merged into
 one result), :func:`~.remote.run_on_node` (one node), :mod:`.transport`

@@ -23,10 +23,13 @@ import psutil
 import pytest
 
 from tailops.changes import approvals, compare, plans
+from tailops.changes.approval_policy import ApprovalRequirement
+from tailops.changes.executors.placement import Placement
 from tailops.changes.models import HostResult, RunEvent, RunMode, RunResult, TaskResult, TaskStatus
 from tailops.changes.plans import HostPrediction, Plan, TaskPrediction
 from tailops.config import ChangesSettings, Settings
 from tailops.errors import ApprovalError, CatalogError, ChangeError, InvalidInput, NotFound, PermissionDenied
+from tailops.models import Model
 from tailops.principal import Principal
 from tailops.runtime import Runtime
 from tailops.store import Store
@@ -331,6 +334,42 @@ def test_policy_auto_approves_only_low_risk(store: Store) -> None:
     assert approvals.policy_for(auto, "critical") == "manual"
 
 
+def test_a_forged_auto_requirement_never_approves_a_high_risk_plan(store: Store) -> None:
+    """Defence in depth: even a stored requirement saying auto (config refuses it for high/critical)
+    does not approve a high-risk plan by policy."""
+    from tailops.changes.approval_policy import ApprovalRequirement, RuleHit
+
+    forged = ApprovalRequirement(required=0, risk="high", decided_by=[RuleHit(rule="group dev", count=None)])
+    high = make_plan(store, risk="high", salt="f")
+    with store.transaction() as conn:
+        conn.execute("UPDATE plans SET approval_policy = ? WHERE id = ?", (forged.model_dump_json(), high.id))
+    assert approvals.approve_by_policy(store, CHANGES, plans.get_plan(store, high.id)) is None
+    assert plans.get_plan(store, high.id).status == "pending"
+
+
+def test_a_tightened_config_voids_an_approval_by_policy(store: Store, tmp_path: Path) -> None:
+    """Planned under dev: low auto (approved by policy); the config now says dev: low 2. The policy's
+    approval no longer counts: two people approve, and the first leaves the plan pending."""
+    from tailops.changes.approval_policy import decide
+
+    auto = ChangesSettings(group_approvals=[{"group": "dev", "low": "auto"}])
+    strict = ChangesSettings(group_approvals=[{"group": "dev", "low": 2}])
+    low = make_plan(store, risk="low", salt="9")
+    recorded = decide(auto, "low", {h.host: ["dev"] for h in low.hosts}, inventory_groups={"all", "dev"})
+    with store.transaction() as conn:
+        conn.execute("UPDATE plans SET approval_policy = ? WHERE id = ?", (recorded.model_dump_json(), low.id))
+    low = plans.get_plan(store, low.id)
+    assert approvals.approve_by_policy(store, auto, low) is not None
+    assert approvals.required_approvals(auto, low) == 1
+    approvals.approve(store, strict, low.id, BOB)
+    after = plans.get_plan(store, low.id)
+    assert after.status == "pending" and after.status_reason == "1 of 2 approvals"
+    [live] = plans.live_approvals(store, low.id)
+    assert live.approver_subject == "bob"  # the policy's approval was voided
+    approvals.approve(store, strict, low.id, Principal("carol", frozenset({"changes:approve"}), "http"))
+    assert plans.get_plan(store, low.id).status == "approved"
+
+
 # --------------------------------------------------------------------------- stale plans and mismatches
 def test_diff_summaries() -> None:
     assert compare.summarize_diff(APT_DIFF) == "tbdemo (1.0-1 => 1.1-1)"
@@ -472,3 +511,74 @@ def test_the_plan_view_says_what_the_dry_run_touched(rt: Runtime) -> None:
     view = build_plan_view(rt, make_plan(rt.store, salt="side"))
     assert view.check_mode_side_effects, "package_install's index refresh is not shown"
     assert any("apt" in what for what in view.check_mode_side_effects.values())
+
+
+# Columns a model does not carry on purpose: an index key (requester_subject: the requester's
+# subject for lookups, also inside `requester`) and the owning run of an event row.
+NOT_IN_MODEL = {"plans": {"requester_subject"}, "approvals": set(), "runs": set(), "run_events": {"run_id"}}
+
+
+@pytest.mark.parametrize(
+    ("table", "model", "renames"),
+    [
+        ("plans", plans.Plan, {"limit_pattern": "limit", "prediction": "hosts"}),
+        ("approvals", plans.Approval, {}),
+        ("runs", plans.Run, {}),
+        ("run_events", plans.StoredEvent, {}),
+    ],
+)
+def test_every_stored_column_reaches_its_model(
+    store: Store, table: str, model: type[Model], renames: dict[str, str]
+) -> None:
+    """Rows map onto models by column name (plans.from_row): a migration that adds a column the
+    model lacks would be dropped silently on every read. This fails until the model has it (or
+    it is named here as deliberately not part of the model)."""
+    columns = {renames.get(r["name"], r["name"]) for r in store.query(f"PRAGMA table_info({table})")}
+    assert columns - set(model.model_fields) == NOT_IN_MODEL[table]
+
+
+def test_a_plan_reads_back_exactly_as_stored(store: Store) -> None:
+    """Every field survives the row mapping: JSON columns (placement, approval requirement),
+    renamed columns (limit, hosts) and timestamps (UTC, to the microsecond)."""
+    now = 1796307000.123456
+    placement = Placement.model_validate(
+        {
+            "shard_digest": "d" * 64,
+            "shards": [
+                {"node": "dc2", "hosts": ["db1"], "bundle_sha256": "c" * 64},
+                {"node": "local", "hosts": ["web3"], "bundle_sha256": None},
+            ],
+        }
+    )
+    needed = ApprovalRequirement.model_validate_json(
+        '{"decided_by":[{"count":2,"hosts":["web1"],"rule":"group prod"}],"host_groups":{"web1":["all","prod"]},'
+        '"inventory_groups":["all","prod"],"not_auto":[],"required":2,"risk":"low","tightened":false}'
+    )
+    plan = Plan(
+        id="e" * 64,
+        playbook="package_install",
+        version="1.0.0",
+        playbook_sha256="a" * 64,
+        params=BASE["params"],
+        limit="web*:!web9",
+        inventory_sha256="b" * 64,
+        risk="low",
+        scope="system:admin",
+        status="pending",
+        stored_status="pending",
+        status_reason="1 of 2 approvals",
+        hosts=PREDICTION,
+        requester=ALICE.describe(),
+        requester_ids=sorted(ALICE.identities()),
+        check_ident="check-x",
+        check_duration_s=4.5,
+        created_at=datetime.fromtimestamp(now, UTC),
+        expires_at=datetime.fromtimestamp(now + 3600, UTC),
+        updated_at=datetime.fromtimestamp(now, UTC),
+        placement=placement,
+        approval_policy=needed,
+    )
+    plans.insert_plan(store, plan)
+    again = plans.get_plan(store, plan.id, now=now)
+    assert again.model_dump(mode="json") == plan.model_dump(mode="json")
+    assert again.created_at == plan.created_at and again.created_at.utcoffset() is not None

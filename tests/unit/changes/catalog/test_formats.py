@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tailops.changes.catalog import PROTECTED_SERVICES, Catalog, is_protected_service, service_unit
+from tailops.changes.catalog import Catalog
+from tailops.changes.catalog.formats import PROTECTED_SERVICES, is_protected_service, service_unit
 from tailops.errors import InvalidInput
 from tests.helpers import REPO_ROOT
 

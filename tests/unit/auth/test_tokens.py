@@ -321,6 +321,38 @@ def test_missing_or_wrong_key_files_are_config_errors(tmp_path: Path) -> None:
         _mint(tmp_path / "nope.key")
 
 
+def test_both_key_loaders_refuse_a_key_that_is_not_ed25519_pem_or_readable(tmp_path: Path) -> None:
+    """One loader serves both halves of the pair: each refusal is the same for a private and a
+    public key, and minting (the private key's only user) refuses before signing anything."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    other = ec.generate_private_key(ec.SECP256R1())
+    ec_priv, ec_pub, junk = tmp_path / "ec.key", tmp_path / "ec.pub", tmp_path / "junk.key"
+    ec_priv.write_bytes(
+        other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    ec_pub.write_bytes(
+        other.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    junk.write_text("not a key")
+    folder = tmp_path / "a-folder.key"
+    folder.mkdir()
+    for path in (ec_priv, junk, folder):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    with pytest.raises(ConfigError, match=r"ec\.key is not an Ed25519 private key; tailops tokens are EdDSA only"):
+        tokens._load_private_key(ec_priv)
+    with pytest.raises(ConfigError, match=r"ec\.pub is not an Ed25519 public key; tailops tokens are EdDSA only"):
+        load_public_key(ec_pub)
+    with pytest.raises(ConfigError, match=r"junk\.key is not a PEM private key"):
+        _mint(junk)
+    with pytest.raises(ConfigError, match=r"cannot read the private key .*a-folder\.key"):
+        tokens._load_private_key(folder)
+    with pytest.raises(ConfigError, match=r"no private key at .*nope\.key") as info:
+        tokens._load_private_key(tmp_path / "nope.key")
+    assert info.value.hint is not None and "tailops token keygen" in info.value.hint
+
+
 async def test_sdk_verifier_protocol_and_per_request_reuse(keys: tuple[Path, Path], store: Store) -> None:
     priv, pub = keys
     failures: list[str] = []
