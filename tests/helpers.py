@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -15,3 +16,8 @@ SSH_IMAGE = "tailops-target:ssh"
 def unique_name(purpose: str) -> str:
     """A container/network name no other test (or test session) uses."""
     return f"tailops-test-{purpose}-{SESSION_ID}-{uuid.uuid4().hex[:6]}"
+
+
+def testbed_cache() -> Path:
+    """The machine-wide cache of built test-bed artifacts (outside the repo, survives sessions)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tailops-testbed"

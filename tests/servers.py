@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -114,21 +114,34 @@ def http_server(
 
 
 @contextlib.contextmanager
-def serve_process(cfg: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serve_process(
+    cfg: Path,
+    port: int,
+    log: Path,
+    *,
+    exe: Path | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90,
+) -> Iterator[subprocess.Popen[bytes]]:
     """``tailops serve --config cfg --port port`` as a real process, its output appended to ``log``.
 
-    Ready once ``/health`` answers 200. The server sees only its config file: ``TAILOPS_*``
-    and ``FORWARDED_ALLOW_IPS`` are dropped from its environment. Stopped with SIGTERM (then
-    SIGKILL) at the end unless the test already ended it.
+    ``exe`` is the ``tailops`` to run (default: the test venv's; the deploy tests pass an
+    installed one), ``cwd`` its working directory, ``env`` its environment (default: this
+    process'). Ready once ``/health`` answers 200 (within ``timeout`` seconds: generous, a
+    start takes 20-40 s on a loaded 2-core machine, and only a failing test waits it out). The server
+    sees only its config file: ``TAILOPS_*`` and ``FORWARDED_ALLOW_IPS`` are dropped from its
+    environment. Stopped with SIGTERM (then SIGKILL) at the end unless the test already ended it.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILOPS_") and k != "FORWARDED_ALLOW_IPS"}
-    exe = str(Path(sys.executable).with_name("tailops"))
+    base = os.environ if env is None else env
+    clean = {k: v for k, v in base.items() if not k.startswith("TAILOPS_") and k != "FORWARDED_ALLOW_IPS"}
+    program = str(exe) if exe is not None else str(Path(sys.executable).with_name("tailops"))
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [exe, "serve", "--config", str(cfg), "--port", str(port)], stdout=out, stderr=out, env=env
+            [program, "serve", "--config", str(cfg), "--port", str(port)], stdout=out, stderr=out, env=clean, cwd=cwd
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(httpx2.HTTPError):
                 if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:

@@ -3,6 +3,9 @@
 # (the system Node may be older than 22; `npm install node@22` brings a Node 22 binary
 # to node_modules/.bin/node, which tests put first on PATH: the suite's entry point is
 # `#!/usr/bin/env node`). Idempotent: does nothing when the pinned versions are there.
+# The install itself lives in the machine's test-bed cache (~/.cache/tailops-testbed/
+# node-tools-<node>-<conformance>) and .tools/node is a link to it, so a fresh clone on
+# the same machine links it instead of running npm again (~35 s).
 # Used by `make test` (target conformance-tools) and tests/contract/test_conformance.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,13 +25,23 @@ if installed; then
     echo "node tools: node $("$BIN/node" --version), conformance $CONFORMANCE_VERSION present"
     exit 0
 fi
-command -v npm >/dev/null 2>&1 || { echo "npm missing: run scripts/testbed/setup-host.sh" >&2; exit 1; }
-mkdir -p "$TOOLS"
-(
-    cd "$TOOLS"
-    [ -f package.json ] || echo '{"name":"tailops-tools","private":true}' > package.json
-    npm install --no-audit --no-fund --loglevel=error \
-        "node@$NODE_MAJOR" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" >/dev/null
-)
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tailops-testbed/node-tools-$NODE_MAJOR-$CONFORMANCE_VERSION"
+if [ ! -f "$CACHE/.complete" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "npm missing: run scripts/testbed/setup-host.sh" >&2; exit 1; }
+    mkdir -p "$(dirname "$CACHE")"
+    tmp=$(mktemp -d "$CACHE.tmp-XXXXXX")
+    (
+        cd "$tmp"
+        echo '{"name":"tailops-tools","private":true}' > package.json
+        npm install --no-audit --no-fund --loglevel=error \
+            "node@$NODE_MAJOR" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" >/dev/null
+    ) || { rm -rf "$tmp"; exit 1; }
+    touch "$tmp/.complete"
+    # Another session may have finished first: keep theirs.
+    mv -T "$tmp" "$CACHE" 2>/dev/null || rm -rf "$tmp"
+fi
+mkdir -p "$(dirname "$TOOLS")"
+rm -rf "$TOOLS"
+ln -s "$CACHE" "$TOOLS"
 installed || { echo "node tools: install finished but Node $NODE_MAJOR / conformance $CONFORMANCE_VERSION not found in $BIN" >&2; exit 1; }
 echo "node tools: node $("$BIN/node" --version), conformance $CONFORMANCE_VERSION installed"

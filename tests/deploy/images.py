@@ -17,24 +17,19 @@ unchanged tree reuses the image (the build takes minutes; a cache hit, milliseco
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.deploy.installs import build_wheel, clean_env, copy_source, pyenv_python, source_key
-from tests.helpers import REPO_ROOT
+from tests.deploy.installs import clean_env, copy_source, pyenv_python, source_key
+from tests.helpers import REPO_ROOT, testbed_cache
 
 __all__ = ["BASE_TAG", "IMAGE_REPO", "build_image", "ensure_trixie_base", "wheelhouse"]
 
 BASE_TAG = "tailops-base:trixie"
 IMAGE_REPO = "tailops-deploy"
 CONTAINER_DIR = REPO_ROOT / "deploy" / "container"
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tailops-testbed"
 
 
 def ensure_trixie_base() -> str:
@@ -45,16 +40,17 @@ def ensure_trixie_base() -> str:
     return BASE_TAG
 
 
-def wheelhouse() -> Path:
-    """cp313 wheels of every dependency (no tailops wheel), cached by the pyproject key."""
+def wheelhouse(wheel: Path) -> Path:
+    """cp313 wheels of every dependency (no tailops wheel), cached by the pyproject key.
+
+    ``wheel`` (the session's built tailops wheel) names the dependencies to fetch."""
     key = hashlib.sha256((REPO_ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
-    dest = _cache_root() / f"wheelhouse-{key}"
+    dest = testbed_cache() / f"wheelhouse-{key}"
     if (dest / ".complete").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".wheelhouse-", dir=dest.parent))
     try:
-        wheel = build_wheel(tmp / "build")
         proc = subprocess.run(
             [pyenv_python("3.13"), "-m", "pip", "wheel", "-q", "-w", str(tmp / "wheels"), str(wheel)],
             capture_output=True,
@@ -78,10 +74,13 @@ def _image_id(tag: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def build_image(workdir: Path) -> str:
-    """The image tag (``tailops-deploy:<key>``), built only when no image has that key."""
+def build_image(workdir: Path, wheel: Path) -> str:
+    """The image tag (``tailops-deploy:<key>``), built only when no image has that key.
+
+    The Dockerfile builds its own wheel from the source (its first stage); ``wheel`` is only
+    used to make the dependency wheelhouse when that cache is cold."""
     base = ensure_trixie_base()
-    wheels = wheelhouse()
+    wheels = wheelhouse(wheel)
     container_files = sorted(p for p in CONTAINER_DIR.rglob("*") if p.is_file() and p.suffix != ".whl")
     key = hashlib.sha256(
         (source_key(*container_files) + _image_id(base) + (wheels / ".complete").read_text()).encode()

@@ -16,7 +16,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from tests.deploy import listener_probe
 from tests.deploy.images import build_image
 from tests.deploy.listener_probe import assert_identity_only_on_socket
 from tests.helpers import REPO_ROOT, SESSION_ID, unique_name
+from tests.netfixtures import free_port
 from tests.servers import mcp_http_client
 from tests.testbed.aptrepo import AptRepo
 from tests.testbed.hosts import MakeHosts
@@ -42,12 +42,6 @@ UID = 10001
 COMPOSE = REPO_ROOT / "deploy" / "compose" / "compose.yaml"
 PROBE = Path(listener_probe.__file__).read_text()
 INSTALL = "Install packages (apt)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_health(port: int, what: str, logs: Any, timeout: float = 300) -> dict[str, Any]:
@@ -64,8 +58,8 @@ def wait_health(port: int, what: str, logs: Any, timeout: float = 300) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def tailops_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_image(tmp_path_factory.mktemp("image"))
+def tailops_image(docker_client: Any, tailops_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_image(tmp_path_factory.mktemp("image"), tailops_wheel)
 
 
 def exec_in(container: Any, cmd: str, user: str | None = None) -> tuple[int, str]:

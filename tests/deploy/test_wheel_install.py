@@ -8,35 +8,25 @@ the packaged catalog verifies against the packaged lock, ``tailops serve`` answe
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
-import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 import yaml
 
 from tests.deploy.installs import clean_env
-from tests.servers import mcp_http_client
+from tests.netfixtures import free_port
+from tests.servers import mcp_http_client, serve_process
 from tests.testbed.aptrepo import AptRepo
 from tests.testbed.hosts import MakeHosts
 
 pytestmark = pytest.mark.docker
 
 INSTALL = "Install packages (apt)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_cli(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,35 +39,6 @@ def run_cli(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[st
         env=clean_env(bin_dir=venv / "bin"),
         timeout=120,
     )
-
-
-@contextlib.contextmanager
-def serving(venv: Path, cwd: Path, cfg: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(venv / "bin" / "tailops"), "serve", "--config", str(cfg)],
-            cwd=cwd,
-            stdout=out,
-            stderr=out,
-            env=clean_env(bin_dir=venv / "bin"),
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx2.HTTPError):
-                if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"installed tailops serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_wheel_ships_the_catalog_without_test_scaffolding(tailops_wheel: Path) -> None:
@@ -142,7 +103,8 @@ def test_the_installed_tailops_serves_and_plans_outside_the_repo(
     token = minted.stdout.strip()
 
     log = tmp_path / "serve.log"
-    with serving(wheel_venv, outside, cfg, port, log):
+    env = clean_env(bin_dir=wheel_venv / "bin")
+    with serve_process(cfg, port, log, exe=wheel_venv / "bin" / "tailops", cwd=outside, env=env):
         started = log.read_text()
         assert "catalog verified against its lock" in started
         assert "tailops/_catalog/playbooks" in started

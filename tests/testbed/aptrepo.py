@@ -15,8 +15,10 @@ The containers mount the parent directory read-only at ``/repo`` and use
 ``deb [trusted=yes] file:/repo/main ./`` and ``file:/repo/security ./`` as their
 only sources (see :mod:`tests.testbed.hosts`).
 
-The result is cached by a content key (this recipe): a directory that already
-carries the key is reused; a new build goes to a temporary sibling and is
+The result is cached by a content key (this recipe) in a directory named by that
+key (``aptrepo-<key>``), so checkouts with different recipes (worktrees, branches)
+never replace each other's repository under running containers; a directory that
+already carries the key is reused; a new build goes to a temporary sibling and is
 renamed into place, so concurrent test sessions never see half a repository.
 This module must never touch the host's own apt configuration.
 """
@@ -110,9 +112,9 @@ def _recipe_key() -> str:
 
 
 def default_repo_dir() -> Path:
-    """Machine-wide cache location (outside the repo, survives test sessions)."""
+    """Machine-wide cache location of this recipe (outside the repo, survives test sessions)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "tailops-testbed" / "aptrepo"
+    return base / "tailops-testbed" / f"aptrepo-{_recipe_key()}"
 
 
 def _build_deb(pkg: _Pkg, work: Path, out_dir: Path) -> None:

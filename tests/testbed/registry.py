@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import BASE_IMAGE
+from tests.helpers import BASE_IMAGE, testbed_cache
 
 __all__ = ["REPOSITORY", "TAGS", "LocalRegistry", "build_webapp_images", "start_local_registry"]
 
@@ -82,11 +81,6 @@ def _context(tag: str) -> bytes:
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-def _cache_root() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "tailops-testbed"
 
 
 def build_webapp_images(client: Any) -> tuple[str, dict[str, str]]:
@@ -212,7 +206,7 @@ def start_local_registry(client: Any, workdir: Path) -> Iterator[LocalRegistry]:
     key, refs = build_webapp_images(client)
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "storage"
-    cache = _cache_root() / f"registry-{key}"
+    cache = testbed_cache() / f"registry-{key}"
     if cache.is_dir():
         shutil.copytree(cache, storage)
     else:

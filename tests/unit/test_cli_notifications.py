@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
-from tailops.cli.main import app
-from tailops.config import Settings, load_config
+from tailops.config import load_config
 from tailops.notify import Event, EventKind, emit, outbox
 from tailops.store import Store
+from tests.clihelpers import cli_records, group_runner, one_error_line
 from tests.webhooks import receiver
 
-runner = CliRunner()
+run = group_runner("notifications")
 KEY = "cli-test-hmac-key-93ab"
 
 
@@ -38,23 +37,6 @@ def write_config(tmp_path: Path, endpoints: list[dict[str, Any]]) -> Path:
         )
     )
     return path
-
-
-def run(cfg: Path, *args: str) -> Result:
-    return runner.invoke(app, ["notifications", *args, "--config", str(cfg)])
-
-
-def one_error_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.output
-    return lines[0]
-
-
-def cli_records(settings: Settings) -> list[dict[str, Any]]:
-    if not settings.audit_path.exists():
-        return []
-    return [r for r in map(json.loads, settings.audit_path.read_text().splitlines()) if r.get("kind") == "cli"]
 
 
 def test_test_command_delivers_a_signed_test_and_audits_it(tmp_path: Path) -> None:

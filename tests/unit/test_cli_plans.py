@@ -4,28 +4,25 @@ covered by tests/integration/test_change_lifecycle.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
 from tailops.auth import local_user
 from tailops.changes import plans
 from tailops.changes.models import RunEvent, TaskStatus
 from tailops.changes.plans import HostOutcome, Plan
-from tailops.cli.main import app
 from tailops.config import Settings, load_config
 from tailops.principal import Principal
 from tailops.store import Store
+from tests.clihelpers import cli_records, group_runner, one_error_line
 from tests.testbed.seed import MARKER_DIFF, seed_plan, seed_run
 
-runner = CliRunner()
+run = group_runner("plans")
 DIFF = MARKER_DIFF
 ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-a")
 BOB = Principal("bob", frozenset({"changes:approve"}), "http", token_id="jti-b")
@@ -41,23 +38,6 @@ def cfg(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(cfg: Path) -> Settings:
     return load_config(cfg)
-
-
-def run(cfg: Path, *args: str) -> Result:
-    return runner.invoke(app, ["plans", *args, "--config", str(cfg)])
-
-
-def one_error_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.output
-    return lines[0]
-
-
-def cli_records(settings: Settings) -> list[dict[str, Any]]:
-    if not settings.audit_path.exists():
-        return []
-    return [r for r in map(json.loads, settings.audit_path.read_text().splitlines()) if r.get("kind") == "cli"]
 
 
 def add_plan(

@@ -7,25 +7,63 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 from tailops.monitor import processes
 
 
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 def test_top_processes_finds_a_busy_process_and_reports_the_window() -> None:
+    """The busy loop's reported CPU % matches the CPU time it really used in the window.
+
+    Not an absolute share: on a loaded machine the loop gets far less than a core. What
+    must hold is that cpu_percent x window lies between the CPU time the loop used inside
+    the window (at least what it used between prime() and the scan) and what it used over
+    the whole test, and that it ranks above an idle process.
+    """
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
+        watched = psutil.Process(busy.pid)
+        cpu_start = _cpu_s(watched)
+        t0 = time.monotonic()
         processes.prime()
-        time.sleep(0.5)
-        top = processes.top_processes(5, "cpu", max_age=0)
+        primed = time.monotonic()
+        cpu_primed = _cpu_s(watched)
+        # A window long against the time a scan takes (prime's is the measure), so that the
+        # bounds below are tight enough to catch a wrong window or a wrong percentage.
+        wait_until = primed + max(1.0, 6 * (primed - t0))
+        deadline = primed + 60
+        while (cpu_before_scan := _cpu_s(watched)) - cpu_primed < 0.3 or time.monotonic() < wait_until:
+            assert time.monotonic() < deadline, "the busy loop got < 0.3 s of CPU in 60 s"
+            time.sleep(0.05)
+        scan_start = time.monotonic()
+        top = processes.top_processes(100_000, "cpu", max_age=0)
+        scanned = time.monotonic()
+        cpu_end = _cpu_s(watched)
     finally:
-        busy.kill()
-        busy.wait()
-    assert top.cpu_window_s is not None and top.cpu_window_s >= 0.4
+        for proc in (busy, idle):
+            proc.kill()
+            proc.wait()
+    window = top.cpu_window_s
+    # The scan's window runs from the end of prime() to the start of the scan.
+    assert window is not None and scan_start - primed - 0.01 <= window <= scanned - t0 + 0.01
     pids = [p.pid for p in top.processes]
-    assert busy.pid in pids
+    assert busy.pid in pids and idle.pid in pids and pids.index(busy.pid) < pids.index(idle.pid)
     me = next(p for p in top.processes if p.pid == busy.pid)
-    assert me.cpu_percent is not None and me.cpu_percent > 20
+    assert me.cpu_percent is not None
+    # psutil's window for this process starts inside prime() and ends inside the scan.
+    slack = (primed - t0) + (scanned - scan_start) + 0.01
+    tick = 0.03  # cpu_times granularity (clock ticks) and rounding of the reported figures
+    reported_min = me.cpu_percent / 100 * window
+    reported_max = me.cpu_percent / 100 * (window + slack)
+    assert reported_max >= cpu_before_scan - cpu_primed - tick, (me.cpu_percent, window, cpu_before_scan - cpu_primed)
+    assert reported_min <= cpu_end - cpu_start + tick, (me.cpu_percent, window, cpu_end - cpu_start)
     assert me.cmdline is not None and "while True" in me.cmdline
     assert top.total is not None and top.total > 5
 
