@@ -165,9 +165,9 @@ class ShardedExecutor:
         nodes are asked at once, each bounded by its connect timeout + 30 s)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        from tailops.changes.ansible.processes import kill_leftover_processes
         from tailops.changes.nodes.distribute import shard_ident
         from tailops.changes.nodes.transport import request_cancel
-        from tailops.changes.ansible.processes import kill_leftover_processes
 
         def ask(node: NodeSettings) -> int:
             try:
