@@ -1,15 +1,19 @@
 """Callback plugin: put what check mode needs to know about each task into the event stream.
 
 ansible-runner's events do not say whether a task has ``check_mode: false``,
-whether a command task has ``creates``/``removes``, or why a task was skipped.
-This aggregate callback (enabled only by tailops' Ansible adapter) emits one
-``tailops_taskinfo`` event per task start and per skipped host result, through
+whether a command task has ``creates``/``removes``, or why a task was skipped —
+what a check run needs to tell which tasks it could not simulate. This aggregate
+callback (enabled only by tailops' Ansible adapter) emits, in check runs only (an
+apply needs none of it), one ``tailops_taskinfo`` event per task that runs for real
+or has ``creates``/``removes`` and one per skipped host result, through
 ansible-runner's own event channel (the ``awx_display`` stdout callback's event
 context), so the record travels with the run's other events — locally and in an
 execution node's worker stream alike — right after the event it describes
 (``event_data.tailops_taskinfo``: ``kind`` ``task`` or ``skip``, the task uuid, …).
 It emits names, action names, booleans and skip messages only — never task
-arguments or results, so nothing secret.
+arguments or results, so nothing secret. (Each event costs about as much as any other
+runner event, so it emits only what the parse uses: a task record with neither fact
+would say nothing.)
 
 If ``awx_display`` is not loaded (not run by ansible-runner) it emits nothing and
 says so once as a warning: the run then flags fewer not-simulated tasks, visibly.
@@ -21,6 +25,7 @@ import sys
 import uuid
 from typing import Any
 
+from ansible import context  # type: ignore[import-untyped]
 from ansible.plugins.callback import CallbackBase  # type: ignore[import-untyped]
 
 DOCUMENTATION = """
@@ -55,6 +60,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._context: Any = None
         self._warned = False
+        self._check = bool(context.CLIARGS.get("check", False))
 
     def _emit(self, record: dict[str, Any]) -> None:
         if self._context is None:
@@ -74,15 +80,20 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
                 context.remove_local(event=None, uuid=None, tailops_taskinfo=None)
 
     def _task(self, task: Any) -> None:
+        if not self._check:
+            return
         args = task.args if isinstance(task.args, dict) else {}
-        check_mode = task.check_mode
+        check_mode = task.check_mode if isinstance(task.check_mode, bool) else None
+        creates_removes = bool(args.get("creates") or args.get("removes"))
+        if check_mode is not False and not creates_removes:
+            return  # nothing the parse would use
         self._emit(
             {
                 "kind": "task",
                 "uuid": str(task._uuid),
                 "action": task.action,
-                "check_mode": check_mode if isinstance(check_mode, bool) else None,
-                "creates_removes": bool(args.get("creates") or args.get("removes")),
+                "check_mode": check_mode,
+                "creates_removes": creates_removes,
             }
         )
 
@@ -93,6 +104,8 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self._task(task)
 
     def v2_runner_on_skipped(self, result: Any) -> None:
+        if not self._check:
+            return
         res = result._result if isinstance(result._result, dict) else {}
         msg = "" if res.get("_ansible_no_log") else (res.get("msg") or res.get("skip_reason") or "")
         self._emit(
