@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tailops.changes.ansible.environment import ANSIBLE_CFG
 from tailops.changes.models import RunMode, RunRequest
 from tailops.changes.nodes import node_wrapper
 from tailops.changes.nodes.bundle import build_bundle
@@ -107,6 +108,8 @@ def test_bundle_holds_only_the_job_and_no_controller_environment(
     kwargs = json.loads(bundle.stream.split(b"\n", 1)[0])["kwargs"]
     assert "extravars" not in kwargs  # the worker would put them on ansible-playbook's command line
     assert json.loads(_members(bundle.stream)["env/extravars"]) == {"x": 1}
+    # The node runs with the settings a local run has (e.g. the 10 ms internal poll, docs/scale.md).
+    assert _members(bundle.stream)["project/ansible.cfg"] == ANSIBLE_CFG.encode()
     envvars = kwargs["envvars"]
     assert all(k.startswith(("ANSIBLE_", "LC_")) or k == "LANG" for k in envvars)
     assert "PATH" not in envvars and "ANSIBLE_HOST_KEY_CHECKING" in envvars

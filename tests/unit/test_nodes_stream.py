@@ -2,7 +2,10 @@
 
 tests/fixtures/node_stream/check_one_host.stream is what ``ansible-runner
 worker`` 2.4.3 printed for a check run of tests/integration/playbooks/nodes.yml
-on one host (job ``job1``), after the wrapper's hello line. Here the "node" is
+on one host (job ``job1``), after the wrapper's hello line; its task-info records,
+recorded when the callback still wrote them to a file in the artifact zip, sit in the
+stream as the ``tailops_taskinfo`` events the callback now emits (counters renumbered,
+the zip without that file). Here the "node" is
 ``sh -c 'cat STREAM'`` in place of ssh (the transport is the only part
 replaced; SSH itself is exercised in tests/integration/test_nodes.py). The
 hostile variants are what a compromised or broken node could send.
@@ -72,11 +75,11 @@ def test_recorded_stream_gives_the_local_result_shape(tmp_path: Path, monkeypatc
     assert result.status == "successful" and result.rc == 0 and run.error is None
     greet = result.task("loc", "Write greeting file")
     assert greet.changed and greet.diff and "+greeting = hello" in greet.diff
-    # Only the taskinfo the node streamed back (in the artifact zip) says check mode ran this for real.
+    # Only the tailops_taskinfo event the node streamed says check mode ran this for real.
     assert result.task("loc", "Read hostname").not_simulated
     assert result.hosts["loc"].counts["changed"] == 2
     art = tmp_path / "runs" / "job1" / "artifacts" / "job1"
-    assert sorted(p.name for p in art.iterdir()) == ["job_events", "rc", "status", "stdout", "taskinfo.jsonl"]
+    assert sorted(p.name for p in art.iterdir()) == ["job_events", "rc", "status", "stdout"]
     # The worker's environment (starting line, artifacts' command file) is never stored.
     stored = _artifact_text(tmp_path)
     assert SECRET not in stored and "LC_CTYPE" not in stored
@@ -110,7 +113,7 @@ def test_noise_mid_stream_interrupts_with_the_reason(tmp_path: Path, monkeypatch
 def test_a_hostile_artifact_zip_plants_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        link = zipfile.ZipInfo("taskinfo.jsonl")
+        link = zipfile.ZipInfo("stdout")
         link.external_attr = (0o120777) << 16  # a symlink named like a kept file
         z.writestr(link, "/etc/passwd")
         z.writestr("../../../escape", "x")
@@ -129,5 +132,5 @@ def test_a_hostile_artifact_zip_plants_nothing(tmp_path: Path, monkeypatch: pyte
     assert not (tmp_path / "escape").exists() and not (tmp_path / "runs" / "escape").exists()
     art = tmp_path / "runs" / "job1" / "artifacts" / "job1"
     assert not any(p.is_symlink() for p in art.rglob("*"))
-    assert (art / "taskinfo.jsonl").read_text() == "/etc/passwd"  # a plain file with the link's text, not a link
+    assert (art / "stdout").read_text() == "/etc/passwd"  # a plain file with the link's text, not a link
     assert SECRET not in _artifact_text(tmp_path)

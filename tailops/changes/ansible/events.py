@@ -9,7 +9,7 @@ the ``tailops_taskinfo`` callback plugin emits what they lack (a task's explicit
 ``tailops_taskinfo`` events in the same stream, right after the event each describes;
 :class:`EventParser` keeps them in a :class:`TaskInfo` and joins them by task uuid.
 
-Pure (no I/O but reading a :class:`TaskInfo` file when one is given); fed in event
+Pure (no I/O); fed in event
 order by a job (local, or an execution node's stream) or by unit tests with recorded
 events. It must never return unredacted text (messages, warnings, output, diffs) or
 raise on an event it does not know.
@@ -17,11 +17,8 @@ raise on an event it does not know.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tailops.changes.ansible.diffs import diff_text
@@ -77,14 +74,10 @@ class TaskInfo:
     """What the ``tailops_taskinfo`` callback emitted: per task uuid and per skip.
 
     Filled from ``tailops_taskinfo`` events by :class:`EventParser` (or built from
-    recorded records in unit tests). ``path``: a JSON-lines file of the same records,
-    read incrementally — how the callback delivered them before it emitted events; an
-    execution node's artifact zip may still carry one (``nodes/remote.py`` reads it).
+    recorded records in unit tests), on this controller and from a node's worker stream alike.
     """
 
-    def __init__(self, path: Path | None = None, records: Iterable[Mapping[str, Any]] = ()) -> None:
-        self.path = path
-        self._offset = 0
+    def __init__(self, records: Iterable[Mapping[str, Any]] = ()) -> None:
         self.tasks: dict[str, Mapping[str, Any]] = {}
         self.skips: dict[tuple[str, str], str] = {}
         self.records: list[Mapping[str, Any]] = []
@@ -100,38 +93,15 @@ class TaskInfo:
         elif record.get("kind") == "skip":
             self.skips[(key, str(record.get("host", "")))] = str(record.get("msg") or "")
 
-    def refresh(self) -> None:
-        if self.path is None:
-            return
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self._offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        self._offset += end + 1
-        for line in data[: end + 1].splitlines():
-            with contextlib.suppress(ValueError):
-                self.add(json.loads(line))
-
     def task(self, task_uuid: str | None) -> Mapping[str, Any] | None:
         if not task_uuid:
             return None
-        key = _base_uuid(task_uuid)
-        if key not in self.tasks:
-            self.refresh()
-        return self.tasks.get(key)
+        return self.tasks.get(_base_uuid(task_uuid))
 
     def skip_msg(self, task_uuid: str | None, host: str) -> str | None:
         if not task_uuid:
             return None
-        key = (_base_uuid(task_uuid), host)
-        if key not in self.skips:
-            self.refresh()
-        return self.skips.get(key)
+        return self.skips.get((_base_uuid(task_uuid), host))
 
 
 def _base_uuid(value: str) -> str:
@@ -296,7 +266,6 @@ class EventParser:
     # -- results ------------------------------------------------------------------
     def host_results(self) -> dict[str, HostResult]:
         """Per-host results; call once the run is over (skips re-decided on the complete task info)."""
-        self.taskinfo.refresh()
         for host, index, ed in self._recheck:
             task = self.tasks[host][index]
             flag = self._not_simulated(ed, task.task, task.status)

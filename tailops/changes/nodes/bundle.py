@@ -12,7 +12,7 @@ fixed timestamps and modes): equal content means equal bytes, and the
 ``bundle_sha256`` is a fingerprint of the job, not of the moment.
 
 What the bundle holds (and nothing else): ``project/`` = the playbook's own
-folder, an empty ``ansible.cfg`` (so no ambient config on the node applies)
+folder, the run's own ``ansible.cfg`` (the same as a local run: no ambient config on the node applies)
 and ``callback_plugins/tailops_taskinfo.py``; ``roles/`` = the roles dir;
 ``inventory/`` = the inventory file or dir; ``env/settings`` and
 ``env/extravars`` (0600; passed as ``-e @file``, never on the node's command
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tailops.changes.ansible import callback_plugins
-from tailops.changes.ansible.environment import build_env
+from tailops.changes.ansible.environment import ANSIBLE_CFG, build_env
 from tailops.changes.models import RunMode, RunRequest
 from tailops.errors import RunnerError
 
@@ -120,7 +120,7 @@ def _entries(req: RunRequest) -> list[tuple[str, bytes, int]]:
             out.append((f"{prefix}/{path.relative_to(src).as_posix()}", path.read_bytes(), mode))
 
     add_tree(req.playbook.parent, "project")
-    out.append(("project/ansible.cfg", b"# tailops: settings come from ANSIBLE_* variables\n[defaults]\n", 0o600))
+    out.append(("project/ansible.cfg", ANSIBLE_CFG.encode(), 0o600))  # the same settings as a local run
     plugin = Path(callback_plugins.__file__).parent / "tailops_taskinfo.py"
     out.append(("project/callback_plugins/tailops_taskinfo.py", plugin.read_bytes(), 0o600))
     if req.roles_path is not None and req.roles_path.is_dir():

@@ -9,7 +9,7 @@ through the local :class:`~tailops.changes.ansible.events.EventParser`.
 
 The stream is read here (not with ansible-runner's ``process``) because the
 controller must decide what a node may make it do: it reads only JSON lines
-and one artifact zip whose allow-listed members (``taskinfo.jsonl``, ``rc``,
+and one artifact zip whose allow-listed members (``rc``,
 ``status``, ``stdout``) are read in memory and never extracted (a node cannot
 plant a symlink or a file in the controller's data dir); status lines are
 reduced to their status (the worker's ``starting`` line carries its whole
@@ -57,7 +57,7 @@ from typing import IO, Any
 import anyio
 import anyio.to_thread
 
-from tailops.changes.ansible.events import EventParser, TaskInfo
+from tailops.changes.ansible.events import EventParser
 from tailops.changes.ansible.relay import EventRelay
 from tailops.changes.models import HostResult, RunEvent, RunRequest, RunResult, RunStatus, TaskResult, TaskStatus
 from tailops.changes.nodes.bundle import Bundle, build_bundle
@@ -76,7 +76,7 @@ NODE_TASK = "(execution node)"
 _IDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _MAX_LINE = 64 * 1024 * 1024
 _MAX_ZIP = 256 * 1024 * 1024
-_KEPT = {"taskinfo.jsonl": 8 * 1024 * 1024, "rc": 64, "status": 64, "stdout": 32 * 1024 * 1024}
+_KEPT = {"rc": 64, "status": 64, "stdout": 32 * 1024 * 1024}
 _HELLO_GRACE_S = 30.0
 _FINAL = frozenset({"successful", "failed", "canceled", "timeout", "error"})
 
@@ -364,10 +364,8 @@ class _RemoteJob:
         req = self.req
         for name, data in self.files.items():
             _write_private(self.artifact_dir / name, redact_text(data.decode("utf-8", "replace")).encode())
-        taskinfo = self.artifact_dir / "taskinfo.jsonl"
-        # Re-parse with the complete taskinfo (it arrives with the artifacts, after the events).
-        info = TaskInfo(taskinfo if taskinfo.exists() else None)
-        final = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint, taskinfo=info)
+        # Re-parse the whole stream at the end (tailops_taskinfo records included) for the final result.
+        final = EventParser(req.mode, not_simulated_hint=req.not_simulated_hint)
         for raw in self.raw_events:
             with contextlib.suppress(Exception):
                 final.feed(raw)

@@ -9,7 +9,6 @@ The real runs are in tests/integration/test_runner.py.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,17 +153,6 @@ def test_skip_classification(skip_msg: str | None, action: str, expected: bool) 
     parser = EventParser(RunMode.CHECK, taskinfo=TaskInfo(records=records))
     parser.feed(_event("runner_on_skipped", host="h", task="T", task_uuid="t1_2", resolved_action=action))
     assert parser.host_results()["h"].tasks[0].not_simulated is expected
-
-
-def test_taskinfo_reads_incrementally_and_ignores_partial_lines(tmp_path: Path) -> None:
-    path = tmp_path / "taskinfo.jsonl"
-    path.write_text('{"kind": "task", "uuid": "a", "check_mode": false}\n{"kind": "task", "uu')
-    info = TaskInfo(path)
-    assert info.task("a") == {"kind": "task", "uuid": "a", "check_mode": False}
-    assert info.task("b") is None
-    with path.open("a") as fh:
-        fh.write('id": "b", "check_mode": true}\n')
-    assert info.task("b_1") == {"kind": "task", "uuid": "b", "check_mode": True}
 
 
 def test_error_text_is_the_error_paragraph_without_file_lines() -> None:
