@@ -4,7 +4,7 @@ Sources, strongest first: ``TAILOPS_*`` environment variables (nested keys with
 ``__``, e.g. ``TAILOPS_SERVER__PORT=9000``), then the YAML file (``--config``,
 ``TAILOPS_CONFIG``, else ``/etc/tailops/config.yaml`` if it exists), then the
 defaults below. Every key has a safe default, so ``tailops serve`` runs with no
-file at all; every key has a description, and ``tests/unit/test_config_docs.py``
+file at all; every key has a description, and ``tests/unit/test_docs.py``
 fails when one is missing from the README's config reference.
 
 A bad file or value never produces a traceback: :func:`load_config` raises one

@@ -11,7 +11,7 @@ import tailops.errors as errors
 from tailops.config import Settings
 from tailops.runtime import Runtime
 from tailops.tools.registry import ToolCall, ToolSpec, bind
-from tests.unit.test_registry import Echo
+from tests.unit.tools.test_registry import Echo
 
 
 def all_error_classes() -> list[type[errors.TailopsError]]:

@@ -29,8 +29,8 @@ from tailops.changes.nodes.remote import NODE_TASK, run_on_node
 from tailops.config import NodeSettings
 from tailops.errors import RunnerError
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "node_stream" / "check_one_host.stream"
-PLAYBOOK = Path(__file__).parent.parent / "integration" / "playbooks" / "nodes.yml"
+FIXTURE = Path(__file__).parents[3] / "fixtures" / "node_stream" / "check_one_host.stream"
+PLAYBOOK = Path(__file__).parents[3] / "integration" / "playbooks" / "nodes.yml"
 SECRET = "hunter2-node-secret-value"
 
 
