@@ -5,27 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import yaml
 from typer.testing import CliRunner, Result
 
 from tailops.audit import AuditLog
 from tailops.cli.main import app
-from tailops.config import Settings, load_config
+from tailops.config import Settings
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp_path / "data")}}))
-    return path
-
-
-@pytest.fixture
-def settings(cfg: Path) -> Settings:
-    return load_config(cfg)
 
 
 def run(cfg: Path, *args: str) -> Result:

@@ -9,14 +9,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-import yaml
-
 from tailops.auth import local_user
 from tailops.changes import plans
 from tailops.changes.models import RunEvent, TaskStatus
 from tailops.changes.plans import HostOutcome, Plan
-from tailops.config import Settings, load_config
+from tailops.config import Settings
 from tailops.principal import Principal
 from tailops.store import Store
 from tests.clihelpers import cli_records, group_runner, one_error_line
@@ -26,18 +23,6 @@ run = group_runner("plans")
 DIFF = MARKER_DIFF
 ALICE = Principal("alice", frozenset({"system:admin"}), "http", token_id="jti-a")
 BOB = Principal("bob", frozenset({"changes:approve"}), "http", token_id="jti-b")
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp_path / "data")}}))
-    return path
-
-
-@pytest.fixture
-def settings(cfg: Path) -> Settings:
-    return load_config(cfg)
 
 
 def add_plan(

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from tailops.auth.tokens import load_public_key, mint_token, verify_token
 from tailops.cli.main import app
-from tailops.config import Settings, load_config
+from tailops.config import Settings
 from tailops.store import Store
 
 runner = CliRunner()
@@ -28,11 +28,6 @@ def cfg(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"server": {"data_dir": str(tmp_path / "data")}, "auth": {"max_token_ttl": "7d"}}))
     return path
-
-
-@pytest.fixture
-def settings(cfg: Path) -> Settings:
-    return load_config(cfg)
 
 
 def run(cfg: Path, *args: str, stdin: str | None = None) -> Result:
