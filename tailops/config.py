@@ -14,6 +14,8 @@ A bad file or value never produces a traceback: :func:`load_config` raises one
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -88,6 +90,12 @@ def _all_groups() -> list[GroupName]:
 
 def _default_stdio_scopes() -> list[Scope]:
     return ["readonly", "file:read", "network:diag", "container:write", "system:admin"]
+
+
+def _repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted (for "one per name" validators)."""
+    seen = Counter(names)
+    return sorted(n for n, count in seen.items() if count > 1)
 
 
 class _Section(BaseModel):
@@ -413,9 +421,7 @@ class ChangesSettings(_Section):
     @field_validator("group_approvals")
     @classmethod
     def _one_rule_per_group(cls, rules: list[GroupApprovalRule]) -> list[GroupApprovalRule]:
-        names = [r.group for r in rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
+        if dupes := _repeated(r.group for r in rules):
             raise ValueError(f"one rule per group; repeated: {', '.join(dupes)} (merge them into one rule)")
         return rules
 
@@ -638,11 +644,9 @@ class Settings(BaseSettings):
     @field_validator("nodes")
     @classmethod
     def _unique_node_names(cls, nodes: list[NodeSettings]) -> list[NodeSettings]:
-        names = [n.name for n in nodes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
+        if dupes := _repeated(n.name for n in nodes):
             raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")
-        if "local" in names:
+        if any(n.name == "local" for n in nodes):
             raise ValueError("'local' is reserved for hosts this machine runs itself; name the node otherwise")
         return nodes
 

@@ -173,20 +173,6 @@ def _run_until_wait(bed: NodeBed, tmp_path: Path, site: str, action: Any) -> tup
     return run, time.monotonic() - acted[0]
 
 
-def _wait_node_clean(bed: NodeBed, site: str) -> None:
-    """The node ends with no job dir, no pid file and no ansible-runner/ansible-playbook process."""
-    deadline = time.monotonic() + 120
-    while True:
-        # The regex does not match its own sh -c command line (it contains "ansible-(runner").
-        _, out = bed.exec(
-            bed.sites[site].node_container, "ls -A /root/.tailops-node; pgrep -af 'ansible-(runner|playbook)'"
-        )
-        if not out.strip():
-            return
-        assert time.monotonic() < deadline, f"the job kept running on the node: {out}"
-        time.sleep(2)
-
-
 def test_cancel_mid_run_reaches_the_remote_worker(bed: NodeBed, tmp_path: Path) -> None:
     def cancel(event: anyio.Event) -> None:
         anyio.from_thread.run_sync(event.set)
@@ -200,7 +186,7 @@ def test_cancel_mid_run_reaches_the_remote_worker(bed: NodeBed, tmp_path: Path) 
         assert hr.tasks[-1].msg and hr.tasks[-1].msg.startswith("interrupted: canceled on node node-a")
         rc, _ = bed.exec(bed.target_container(host), "test -e /etc/tailops-node-done")
         assert rc != 0, "the task after the canceled one must not run"
-    _wait_node_clean(bed, "a")
+    bed.wait_node_clean("a")
 
 
 def test_a_cut_link_stops_the_job_on_the_node(bed: NodeBed, tmp_path: Path) -> None:
@@ -215,7 +201,7 @@ def test_a_cut_link_stops_the_job_on_the_node(bed: NodeBed, tmp_path: Path) -> N
     run, took = _run_until_wait(bed, tmp_path, "a", cut)
     assert took < 300 and run.result.status == "failed"
     assert run.error and run.error.startswith("node node-a dropped mid-run")
-    _wait_node_clean(bed, "a")
+    bed.wait_node_clean("a")
 
 
 def test_a_node_killed_mid_run_ends_its_hosts_interrupted(bed: NodeBed, tmp_path: Path) -> None:

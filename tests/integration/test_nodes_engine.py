@@ -103,18 +103,6 @@ def _marker(bed: NodeBed, host: str) -> str | None:
     return out if rc == 0 else None
 
 
-def _wait_node_clean(bed: NodeBed, site: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        _, out = bed.exec(
-            bed.sites[site].node_container, "ls -A /root/.tailops-node; pgrep -af 'ansible-(runner|playbook)'"
-        )
-        if not out.strip():
-            return
-        assert time.monotonic() < deadline, f"the job kept running on the node: {out}"
-        time.sleep(2)
-
-
 def test_plan_approve_apply_across_two_nodes_and_the_controller(
     bed: NodeBed, make_engine: Callable[..., ChangeEngine]
 ) -> None:
@@ -223,7 +211,7 @@ def test_cancel_through_the_engine_reaches_the_node(bed: NodeBed, make_engine: C
     written = plans.run_events(engine.store, run.id, limit=1000, kinds=["task_result"])
     assert {e.host for e in written if e.task == "Write the marker file" and e.changed} <= {"a1", "a2"}
     assert any(e.task == "Write the marker file" and e.changed for e in written)
-    _wait_node_clean(bed, "a")
+    bed.wait_node_clean("a")
 
 
 def test_recovery_after_a_crash_cancels_the_nodes_job(bed: NodeBed, make_engine: Callable[..., ChangeEngine]) -> None:
@@ -253,4 +241,4 @@ def test_recovery_after_a_crash_cancels_the_nodes_job(bed: NodeBed, make_engine:
     assert stopped == [1], "the node did not report the job signalled"
     # The node ended the job as canceled; its host is interrupted (unreachable), never silently missing.
     assert run.status == "canceled" and [(o.host, o.status) for o in run.outcome] == [("a1", "unreachable")]
-    _wait_node_clean(bed, "a")
+    bed.wait_node_clean("a")

@@ -100,6 +100,19 @@ class NodeBed:
         rc, out = self.client.containers.get(container).exec_run(["sh", "-c", cmd])
         return int(rc), (out or b"").decode("utf-8", "replace")
 
+    def wait_node_clean(self, site: str, timeout_s: float = 120) -> None:
+        """The node ends with no job dir, no pid file and no ansible-runner/ansible-playbook process."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # The regex does not match its own sh -c command line (it contains "ansible-(runner").
+            _, out = self.exec(
+                self.sites[site].node_container, "ls -A /root/.tailops-node; pgrep -af 'ansible-(runner|playbook)'"
+            )
+            if not out.strip():
+                return
+            assert time.monotonic() < deadline, f"the job kept running on the node: {out}"
+            time.sleep(2)
+
     def target_container(self, host: str) -> str:
         for site in self.sites.values():
             if host in site.targets:
