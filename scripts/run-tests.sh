@@ -9,19 +9,29 @@
 # costs little wall time beside it instead of its full run after it.
 # TAILOPS_TEST_SERIAL=1 runs them one after the other (the old way, e.g. to time each).
 #
+# pytest itself runs its test modules on TAILOPS_TEST_WORKERS pytest-xdist workers (default
+# 2, `--dist loadfile`: a module stays on one worker, so module fixtures are set up once).
+# Why: the integration modules mostly wait (on hosts, SSH, nodes, ansible start-up), so two
+# of them overlap well even beside molecule. Each worker is its own session: its own
+# SESSION_ID label on the containers it starts, its own tmp dirs; the machine-wide caches
+# (apt repo, images, wheelhouse, node tools) are built into a temp sibling and renamed, so
+# two workers never see half of one. TAILOPS_TEST_WORKERS=0 runs pytest in one process.
+#
 #   scripts/run-tests.sh [PYTEST ARGS...]
 #
 # Exit status: non-zero if pytest or any molecule scenario failed. Molecule's per-role
 # lines are printed after pytest's report (logs: $MOLECULE_LOG_DIR, default /tmp/tailops-molecule).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+WORKERS=${TAILOPS_TEST_WORKERS:-2}
+PYTEST=(pytest tests --ignore=tests/bench -n "$WORKERS" --dist loadfile)
 ROOT=$PWD
 export PATH="$ROOT/.venv/bin:$PATH"
 export MOLECULE_LOG_DIR=${MOLECULE_LOG_DIR:-/tmp/tailops-molecule}
 mkdir -p "$MOLECULE_LOG_DIR"
 
 if [ "${TAILOPS_TEST_SERIAL:-0}" = 1 ]; then
-    pytest tests --ignore=tests/bench "$@"
+    "${PYTEST[@]}" "$@"
     prc=$?
     scripts/molecule-all.sh
     mrc=$?
@@ -38,7 +48,7 @@ stop_molecule() { kill -- "-$molecule_pid" 2>/dev/null; }
 trap 'stop_molecule; exit 130' INT TERM
 
 echo "molecule: all roles' scenarios run beside pytest (summary after pytest's report)"
-pytest tests --ignore=tests/bench "$@"
+"${PYTEST[@]}" "$@"
 prc=$?
 if kill -0 "$molecule_pid" 2>/dev/null; then
     echo "waiting for molecule ..."
