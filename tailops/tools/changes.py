@@ -97,6 +97,43 @@ class ApprovalView(Model):
     used_by_run: str | None = Field(None, description="The run that used this approval (single use).")
 
 
+class ShardView(Model):
+    node: str = Field(description="Execution node name, or 'local' for this machine.")
+    hosts_total: int
+    hosts: list[str] = Field(description="The hosts it runs (sorted; capped, see hosts_omitted).")
+    hosts_omitted: int = Field(0, description="Hosts left out of the list to stay under the output cap.")
+    bundle_sha256: str | None = Field(None, description="SHA-256 of the job bundle sent to the node.")
+
+
+class PlacementView(Model):
+    shard_digest: str = Field(description="SHA-256 of the whole shard map (node -> every host), as planned.")
+    shards: list[ShardView]
+
+
+# Host names listed in a plan view's placement, split evenly over its shards: a 10,000-host
+# plan must stay under the output cap; the digest still covers every host.
+_PLACEMENT_HOSTS = 200
+
+
+def _placement_view(placement: Placement | None) -> PlacementView | None:
+    if placement is None:
+        return None
+    per_shard = max(1, _PLACEMENT_HOSTS // max(1, len(placement.shards)))
+    return PlacementView(
+        shard_digest=placement.shard_digest,
+        shards=[
+            ShardView(
+                node=s.node,
+                hosts_total=len(s.hosts),
+                hosts=s.hosts[:per_shard],
+                hosts_omitted=max(0, len(s.hosts) - per_shard),
+                bundle_sha256=s.bundle_sha256,
+            )
+            for s in placement.shards
+        ],
+    )
+
+
 class PlanView(Model):
     plan_id: str
     playbook: str
@@ -136,7 +173,7 @@ class PlanView(Model):
     )
     approvals_given: int = Field(0, description="Approvals that count now (unused, unexpired).")
     runs: list[str] = Field(default_factory=list, description="Ids of runs of this plan.")
-    placement: Placement | None = Field(
+    placement: PlacementView | None = Field(
         None,
         description="Execution nodes: which node runs which hosts and the job bundle sent to each "
         "(absent: every host runs on this machine). Apply uses the same, or the plan is stale.",
@@ -344,7 +381,7 @@ def build_plan_view(rt: Runtime, plan: Plan, *, reused: bool = False) -> PlanVie
         approval_rule=needed.summary(),
         approvals_given=given,
         check_mode_side_effects=_side_effects(rt, plan.playbook),
-        placement=plan.placement,
+        placement=_placement_view(plan.placement),
         next_step=_next_step(plan, live, given, required, needed.summary()),
     )
 

@@ -169,12 +169,19 @@ class _Page:
         """The caller holds the scope the policy table asks for ``action`` (a ``review:`` row)."""
         return policy.allows(self.principal, "review", action)
 
-    def refuse_view(self, action: str, reading: str) -> HTMLResponse | None:
-        """A 403 page when the caller may not see ``action``'s page, else None."""
+    async def refuse_view(self, action: str, reading: str) -> HTMLResponse | None:
+        """A 403 page when the caller may not see ``action``'s page, else None.
+
+        The refusal is audited as denied like every other refusal (a tool call, a form, a
+        failed authentication): a token probing pages it may not read leaves a trace."""
         if self.allows(action):
             return None
         scope = policy.rule("review", action).scope
-        return self.render("message.html", status=403, error=f"Reading {reading} needs the {scope} scope.")
+        message = f"Reading {reading} needs the {scope} scope."
+        # Path parameters come from the URL as typed: capped, like every other audited argument.
+        args = {k: str(v)[:200] for k, v in self.request.path_params.items()}
+        await self.refused(action, args, message, path=self.request.url.path[:300])
+        return self.render("message.html", status=403, error=message)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = (
@@ -244,7 +251,8 @@ class _Page:
         await self.rt.run_blocking(self.rt.audit.record, entry, sync=True)
 
     async def refused(self, event: str, args: dict[str, Any], reason: str, **facts: Any) -> None:
-        """Audit a form refused before anything was done (cross-site: Origin or CSRF), as denied."""
+        """Audit a request refused before anything was done (cross-site form: Origin or CSRF;
+        a page the caller's scopes do not cover), as denied."""
         try:
             await self.audit(event, args, PermissionDenied(f"refused: {reason}"), **facts)
         except AuditError as exc:
@@ -327,7 +335,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def plan_list(request: Request) -> Response:
         page = _Page(rt, verifier, request)
-        if refused := page.refuse_view("review:plans", "plans"):
+        if refused := await page.refuse_view("review:plans", "plans"):
             return refused
 
         def load() -> tuple[list[Plan], list[Plan], int]:
@@ -340,7 +348,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def plan_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         page = _Page(rt, verifier, request)
-        if refused := page.refuse_view("review:plan", "plans"):
+        if refused := await page.refuse_view("review:plan", "plans"):
             return refused
         plan_id = request.path_params["plan_id"]
 
@@ -436,7 +444,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def run_detail(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         page = _Page(rt, verifier, request)
-        if refused := page.refuse_view("review:run", "runs"):
+        if refused := await page.refuse_view("review:run", "runs"):
             return refused
         run_id = request.path_params["run_id"]
 
@@ -465,7 +473,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def host_detail(request: Request) -> Response:
         page = _Page(rt, verifier, request)
-        if refused := page.refuse_view("review:host", "host history"):
+        if refused := await page.refuse_view("review:host", "host history"):
             return refused
         host = request.path_params["host"]
         try:
@@ -476,7 +484,7 @@ def build_review(rt: Runtime, verifier: TokenVerifier | None) -> list[Route | Mo
 
     async def drift_view(request: Request) -> Response:
         page = _Page(rt, verifier, request)
-        if refused := page.refuse_view("review:drift", "drift"):
+        if refused := await page.refuse_view("review:drift", "drift"):
             return refused
         report = await rt.run_blocking(drift.latest_drift, rt.store)
         return page.render("drift.html", report=report)

@@ -129,6 +129,19 @@ def test_plan_page_and_get_plan_show_where_each_host_runs(server: RunningServer)
     )
     plan = plan_for(server, placement=placement)
     here = plan_for(server, message="here")
+    # 6,000 hosts over two nodes: the view lists a capped number per node and counts the rest.
+    big_hosts = [f"host-{i:05d}" for i in range(6000)]
+    big = plan_for(
+        server,
+        message="big",
+        placement=Placement(
+            shard_digest="b" * 64,
+            shards=[
+                PlacedShard(node="dc2", hosts=big_hosts[:4000], bundle_sha256="e" * 64),
+                PlacedShard(node="dc3", hosts=big_hosts[4000:], bundle_sha256="f" * 64),
+            ],
+        ),
+    )
     with client(server) as c:
         sign_in(c, server, server.mint("bob", "readonly changes:approve"))
         html = c.get(f"/review/plans/{plan.id}").text
@@ -137,20 +150,27 @@ def test_plan_page_and_get_plan_show_where_each_host_runs(server: RunningServer)
     assert f'<code title="{"e" * 64}">{"e" * 12}</code>' in html
     assert 'id="placement"' not in plain
 
-    async def view() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def view() -> list[dict[str, Any]]:
+        views = []
         async with mcp_http_client(server.url, server.mint("bob", "readonly")) as mcp:
-            placed = await mcp.call_tool("get_plan", {"plan_id": plan.id})
-            local = await mcp.call_tool("get_plan", {"plan_id": here.id})
-        assert not placed.is_error and not local.is_error
-        assert placed.structured_content is not None and local.structured_content is not None
-        return placed.structured_content, local.structured_content
+            for one in (plan, here, big):
+                result = await mcp.call_tool("get_plan", {"plan_id": one.id})
+                assert not result.is_error and result.structured_content is not None, result.content
+                views.append(result.structured_content)
+        return views
 
-    placed, local = anyio.run(view)
+    placed, local, large = anyio.run(view)
     assert placed["placement"] == {
         "shard_digest": "d" * 64,
-        "shards": [{"node": "dc2", "hosts": ["web1"], "bundle_sha256": "e" * 64}],
+        "shards": [{"node": "dc2", "hosts_total": 1, "hosts": ["web1"], "hosts_omitted": 0, "bundle_sha256": "e" * 64}],
     }
     assert local.get("placement") is None
+    shards = large["placement"]["shards"]
+    assert [(s["node"], s["hosts_total"], len(s["hosts"]), s["hosts_omitted"]) for s in shards] == [
+        ("dc2", 4000, 100, 3900),
+        ("dc3", 2000, 100, 1900),
+    ]
+    assert shards[1]["hosts"][0] == "host-04000" and large["placement"]["shard_digest"] == "b" * 64
 
 
 def test_approve_needs_origin_and_csrf_then_works_once(server: RunningServer) -> None:
@@ -351,6 +371,15 @@ def test_run_page_refusals(server: RunningServer) -> None:
     with client(server) as c:
         sign_in(c, server, server.mint("dave", "file:read"))
         assert c.get(f"/review/runs/{run.id}").status_code == 403
+        assert c.get(f"/review/hosts/{'h' * 500}").status_code == 403
+    # A page refused for want of a scope leaves a denied record naming who asked for what.
+    views = [e for e in audit(server) if e.get("event") in ("review:run", "review:host")]
+    assert [(e["event"], e["principal"]["sub"], e["decision"], e["outcome"]) for e in views] == [
+        ("review:run", "dave", "denied", "denied"),
+        ("review:host", "dave", "denied", "denied"),
+    ]
+    assert views[0]["args"] == {"run_id": run.id} and "needs the readonly scope" in views[0]["error"]
+    assert views[1]["args"] == {"host": "h" * 200}, "a path parameter is capped in the audit record"
     with client(server) as c:
         sign_in(c, server, server.mint("carol", "readonly"))
         bad = c.get("/review/runs/not-a-run-id")
