@@ -356,7 +356,9 @@ async def test_slow_probes_do_not_delay_other_requests(make_settings: Callable[.
             assert not done, "pings finished before the busy sample: the test measured nothing"
         busy = statistics.median(busy_samples)
         assert len(done) == 20
-        assert busy <= idle * 1.5 + 0.02, (idle, busy)
+        # A probe that held the event loop would cost each /health call at least one ping
+        # interval (0.5 s); the slack is for a machine whose load shifts between the samples.
+        assert busy <= idle * 2 + 0.05, (idle, busy)
 
 
 async def test_probe_slots_bound_concurrency_and_waits(make_settings: Callable[..., Settings]) -> None:
