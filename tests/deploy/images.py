@@ -25,7 +25,7 @@ from pathlib import Path
 from tests.deploy.installs import clean_env, copy_source, pyenv_python, source_key
 from tests.helpers import REPO_ROOT, testbed_cache
 
-__all__ = ["BASE_TAG", "IMAGE_REPO", "build_image", "ensure_trixie_base", "wheelhouse"]
+__all__ = ["BASE_TAG", "IMAGE_REPO", "build_image", "ensure_trixie_base", "prune_old_images", "wheelhouse"]
 
 BASE_TAG = "tailops-base:trixie"
 IMAGE_REPO = "tailops-deploy"
@@ -101,4 +101,29 @@ def build_image(workdir: Path, wheel: Path) -> str:
     )
     assert proc.returncode == 0, f"docker build failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     shutil.rmtree(context, ignore_errors=True)
+    prune_old_images(keep=tag)
     return tag
+
+
+def prune_old_images(keep: str, newest: int = 3) -> list[str]:
+    """Remove what earlier builds left: the untagged build stages and every ``tailops-deploy``
+    tag but the ``newest`` few (each source change makes a new ~730 MB image; a developer's
+    engine would otherwise fill up). Never forced: an image a container still uses stays.
+    Returns the tags it removed."""
+    subprocess.run(
+        ["docker", "image", "prune", "-f", "--filter", "label=org.tailops.stage=build"],
+        capture_output=True,
+        check=False,
+    )
+    listed = subprocess.run(
+        ["docker", "image", "ls", IMAGE_REPO, "--format", "{{.CreatedAt}}\t{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    tags = [line.split("\t", 1)[1] for line in sorted(listed.stdout.splitlines(), reverse=True) if "\t" in line]
+    removed = []
+    for tag in [t for t in tags if t != keep][max(0, newest - 1) :]:
+        if subprocess.run(["docker", "rmi", tag], capture_output=True, check=False).returncode == 0:
+            removed.append(tag)
+    return removed
