@@ -6,7 +6,8 @@ must mean the real thing was exercised. ``make test`` installs and starts
 dockerd and builds the local images before pytest runs.
 
 Containers created by tests carry the label ``tailops.test=<session id>`` and a
-name starting ``tailops-test-``; the session removes what it created.
+name starting ``tailops-test-``; the session removes what it created, and at its start
+what sessions that were killed left behind (tests/testbed/sessions.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from tailops.config import Settings, load_config
 from tests.helpers import BASE_IMAGE, SESSION_ID, TEST_LABEL
+from tests.testbed import sessions
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +61,13 @@ def docker_client() -> Iterator[Any]:
             "or start dockerd yourself.",
             pytrace=False,
         )
+    sessions.register()
+    sessions.sweep_dead_sessions(client)
     yield client
     for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={SESSION_ID}"}):
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True, v=True)
+    sessions.unregister()
     client.close()
 
 

@@ -18,11 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from tests.bench.common import Row
+from tests.testbed import sessions
 
 HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
+    sessions.hold()  # its containers carry this session's label: no test session sweeps them
     wanted = set(argv)
     rows: list[Row] = []
     failures: list[str] = []

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import unique_name
+from tests.helpers import TEST_LABEL, unique_name
+from tests.testbed import sessions
 from tests.testbed.aptrepo import AptRepo, build_apt_repo
 from tests.testbed.hosts import HostFactory, HostSet, MakeHosts
 from tests.testbed.registry import LocalRegistry
@@ -157,3 +158,46 @@ def test_local_registry_serves_both_versions(
         for tag in ("1", "2", "bad"):
             with contextlib.suppress(Exception):
                 docker_client.images.remove(local_registry.image(tag), noprune=True)
+
+
+def test_a_killed_sessions_leftovers_are_swept_and_a_live_sessions_are_kept(
+    docker_client: Any, base_image: str
+) -> None:
+    """What a killed session left (its pid gone, or no registration at all: sessions from before
+    the registry) is removed at the next session's start; a running session's things stay."""
+    import uuid
+
+    dead_proc = subprocess.Popen(["true"])
+    dead_proc.wait()  # a pid that no longer runs
+    live_proc = subprocess.Popen(["sleep", "120"])
+    ids = {kind: f"sweep{kind}{uuid.uuid4().hex[:6]}" for kind in ("dead", "live", "unregistered")}
+    registry = sessions.registry_dir()
+    registry.mkdir(parents=True, exist_ok=True)
+    (registry / ids["dead"]).write_text(f"{dead_proc.pid}\n")
+    (registry / ids["live"]).write_text(f"{live_proc.pid}\n")
+    made = {
+        kind: docker_client.containers.create(
+            base_image, ["true"], name=unique_name(f"sweep-{kind}"), labels={TEST_LABEL: sid}
+        )
+        for kind, sid in ids.items()
+    }
+    network = docker_client.networks.create(unique_name("sweep-net"), labels={TEST_LABEL: ids["dead"]})
+    try:
+        removed = sessions.sweep_dead_sessions(docker_client)
+        assert made["dead"].name in removed and made["unregistered"].name in removed and network.name in removed
+        assert made["live"].name not in removed
+        left = {c.name for c in docker_client.containers.list(all=True, filters={"label": TEST_LABEL})}
+        assert made["live"].name in left
+        assert not {made["dead"].name, made["unregistered"].name} & left
+        assert not (registry / ids["dead"]).exists(), "a dead session's registration is removed too"
+        assert ids["live"] in sessions.live_sessions()
+    finally:
+        live_proc.kill()
+        live_proc.wait()
+        for path in (registry / ids["dead"], registry / ids["live"]):
+            path.unlink(missing_ok=True)
+        for container in made.values():
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+        with contextlib.suppress(Exception):
+            network.remove()
