@@ -37,6 +37,15 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
+def importers_of(top: str) -> list[str]:
+    """Modules of the package (paths under tailops/) that import ``top`` or anything under it."""
+    return sorted(
+        str(f.relative_to(PKG))
+        for f in PKG.rglob("*.py")
+        if any(m == top or m.startswith(f"{top}.") for m in imported_modules(f))
+    )
+
+
 def read_path_files() -> list[Path]:
     files: list[Path] = []
     for entry in READ_PATH:
@@ -94,32 +103,19 @@ def test_the_runtime_reaches_the_change_engine_only_through_its_services() -> No
 
 
 def test_only_the_docker_access_package_imports_the_docker_sdk() -> None:
-    importers = sorted(
-        str(f.relative_to(PKG))
-        for f in PKG.rglob("*.py")
-        if any(m == "docker" or m.startswith("docker.") for m in imported_modules(f))
-    )
+    importers = importers_of("docker")
     assert importers, "no module imports the Docker SDK: the check looks at the wrong names"
     assert all(path.startswith("monitor/containers/") for path in importers), importers
 
 
 def test_only_the_ansible_adapter_imports_ansible_runner() -> None:
     """One call into the library (tailops/changes/ansible/invoke.py), where its exceptions are translated."""
-    importers = sorted(
-        str(f.relative_to(REPO_ROOT))
-        for f in PKG.rglob("*.py")
-        if any(m == "ansible_runner" or m.startswith("ansible_runner.") for m in imported_modules(f))
-    )
-    assert importers == ["tailops/changes/ansible/invoke.py"]
+    assert importers_of("ansible_runner") == ["changes/ansible/invoke.py"]
 
 
 def test_only_the_ansible_room_and_its_plugins_import_ansible() -> None:
     """Ansible itself is loaded only inside ansible-playbook (the callback plugins), never by the server."""
-    importers = sorted(
-        str(f.relative_to(PKG))
-        for f in PKG.rglob("*.py")
-        if any(m == "ansible" or m.startswith("ansible.") for m in imported_modules(f))
-    )
+    importers = importers_of("ansible")
     assert importers, "no module imports ansible: the check looks at the wrong names"
     assert all(path.startswith("changes/ansible/callback_plugins/") for path in importers), importers
 
